@@ -1,0 +1,25 @@
+// swift-tools-version: 6.1
+// package-benchmark suites, kept apart from the main package so that `swift build` and `swift test`
+// there do not compile the benchmark harness. Run: `make bench` (or `swift package benchmark` here).
+import PackageDescription
+
+let package = Package(
+    name: "SignTransferBenchmarks",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "IngestBenchmark",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Dataset", package: "SignTransfer"),
+                .product(name: "PipelineKit", package: "SignTransfer"),
+            ],
+            path: "Benchmarks/IngestBenchmark",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)

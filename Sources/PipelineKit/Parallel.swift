@@ -1,0 +1,20 @@
+import Dispatch
+
+/// Runs `body(0..<iterations)` across the machine's cores and returns when all are done. The body
+/// may capture pointers: callers promise that iterations touch disjoint memory.
+public func parallelFor(_ iterations: Int, _ body: (Int) -> Void) {
+    if iterations == 1 {
+        body(0)
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let shared = UncheckedSendable(body)
+        DispatchQueue.concurrentPerform(iterations: iterations) { shared.value($0) }
+    }
+}
+
+/// Wraps a value whose concurrent use is safe by construction (disjoint slots, read-only bytes).
+public struct UncheckedSendable<T>: @unchecked Sendable {
+    public var value: T
+    public init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Dataset
+import Foundation
+import PipelineKit
+
+struct IngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Read Sign Language MNIST CSVs (Kaggle layout) into images.sqlite.",
+        discussion: """
+            Each CSV has an optional header 'label,pixel1,...,pixel784' and one image a row: a label \
+            (0-24, not 9) and 784 grey levels. Errors are printed as FILE:LINE:COLUMN; on any error \
+            nothing is written and an earlier output stays as it was.
+            """)
+
+    @Option(help: ArgumentHelp("The training split's CSV.", valueName: "file"))
+    var train: String?
+
+    @Option(help: ArgumentHelp("The test split's CSV.", valueName: "file"))
+    var test: String?
+
+    @Option(name: .customLong("split"), help: ArgumentHelp("Another split, as NAME=FILE (repeatable).", valueName: "name=file"))
+    var extraSplits: [String] = []
+
+    @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
+    var output: String = "images.sqlite"
+
+    @Option(help: "How many input errors to report before stopping.")
+    var maxErrors: Int = 20
+
+    func run() throws {
+        var splits: [(name: String, file: URL)] = []
+        if let train { splits.append(("train", URL(fileURLWithPath: train))) }
+        if let test { splits.append(("test", URL(fileURLWithPath: test))) }
+        for entry in extraSplits {
+            guard let equals = entry.firstIndex(of: "=") else {
+                throw ValidationError("--split expects NAME=FILE, found '\(entry)'")
+            }
+            splits.append((String(entry[..<equals]), URL(fileURLWithPath: String(entry[entry.index(after: equals)...]))))
+        }
+        let started = Date()
+        let report = try Ingest.run(.init(splits: splits, output: URL(fileURLWithPath: output), maxErrors: maxErrors))
+        for split in report.splits {
+            print("\(split.name): \(split.rows) images from \(split.path) (sha256 \(split.sha256.prefix(12)))")
+            let counts = split.classCounts.keys.sorted().map { "\(SignLetters.letter($0)) \(split.classCounts[$0]!)" }
+            print("  \(split.classCounts.count) classes: " + counts.joined(separator: "  "))
+        }
+        for warning in report.warnings { printError("warning: \(warning)") }
+        let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
+        print("wrote \(output): \(report.imageCount) images, content \(report.contentSHA256.prefix(12)), \(seconds) s")
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+do {
+    var command = try IngestCommand.parseAsRoot()
+    try command.run()
+} catch let error as LocatedErrors {
+    printError(error.description)
+    exit(1)
+} catch let error as StageError {
+    printError("ingest: error: \(error.description)")
+    exit(1)
+} catch {
+    IngestCommand.exit(withError: error)
+}
