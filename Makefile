@@ -17,6 +17,7 @@ build: deps
 run: build
 	@mkdir -p $(OUT)
 	$(BIN)/ingest --train $(SAMPLE)/train.csv --test $(SAMPLE)/test.csv --output $(OUT)/images.sqlite
+	$(BIN)/preprocess --input $(OUT)/images.sqlite --output $(OUT)/preprocessed.sqlite --size 224
 
 # Release, because the numeric tests (ResNet50 parity) are 10-100x slower in a debug build.
 test: deps

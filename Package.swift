@@ -7,7 +7,9 @@ let package = Package(
     products: [
         .library(name: "PipelineKit", targets: ["PipelineKit"]),
         .library(name: "Dataset", targets: ["Dataset"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
         .executable(name: "ingest", targets: ["ingest"]),
+        .executable(name: "preprocess", targets: ["preprocess"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -23,10 +25,21 @@ let package = Package(
             name: "Dataset",
             dependencies: ["PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .target(
+            name: "Imaging",
+            dependencies: ["CPNG", "Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .executableTarget(
+            name: "preprocess",
+            dependencies: ["Imaging", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "ingest",
             dependencies: ["Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .target(name: "Fixtures", path: "Tests/Fixtures"),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit"]),
     ]

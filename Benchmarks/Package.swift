@@ -1,7 +1,11 @@
 // swift-tools-version: 6.1
 // package-benchmark suites, kept apart from the main package so that `swift build` and `swift test`
 // there do not compile the benchmark harness. Run: `make bench` (or `swift package benchmark` here).
+import Foundation
 import PackageDescription
+
+// A path dependency is known by its folder's name, which depends on where the repository was cloned.
+let mainPackage = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 
 let package = Package(
     name: "SignTransferBenchmarks",
@@ -15,8 +19,8 @@ let package = Package(
             name: "IngestBenchmark",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "Dataset", package: "SignTransfer"),
-                .product(name: "PipelineKit", package: "SignTransfer"),
+                .product(name: "Dataset", package: mainPackage),
+                .product(name: "PipelineKit", package: mainPackage),
             ],
             path: "Benchmarks/IngestBenchmark",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

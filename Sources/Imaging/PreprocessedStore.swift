@@ -1,0 +1,62 @@
+import Dataset
+import Foundation
+import GRDB
+
+/// `preprocessed.sqlite`, the preprocess stage's output:
+/// - `images(id, split, label, width, height, channels, png)`: ids as in images.sqlite, `png` an
+///   8-bit RGB PNG of the resized image;
+/// - `params(key, value)`: how the images were made (size, method, rounding, input content hash);
+/// - `meta`: kind `signtransfer.preprocessed`, `content_sha256` over the rows in id order.
+public enum PreprocessedStore {
+    public static let kind = "signtransfer.preprocessed"
+
+    public static func createTables(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE images (
+                id INTEGER PRIMARY KEY NOT NULL,
+                split TEXT NOT NULL,
+                label INTEGER NOT NULL,
+                width INTEGER NOT NULL,
+                height INTEGER NOT NULL,
+                channels INTEGER NOT NULL,
+                png BLOB NOT NULL
+            );
+            CREATE TABLE params (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+            """)
+    }
+
+    public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
+        try Artifact.open(url, kind: kind, role: "a preprocess output (preprocessed.sqlite)")
+    }
+
+    public static func params(_ queue: DatabaseQueue) throws -> [String: String] {
+        try queue.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM params")
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["key"] as String, $0["value"] as String) })
+        }
+    }
+
+    public struct Image: Sendable {
+        public var id: Int
+        public var split: String
+        public var label: Int
+        public var png: Data
+    }
+
+    /// Reads images in id order after `after`, `batch` at a time.
+    public static func forEachBatch(_ queue: DatabaseQueue, after start: Int = 0, batch: Int = 256,
+                                    _ body: ([Image]) throws -> Void) throws {
+        var after = start
+        while true {
+            let images = try queue.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, split, label, png FROM images WHERE id > ? ORDER BY id LIMIT ?",
+                                 arguments: [after, batch]).map {
+                    Image(id: $0["id"], split: $0["split"], label: $0["label"], png: $0["png"])
+                }
+            }
+            guard let last = images.last else { return }
+            after = last.id
+            try body(images)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+/// Bilinear resizing with the semantics of TensorFlow's `tf.image.resize(method="bilinear")`:
+/// half-pixel centres, no antialiasing, float32 arithmetic in TensorFlow's order, so that results
+/// agree to float rounding.
+public struct BilinearResize: Sendable {
+    public let inputWidth: Int, inputHeight: Int, outputWidth: Int, outputHeight: Int
+
+    /// For one output coordinate: the two input coordinates it blends and the weight of the upper.
+    struct Tap: Sendable {
+        var lower: Int
+        var upper: Int
+        var lerp: Float
+    }
+
+    let xTaps: [Tap]
+    let yTaps: [Tap]
+
+    public init(from input: (width: Int, height: Int), to output: (width: Int, height: Int)) {
+        inputWidth = input.width
+        inputHeight = input.height
+        outputWidth = output.width
+        outputHeight = output.height
+        xTaps = Self.taps(input: input.width, output: output.width)
+        yTaps = Self.taps(input: input.height, output: output.height)
+    }
+
+    /// TensorFlow's `compute_interpolation_weights` with half-pixel centres: the lerp is taken from
+    /// the unclamped floor, the indices are clamped to the image.
+    static func taps(input: Int, output: Int) -> [Tap] {
+        let scale = Float(input) / Float(output)
+        return (0 ..< output).map { index in
+            let position = (Float(index) + 0.5) * scale - 0.5
+            let floor = position.rounded(.down)
+            return Tap(lower: max(Int(floor), 0), upper: min(Int(position.rounded(.up)), input - 1), lerp: position - floor)
+        }
+    }
+
+    /// Resizes one grey image (`inputHeight x inputWidth` bytes, row-major) to floats
+    /// (`outputHeight x outputWidth`, row-major), before any rounding.
+    public func resize(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<Float>) {
+        precondition(input.count == inputWidth * inputHeight && output.count == outputWidth * outputHeight)
+        for y in 0 ..< outputHeight {
+            let yTap = yTaps[y]
+            let top = yTap.lower * inputWidth, bottom = yTap.upper * inputWidth
+            for x in 0 ..< outputWidth {
+                let xTap = xTaps[x]
+                let topLeft = Float(input[top + xTap.lower]), topRight = Float(input[top + xTap.upper])
+                let bottomLeft = Float(input[bottom + xTap.lower]), bottomRight = Float(input[bottom + xTap.upper])
+                let upper = topLeft + (topRight - topLeft) * xTap.lerp
+                let lower = bottomLeft + (bottomRight - bottomLeft) * xTap.lerp
+                output[y * outputWidth + x] = upper + (lower - upper) * yTap.lerp
+            }
+        }
+    }
+
+    /// Resizes, rounds half to even, clips to 0-255 and writes each pixel `channels` times
+    /// (grey replicated to RGB when `channels` is 3).
+    public func resizeToBytes(_ input: UnsafeBufferPointer<UInt8>, channels: Int, into output: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(output.count == outputWidth * outputHeight * channels)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: outputWidth * outputHeight) { floats in
+            resize(input, into: floats)
+            for (index, value) in floats.enumerated() {
+                let byte = UInt8(min(255, max(0, value.rounded(.toNearestOrEven))))
+                for channel in 0 ..< channels { output[index * channels + channel] = byte }
+            }
+        }
+    }
+}

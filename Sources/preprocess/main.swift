@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import PipelineKit
+
+struct PreprocessCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "preprocess",
+        abstract: "Resize the 28x28 grey images to SxS and replicate them to RGB, as PNGs in SQLite.",
+        discussion: """
+            Bilinear resizing with tf.image.resize's semantics (half-pixel centres, no antialiasing), \
+            rounded half to even. Also writes contact-sheet.png beside the output: one row per letter.
+            """)
+
+    @Option(help: ArgumentHelp("The ingest output to read.", valueName: "file"))
+    var input: String = "images.sqlite"
+
+    @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
+    var output: String = "preprocessed.sqlite"
+
+    @Option(help: "The side of the square output images, 32 to 512.")
+    var size: Int = 224
+
+    @Option(help: ArgumentHelp("Also write each image as DIR/SPLIT-ID-LETTER.png.", valueName: "dir"))
+    var export: String?
+
+    @Option(help: "With --export, write at most this many files.")
+    var limit: Int?
+
+    func run() throws {
+        let started = Date()
+        let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,
+                                              export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit))
+        let seconds = Date().timeIntervalSince(started)
+        print(String(format: "wrote %@: %d images at %dx%d, %.1f MB, content %@, %.2f s (%.0f images/s)", output, report.images, size, size,
+                     Double(report.outputBytes) / 1e6, String(report.contentSHA256.prefix(12)), seconds, Double(report.images) / seconds))
+        print("contact sheet: \(report.contactSheet.path)")
+        if let export { print("exported \(report.exported) PNG files to \(export)") }
+    }
+}
+
+do {
+    var command = try PreprocessCommand.parseAsRoot()
+    try command.run()
+} catch let error as StageError {
+    FileHandle.standardError.write(Data("preprocess: error: \(error.description)\n".utf8))
+    exit(1)
+} catch {
+    PreprocessCommand.exit(withError: error)
+}

@@ -1,0 +1,102 @@
+import Dataset
+import Fixtures
+import Foundation
+import GRDB
+import Imaging
+import PipelineKit
+import Testing
+
+@Suite struct PreprocessStage {
+    /// An ingest output of the real sample, in a fresh folder.
+    func ingested() throws -> (folder: URL, images: URL) {
+        let folder = try Fixtures.temporaryFolder()
+        let images = folder.appendingPathComponent("images.sqlite")
+        _ = try Ingest.run(.init(splits: [("train", Fixtures.sample.appendingPathComponent("train.csv")),
+                                          ("test", Fixtures.sample.appendingPathComponent("test.csv"))], output: images))
+        return (folder, images)
+    }
+
+    @Test func storedPNGsDecodeToTheResizedReplicatedImages() throws {
+        let (folder, images) = try ingested()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("preprocessed.sqlite")
+        let report = try Preprocess.run(.init(input: images, output: output, size: 32, showProgress: false))
+        #expect(report.images == 199)
+
+        let (queue, meta) = try PreprocessedStore.open(output)
+        #expect(meta[Artifact.contentKey] == report.contentSHA256)
+        let params = try PreprocessedStore.params(queue)
+        #expect(params["size"] == "32")
+        #expect(params["channels"] == "3")
+        let (source, _) = try ImagesStore.open(images)
+        var originals: [Int: [UInt8]] = [:]
+        try ImagesStore.forEachBatch(source) { for image in $0 { originals[image.id] = image.pixels } }
+        let resize = BilinearResize(from: (28, 28), to: (32, 32))
+        var seen = 0
+        try PreprocessedStore.forEachBatch(queue, batch: 64) { batch in
+            for image in batch {
+                let bitmap = try PNG.decode(image.png, channels: 3)
+                var expected = [UInt8](repeating: 0, count: 32 * 32 * 3)
+                originals[image.id]!.withUnsafeBufferPointer { g in expected.withUnsafeMutableBufferPointer { resize.resizeToBytes(g, channels: 3, into: $0) } }
+                #expect(bitmap.width == 32 && bitmap.height == 32)
+                #expect(bitmap.pixels == expected)
+                seen += 1
+            }
+        }
+        #expect(seen == 199)
+    }
+
+    @Test func contactSheetAndExportAreReadablePNGs() throws {
+        let (folder, images) = try ingested()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let export = folder.appendingPathComponent("export")
+        let report = try Preprocess.run(.init(input: images, output: folder.appendingPathComponent("p.sqlite"), size: 64,
+                                              export: export, exportLimit: 5, showProgress: false))
+        let sheet = try PNG.decode(try Data(contentsOf: report.contactSheet), channels: 1)
+        // 24 letters, one row each.
+        #expect(sheet.height >= 24 * 56)
+        let files = try FileManager.default.contentsOfDirectory(atPath: export.path).sorted()
+        let labels = try String(contentsOf: Fixtures.sample.appendingPathComponent("train.csv"), encoding: .utf8)
+            .split(separator: "\n").dropFirst().prefix(5).map { Int($0.prefix { $0 != "," })! }
+        #expect(files == labels.enumerated().map { "train-\($0.offset + 1)-\(SignLetters.letter($0.element)).png" }.sorted())
+        let first = try PNG.decode(try Data(contentsOf: export.appendingPathComponent(files[0])), channels: 3)
+        #expect(first.width == 64)
+    }
+
+    @Test func sameInputSameContent() throws {
+        let (folder, images) = try ingested()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let a = try Preprocess.run(.init(input: images, output: folder.appendingPathComponent("a.sqlite"), size: 40, showProgress: false))
+        let b = try Preprocess.run(.init(input: images, output: folder.appendingPathComponent("b.sqlite"), size: 40, showProgress: false))
+        #expect(a.contentSHA256 == b.contentSHA256)
+        #expect(try Data(contentsOf: folder.appendingPathComponent("a.sqlite")) == Data(contentsOf: folder.appendingPathComponent("b.sqlite")))
+    }
+
+    @Test func errorsLeaveTheEarlierOutputAlone() throws {
+        let (folder, images) = try ingested()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("preprocessed.sqlite")
+        _ = try Preprocess.run(.init(input: images, output: output, size: 32, showProgress: false))
+        let before = try Data(contentsOf: output)
+
+        for size in [31, 513] {
+            #expect(throws: StageError.self) { try Preprocess.run(.init(input: images, output: output, size: size, showProgress: false)) }
+        }
+        // A preprocess output is not an ingest output.
+        let wrongKind = #expect(throws: StageError.self) {
+            try Preprocess.run(.init(input: output, output: folder.appendingPathComponent("x.sqlite"), size: 32, showProgress: false))
+        }
+        #expect(wrongKind?.description.contains("expected an ingest output") == true)
+        // Not SQLite at all.
+        let text = folder.appendingPathComponent("notes.sqlite")
+        try Data("hello".utf8).write(to: text)
+        #expect(throws: StageError.self) {
+            try Preprocess.run(.init(input: text, output: folder.appendingPathComponent("y.sqlite"), size: 32, showProgress: false))
+        }
+        #expect(throws: StageError.self) {
+            try Preprocess.run(.init(input: images, output: URL(fileURLWithPath: "/nonexistent/p.sqlite"), size: 32, showProgress: false))
+        }
+        #expect(try Data(contentsOf: output) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains(".tmp-") }.isEmpty)
+    }
+}

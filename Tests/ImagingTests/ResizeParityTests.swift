@@ -1,0 +1,62 @@
+import Fixtures
+import Foundation
+import Imaging
+import Testing
+
+@Suite struct ResizeParity {
+    @Test(arguments: [32, 64, 224])
+    func matchesTensorFlowBeforeAndAfterRounding(size: Int) throws {
+        let source = try NPY(Fixtures.parity.appendingPathComponent("source_28.npy"))
+        let resized = try NPY(Fixtures.parity.appendingPathComponent("resized_\(size).npy")).floats
+        let inputs = try NPY(Fixtures.parity.appendingPathComponent("inputs_\(size).npy")).bytes
+        #expect(source.shape == [4, 28, 28])
+        let resize = BilinearResize(from: (28, 28), to: (size, size))
+        let pixels = source.bytes
+        var worst: Float = 0
+        for image in 0 ..< 4 {
+            let grey = Array(pixels[image * 784 ..< (image + 1) * 784])
+            var floats = [Float](repeating: 0, count: size * size)
+            grey.withUnsafeBufferPointer { g in floats.withUnsafeMutableBufferPointer { resize.resize(g, into: $0) } }
+            for (ours, theirs) in zip(floats, resized[image * size * size ..< (image + 1) * size * size]) {
+                worst = max(worst, abs(ours - theirs))
+            }
+            var rgb = [UInt8](repeating: 0, count: size * size * 3)
+            grey.withUnsafeBufferPointer { g in rgb.withUnsafeMutableBufferPointer { resize.resizeToBytes(g, channels: 3, into: $0) } }
+            #expect(rgb == Array(inputs[image * size * size * 3 ..< (image + 1) * size * size * 3]), "image \(image) at \(size)")
+        }
+        #expect(worst <= 1e-3, "largest difference from tf.image.resize: \(worst)")
+    }
+
+    @Test func identityWhenSizesMatch() {
+        let grey = (0 ..< 784).map { UInt8($0 % 256) }
+        let resize = BilinearResize(from: (28, 28), to: (28, 28))
+        var out = [UInt8](repeating: 0, count: 784)
+        grey.withUnsafeBufferPointer { g in out.withUnsafeMutableBufferPointer { resize.resizeToBytes(g, channels: 1, into: $0) } }
+        #expect(out == grey)
+    }
+}
+
+@Suite struct PNGCodec {
+    @Test(arguments: [1, 3, 4])
+    func roundTrip(channels: Int) throws {
+        let pixels = (0 ..< 37 * 23 * channels).map { UInt8(($0 * 7) % 256) }
+        let bitmap = Bitmap(width: 37, height: 23, channels: channels, pixels: pixels)
+        for fast in [false, true] {
+            let decoded = try PNG.decode(try PNG.encode(bitmap, fast: fast), channels: channels)
+            #expect(decoded == bitmap)
+        }
+    }
+
+    @Test func greyDecodesToReplicatedRGB() throws {
+        let grey = Bitmap(width: 5, height: 4, channels: 1, pixels: (0 ..< 20).map { UInt8($0 * 12) })
+        let rgb = try PNG.decode(try PNG.encode(grey), channels: 3)
+        #expect(rgb.pixels == grey.pixels.flatMap { [$0, $0, $0] })
+    }
+
+    @Test func garbageAndTruncationAreErrors() throws {
+        #expect(throws: PNGError.self) { try PNG.decode(Data("not a png at all".utf8), channels: 3) }
+        #expect(throws: PNGError.self) { try PNG.decode(Data(), channels: 3) }
+        let good = try PNG.encode(Bitmap(width: 64, height: 64, channels: 3, pixels: (0 ..< 64 * 64 * 3).map { UInt8($0 % 251) }))
+        #expect(throws: PNGError.self) { try PNG.decode(good.prefix(good.count / 2), channels: 3) }
+    }
+}
