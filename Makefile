@@ -21,7 +21,7 @@ run: build
 
 # Release, because the numeric tests (ResNet50 parity) are 10-100x slower in a debug build.
 test: deps
-	$(SWIFT) test $(CONFIG)
+	$(SWIFT) test $(CONFIG) --disable-testable-imports
 
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-directory .benchmarkBaselines benchmark

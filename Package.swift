@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "PipelineKit", targets: ["PipelineKit"]),
         .library(name: "Dataset", targets: ["Dataset"]),
         .library(name: "Imaging", targets: ["Imaging"]),
+        .library(name: "Backbone", targets: ["Backbone"]),
         .executable(name: "ingest", targets: ["ingest"]),
         .executable(name: "preprocess", targets: ["preprocess"]),
     ],
@@ -30,6 +31,13 @@ let package = Package(
             name: "Imaging",
             dependencies: ["CPNG", "Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .target(
+            name: "Backbone",
+            dependencies: ["CBLAS", "CHDF5", "Imaging", "Dataset", "PipelineKit",
+                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "preprocess",
             dependencies: ["Imaging", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -40,6 +48,7 @@ let package = Package(
         ),
         .target(name: "Fixtures", path: "Tests/Fixtures"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit"]),
     ]

@@ -1,0 +1,185 @@
+import Foundation
+
+/// Keras's ResNet50 v1 with `include_top=False` and global average pooling: 224x224x3 (or any size
+/// from 32 up) caffe-preprocessed NHWC in, 2048 features out. BatchNorm is folded into each
+/// convolution's weights and bias at load time, so inference is convolutions and pooling only.
+public final class ResNet50: Sendable {
+    public static let featureCount = 2048
+    public static let minimumSize = 32
+    static let epsilon = 1.001e-5
+    /// Keras "caffe" preprocessing: channels reordered to BGR, then these means subtracted.
+    public static let bgrMeans: [Float] = [103.939, 116.779, 123.68]
+
+    /// A convolution with BatchNorm folded in: `weights[size*size*input x output]`, `bias[output]`.
+    struct Conv {
+        var size: Int, stride: Int, pad: Int, input: Int, output: Int
+        var weights: [Float]
+        var bias: [Float]
+
+        func outputShape(_ shape: Shape) -> Shape {
+            Shape(count: shape.count, height: (shape.height + 2 * pad - size) / stride + 1,
+                  width: (shape.width + 2 * pad - size) / stride + 1, channels: output)
+        }
+    }
+
+    /// A bottleneck block: 1x1 reduce, 3x3, 1x1 expand, plus a 1x1 projection on the first block of a stage.
+    struct Block {
+        var reduce: Conv, spatial: Conv, expand: Conv
+        var shortcut: Conv?
+    }
+
+    let stem: Conv
+    let blocks: [Block]
+
+    /// Builds the network from `weights`, checking every layer's presence and shape.
+    public init(weights: BackboneWeights) throws {
+        func conv(_ name: String, size: Int, stride: Int, pad: Int, input: Int, output: Int) throws -> Conv {
+            let raw = try weights.conv(name + "_conv", size: size, input: input, output: output)
+            let norm = try weights.batchNorm(name + "_bn", channels: output)
+            return Self.fold(raw, norm, size: size, stride: stride, pad: pad, input: input, output: output)
+        }
+        stem = try conv("conv1", size: 7, stride: 2, pad: 3, input: 3, output: 64)
+        var blocks: [Block] = []
+        var channels = 64
+        for (stage, (filters, count)) in [(64, 3), (128, 4), (256, 6), (512, 3)].enumerated() {
+            for index in 1 ... count {
+                let name = "conv\(stage + 2)_block\(index)"
+                let stride = index == 1 && stage > 0 ? 2 : 1
+                let shortcut = index == 1 ? try conv(name + "_0", size: 1, stride: stride, pad: 0, input: channels, output: filters * 4) : nil
+                blocks.append(Block(
+                    reduce: try conv(name + "_1", size: 1, stride: stride, pad: 0, input: channels, output: filters),
+                    spatial: try conv(name + "_2", size: 3, stride: 1, pad: 1, input: filters, output: filters),
+                    expand: try conv(name + "_3", size: 1, stride: 1, pad: 0, input: filters, output: filters * 4),
+                    shortcut: shortcut))
+                channels = filters * 4
+            }
+        }
+        self.blocks = blocks
+    }
+
+    /// BN(conv(x) + b) = conv(x) * s + (b - mean) * s + beta with s = gamma / sqrt(variance + eps),
+    /// computed in double so that folding adds no error of its own.
+    static func fold(_ conv: ConvWeights, _ norm: BatchNormWeights, size: Int, stride: Int, pad: Int, input: Int, output: Int) -> Conv {
+        let scale = (0 ..< output).map { Double(norm.gamma[$0]) / (Double(norm.variance[$0]) + epsilon).squareRoot() }
+        var weights = conv.kernel
+        for row in 0 ..< size * size * input {
+            for o in 0 ..< output { weights[row * output + o] = Float(Double(weights[row * output + o]) * scale[o]) }
+        }
+        let bias = (0 ..< output).map { Float((Double(conv.bias[$0]) - Double(norm.mean[$0])) * scale[$0] + Double(norm.beta[$0])) }
+        return Conv(size: size, stride: stride, pad: pad, input: input, output: output, weights: weights, bias: bias)
+    }
+
+    /// Buffers for one batch size and image size, allocated once and reused across batches.
+    public final class Workspace {
+        let count: Int, size: Int
+        let activations: [UnsafeMutablePointer<Float>]
+        let columns: UnsafeMutablePointer<Float>
+        let capacity: Int, columnCapacity: Int
+
+        init(network: ResNet50, count: Int, size: Int) {
+            self.count = count
+            self.size = size
+            let (largest, largestColumns) = network.bufferSizes(count: count, size: size)
+            let capacity = max(largest, count * size * size * 3)
+            self.capacity = capacity
+            columnCapacity = max(largestColumns, 1)
+            activations = (0 ..< 4).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: capacity) }
+            columns = UnsafeMutablePointer<Float>.allocate(capacity: columnCapacity)
+        }
+
+        deinit {
+            activations.forEach { $0.deallocate() }
+            columns.deallocate()
+        }
+    }
+
+    /// The largest activation and the largest im2col matrix, in floats, for a batch.
+    func bufferSizes(count: Int, size: Int) -> (activation: Int, columns: Int) {
+        var largest = 0, largestColumns = 0
+        func visit(_ conv: Conv, _ input: Shape) -> Shape {
+            let out = conv.outputShape(input)
+            largest = max(largest, out.elements)
+            if conv.size > 1 || conv.stride > 1 { largestColumns = max(largestColumns, out.rows * conv.size * conv.size * conv.input) }
+            return out
+        }
+        var shape = visit(stem, Shape(count: count, height: size, width: size, channels: 3))
+        for block in blocks {
+            if let shortcut = block.shortcut { _ = visit(shortcut, shape) }
+            shape = visit(block.expand, visit(block.spatial, visit(block.reduce, shape)))
+        }
+        return (largest, largestColumns)
+    }
+
+    public func makeWorkspace(count: Int, size: Int) -> Workspace {
+        precondition(size >= Self.minimumSize, "ResNet50 needs inputs of at least \(Self.minimumSize)x\(Self.minimumSize)")
+        return Workspace(network: self, count: count, size: size)
+    }
+
+    /// `output = relu?(conv(input) + bias [+ output when accumulate])`: the residual add rides on
+    /// sgemm's beta, so the shortcut already in `output` is added for free.
+    func run(_ conv: Conv, _ input: UnsafeMutablePointer<Float>, _ shape: Shape, into output: UnsafeMutablePointer<Float>,
+             columns: UnsafeMutablePointer<Float>, accumulate: Bool = false, relu: Bool) -> Shape {
+        let out = conv.outputShape(shape)
+        let k = conv.size * conv.size * conv.input
+        var a = UnsafePointer(input)
+        if conv.size > 1 || conv.stride > 1 {
+            Kernels.im2col(input, shape, size: conv.size, stride: conv.stride, pad: conv.pad, output: out, into: columns)
+            a = UnsafePointer(columns)
+        }
+        conv.weights.withUnsafeBufferPointer { w in
+            Kernels.gemm(m: out.rows, n: conv.output, k: k, a: a, b: w.baseAddress!, c: output, beta: accumulate ? 1 : 0)
+        }
+        conv.bias.withUnsafeBufferPointer { b in
+            Kernels.biasActivation(output, rows: out.rows, channels: conv.output, bias: b.baseAddress!, relu: relu)
+        }
+        return out
+    }
+
+    /// Features of `count` images (`count x size x size x 3` floats, caffe-preprocessed, in
+    /// `workspace.activations[0]`) into `features[count x 2048]`.
+    public func forward(_ workspace: Workspace, count: Int, into features: UnsafeMutablePointer<Float>) {
+        precondition(count <= workspace.count)
+        let buffers = workspace.activations
+        let columns = workspace.columns
+        var shape = Shape(count: count, height: workspace.size, width: workspace.size, channels: 3)
+        shape = run(stem, buffers[0], shape, into: buffers[1], columns: columns, relu: true)
+        let pooled = Shape(count: count, height: (shape.height - 1) / 2 + 1, width: (shape.width - 1) / 2 + 1, channels: shape.channels)
+        Kernels.maxPool3x3s2(buffers[1], shape, output: pooled, into: buffers[0])
+        shape = pooled
+        // x: the block input; the block output lands in the shortcut's buffer (or in x's own, for an
+        // identity shortcut), so nothing is ever copied.
+        var x = 0
+        for block in blocks {
+            let free = (0 ..< 4).filter { $0 != x }
+            var residual = x
+            if let shortcut = block.shortcut {
+                residual = free[2]
+                _ = run(shortcut, buffers[x], shape, into: buffers[residual], columns: columns, relu: false)
+            }
+            let reduced = run(block.reduce, buffers[x], shape, into: buffers[free[0]], columns: columns, relu: true)
+            let spatial = run(block.spatial, buffers[free[0]], reduced, into: buffers[free[1]], columns: columns, relu: true)
+            shape = run(block.expand, buffers[free[1]], spatial, into: buffers[residual], columns: columns, accumulate: true, relu: true)
+            x = residual
+        }
+        Kernels.globalAveragePool(buffers[x], shape, into: features)
+    }
+
+    /// Caffe preprocessing of RGB bytes (`pixels x 3`) into the network's input floats: BGR order,
+    /// ImageNet means subtracted, no scaling.
+    public static func preprocess(rgb: UnsafeBufferPointer<UInt8>, into input: UnsafeMutablePointer<Float>) {
+        for pixel in 0 ..< rgb.count / 3 {
+            input[pixel * 3] = Float(rgb[pixel * 3 + 2]) - bgrMeans[0]
+            input[pixel * 3 + 1] = Float(rgb[pixel * 3 + 1]) - bgrMeans[1]
+            input[pixel * 3 + 2] = Float(rgb[pixel * 3]) - bgrMeans[2]
+        }
+    }
+
+    /// Convenience for whole arrays: RGB bytes of `count` images in, `count x 2048` features out.
+    public func features(rgb: [UInt8], count: Int, size: Int, workspace: Workspace? = nil) -> [Float] {
+        let workspace = workspace ?? makeWorkspace(count: count, size: size)
+        rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.activations[0]) }
+        var out = [Float](repeating: 0, count: count * Self.featureCount)
+        out.withUnsafeMutableBufferPointer { forward(workspace, count: count, into: $0.baseAddress!) }
+        return out
+    }
+}

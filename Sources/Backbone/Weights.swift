@@ -1,0 +1,132 @@
+import Foundation
+
+/// A convolution's kernel, HWIO as Keras stores it (`[kh, kw, in, out]` flattened), and its bias.
+public struct ConvWeights: Sendable {
+    public var kernel: [Float]
+    public var bias: [Float]
+}
+
+/// BatchNorm's four vectors, one value per channel.
+public struct BatchNormWeights: Sendable {
+    public var gamma: [Float]
+    public var beta: [Float]
+    public var mean: [Float]
+    public var variance: [Float]
+}
+
+/// Where a backbone's weights come from: a Keras file or a seeded random initialisation.
+public protocol BackboneWeights {
+    /// Conv layer `name` with a `size x size x input x output` kernel.
+    func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights
+    func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights
+}
+
+/// Weights from a Keras HDF5 weights file, in the Keras 2 layout (fixed-length byte-string
+/// attributes, weight names ending in `:0`, as the official ResNet50 file) or the Keras 3 one
+/// (variable-length strings, no suffix): `/<layer>` carries `weight_names`, and each weight is the
+/// dataset `/<layer>/<weight name>`.
+public final class KerasWeightsFile: BackboneWeights {
+    let file: HDF5File
+    public var path: String { file.path }
+
+    public init(_ url: URL) throws {
+        file = try HDF5File(url)
+    }
+
+    /// The layer's weights by short name (`kernel`, `bias`, `gamma`, ...), with their shapes.
+    func weights(of layer: String) throws -> [String: (shape: [Int], values: [Float])] {
+        guard file.exists("/" + layer) else {
+            throw WeightsError("\(path): layer '\(layer)' is missing (is this a ResNet50 notop weights file?)")
+        }
+        guard let names = try file.strings(attribute: "weight_names", of: "/" + layer) else {
+            throw WeightsError("\(path): layer '\(layer)' has no 'weight_names' attribute (not a Keras weights file?)")
+        }
+        var result: [String: (shape: [Int], values: [Float])] = [:]
+        for name in names {
+            var short = String(name.split(separator: "/").last ?? "")
+            if short.hasSuffix(":0") { short.removeLast(2) }
+            let datasetPath = "/\(layer)/\(name)"
+            guard file.exists(datasetPath) else {
+                throw WeightsError("\(path): layer '\(layer)' names weight '\(name)' but \(datasetPath) is missing")
+            }
+            result[short] = try file.floats(dataset: datasetPath)
+        }
+        return result
+    }
+
+    func take(_ weights: [String: (shape: [Int], values: [Float])], _ key: String, layer: String, shape: [Int]) throws -> [Float] {
+        guard let found = weights[key] else {
+            throw WeightsError("\(path): layer '\(layer)' has no '\(key)' weight (found: \(weights.keys.sorted().joined(separator: ", ")))")
+        }
+        guard found.shape == shape else {
+            throw WeightsError("\(path): layer '\(layer)' weight '\(key)': expected shape \(shape), found \(found.shape)")
+        }
+        return found.values
+    }
+
+    public func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights {
+        let weights = try self.weights(of: name)
+        let kernel = try take(weights, "kernel", layer: name, shape: [size, size, input, output])
+        let bias = weights["bias"] == nil ? [Float](repeating: 0, count: output)
+            : try take(weights, "bias", layer: name, shape: [output])
+        return ConvWeights(kernel: kernel, bias: bias)
+    }
+
+    public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights {
+        let weights = try self.weights(of: name)
+        return BatchNormWeights(gamma: try take(weights, "gamma", layer: name, shape: [channels]),
+                                beta: try take(weights, "beta", layer: name, shape: [channels]),
+                                mean: try take(weights, "moving_mean", layer: name, shape: [channels]),
+                                variance: try take(weights, "moving_variance", layer: name, shape: [channels]))
+    }
+}
+
+/// A seeded He-initialised backbone (normal kernels with variance 2/fan-in, zero biases, identity
+/// BatchNorm) for demonstrations without the ImageNet weights. Its features carry no ImageNet
+/// knowledge, and everything downstream says so.
+public struct RandomWeights: BackboneWeights {
+    public let seed: UInt64
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    public func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights {
+        // One stream per layer, keyed by its name, so that layers do not depend on each other's order.
+        var generator = SplitMix64(seed: seed ^ fnv1a(name))
+        let deviation = (2.0 / Double(size * size * input)).squareRoot()
+        let kernel = (0 ..< size * size * input * output).map { _ in Float(generator.nextNormal() * deviation) }
+        return ConvWeights(kernel: kernel, bias: [Float](repeating: 0, count: output))
+    }
+
+    public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights {
+        BatchNormWeights(gamma: .init(repeating: 1, count: channels), beta: .init(repeating: 0, count: channels),
+                         mean: .init(repeating: 0, count: channels), variance: .init(repeating: 1, count: channels))
+    }
+
+    func fnv1a(_ text: String) -> UInt64 {
+        text.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+    }
+}
+
+/// SplitMix64, a small, fast, well-mixed generator; the same seed gives the same stream everywhere.
+public struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 bits.
+    public mutating func nextUniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    /// Standard normal by Box-Muller.
+    public mutating func nextNormal() -> Double {
+        let u1 = max(nextUniform(), 1e-300), u2 = nextUniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+}
