@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Backbone", targets: ["Backbone"]),
         .executable(name: "ingest", targets: ["ingest"]),
         .executable(name: "preprocess", targets: ["preprocess"]),
+        .executable(name: "extract", targets: ["extract"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -39,6 +40,10 @@ let package = Package(
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
+            name: "extract",
+            dependencies: ["Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
             name: "preprocess",
             dependencies: ["Imaging", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
@@ -46,7 +51,7 @@ let package = Package(
             name: "ingest",
             dependencies: ["Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "Fixtures", path: "Tests/Fixtures"),
+        .target(name: "Fixtures", path: "Tests/Fixtures", exclude: ["keras3-conv1.h5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),

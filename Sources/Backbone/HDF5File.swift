@@ -1,7 +1,8 @@
 import CHDF5
 import Foundation
+import PipelineKit
 
-public struct WeightsError: Error, CustomStringConvertible, Sendable {
+public struct WeightsError: UserFacingError, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
@@ -56,6 +57,8 @@ final class HDF5File {
         let count = Int(H5Sget_simple_extent_npoints(space))
         let memory = H5Tcopy(st_h5t_c_s1())
         defer { H5Tclose(memory) }
+        // HDF5 converts between strings of one character set only: h5py writes UTF-8.
+        H5Tset_cset(memory, H5Tget_cset(type))
         if H5Tis_variable_str(type) > 0 {
             H5Tset_size(memory, st_h5t_variable())
             var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)

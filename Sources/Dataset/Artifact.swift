@@ -9,13 +9,15 @@ public enum Artifact {
     public static let kindKey = "kind"
     public static let contentKey = "content_sha256"
 
-    /// A database for writing a new artifact at a temporary path: no journal and no syncs, since the
-    /// file is renamed into place only once complete and discarded otherwise.
-    public static func create(at url: URL) throws -> DatabaseQueue {
+    /// A database for writing a new artifact at a temporary path. Without `durable`: no journal and
+    /// no syncs, since the file is renamed into place only once complete and discarded otherwise.
+    /// With it, a rollback journal keeps each committed transaction intact when the process is
+    /// killed, for work that resumes.
+    public static func create(at url: URL, durable: Bool = false) throws -> DatabaseQueue {
         unlink(url.path)
         var configuration = Configuration()
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")
+            if !durable { try db.execute(sql: "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF") }
         }
         let queue = try DatabaseQueue(path: url.path, configuration: configuration)
         try queue.write { db in

@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import PipelineKit
 
 /// An 8-bit image in memory: `height x width x channels` bytes, row-major, channels interleaved.
 public struct Bitmap: Equatable, Sendable {
@@ -22,7 +23,7 @@ public struct Bitmap: Equatable, Sendable {
     }
 }
 
-public struct PNGError: Error, CustomStringConvertible {
+public struct PNGError: UserFacingError {
     public var description: String
 }
 

@@ -53,7 +53,7 @@ public enum Preprocess {
         }
         let size = options.size
         let resize = BilinearResize(from: (28, 28), to: (size, size))
-        let progress = options.showProgress ? Progress("preprocess", total: total) : nil
+        let progress = options.showProgress ? ProgressBar("preprocess", total: total) : nil
         let thumbnailSide = min(size, 56)
         var sheetRows: [Int: [[UInt8]]] = [:]
         var exported = 0

@@ -2,7 +2,10 @@ import Foundation
 
 /// A problem found at a place in a text file: printed as `FILE:LINE:COLUMN: message`, the form editors
 /// and terminals turn into a link.
-public struct LocatedError: Error, CustomStringConvertible, Equatable, Sendable {
+/// An error of ours whose description is written for the user.
+public protocol UserFacingError: Error, CustomStringConvertible {}
+
+public struct LocatedError: UserFacingError, Equatable, Sendable {
     public var file: String
     public var line: Int
     public var column: Int
@@ -19,7 +22,7 @@ public struct LocatedError: Error, CustomStringConvertible, Equatable, Sendable 
 }
 
 /// Several located problems found in one pass, reported together so that a user can fix them at once.
-public struct LocatedErrors: Error, CustomStringConvertible, Sendable {
+public struct LocatedErrors: UserFacingError, Sendable {
     public var errors: [LocatedError]
     /// True when the pass stopped at its error limit, so more problems may follow the ones listed.
     public var truncated: Bool
@@ -37,7 +40,7 @@ public struct LocatedErrors: Error, CustomStringConvertible, Sendable {
 }
 
 /// An error a stage reports to its user: what went wrong, where, and what to do about it.
-public struct StageError: Error, CustomStringConvertible, Sendable {
+public struct StageError: UserFacingError, Sendable {
     public var message: String
 
     public init(_ message: String) { self.message = message }
@@ -46,12 +49,10 @@ public struct StageError: Error, CustomStringConvertible, Sendable {
 }
 
 extension Error {
-    /// The text to show a user: our own errors describe themselves; system errors get their
-    /// localized description rather than Swift's debug dump.
+    /// The text to show a user: our own errors describe themselves; system errors (URLError,
+    /// CocoaError) give their localized description rather than a debug dump.
     public var userMessage: String {
-        switch self {
-        case let error as CustomStringConvertible: return error.description
-        default: return (self as NSError).localizedDescription
-        }
+        if let ours = self as? UserFacingError { return ours.description }
+        return (self as NSError).localizedDescription
     }
 }

@@ -2,13 +2,13 @@ import Foundation
 
 /// Progress of a long stage on stderr: a redrawn bar with rate and ETA on a terminal, a plain line
 /// every few seconds otherwise (logs, CI), so that neither floods nor stays silent.
-public final class Progress {
+public final class ProgressBar {
     let label: String
     let total: Int
     let unit: String
     let interactive: Bool
     let started = Date()
-    var done = 0
+    public private(set) var done = 0
     var lastDraw = Date.distantPast
 
     public init(_ label: String, total: Int, unit: String = "images") {

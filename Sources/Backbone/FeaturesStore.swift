@@ -1,0 +1,67 @@
+import Dataset
+import Foundation
+import GRDB
+
+/// `features.sqlite`, the extract stage's output:
+/// - `features(id, split, label, vector)`: ids as in images.sqlite, `vector` 2048 float32 little-endian;
+/// - `backbone(key, value)`: the weights' source and MD5, the input size, the architecture;
+/// - `meta`: kind `signtransfer.features`, `content_sha256` over the rows in id order.
+public enum FeaturesStore {
+    public static let kind = "signtransfer.features"
+
+    static func createTables(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS features (
+                id INTEGER PRIMARY KEY NOT NULL,
+                split TEXT NOT NULL,
+                label INTEGER NOT NULL,
+                vector BLOB NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS backbone (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+            """)
+    }
+
+    public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
+        try Artifact.open(url, kind: kind, role: "an extract output (features.sqlite)")
+    }
+
+    public static func backbone(_ queue: DatabaseQueue) throws -> [String: String] {
+        try queue.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM backbone")
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["key"] as String, $0["value"] as String) })
+        }
+    }
+
+    public struct Feature: Sendable {
+        public var id: Int
+        public var split: String
+        public var label: Int
+        public var vector: [Float]
+    }
+
+    static func decode(_ data: Data) -> [Float] {
+        data.withUnsafeBytes { raw in
+            (0 ..< raw.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+
+    static func encode(_ vector: UnsafeBufferPointer<Float>) -> Data {
+        var data = Data(count: vector.count * 4)
+        data.withUnsafeMutableBytes { raw in
+            for (index, value) in vector.enumerated() {
+                raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: index * 4, as: UInt32.self)
+            }
+        }
+        return data
+    }
+
+    /// Every feature of `split` (or all), in id order.
+    public static func all(_ queue: DatabaseQueue, split: String? = nil) throws -> [Feature] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, split, label, vector FROM features WHERE ? IS NULL OR split = ? ORDER BY id",
+                             arguments: [split, split]).map {
+                Feature(id: $0["id"], split: $0["split"], label: $0["label"], vector: decode($0["vector"]))
+            }
+        }
+    }
+}

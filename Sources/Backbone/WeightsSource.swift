@@ -1,0 +1,174 @@
+import Crypto
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import PipelineKit
+
+/// Which weights the backbone uses, as a user writes it: `imagenet`, `random:SEED` or a file path.
+public enum WeightsSpec: Equatable, Sendable, CustomStringConvertible {
+    case imagenet
+    case random(seed: UInt64)
+    case file(URL)
+
+    public init(_ text: String) throws {
+        if text == "imagenet" {
+            self = .imagenet
+        } else if text.hasPrefix("random:") {
+            guard let seed = UInt64(text.dropFirst("random:".count)) else {
+                throw StageError("--weights \(text): expected random:SEED with SEED a whole number, e.g. random:0")
+            }
+            self = .random(seed: seed)
+        } else {
+            self = .file(URL(fileURLWithPath: text))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .imagenet: return "imagenet"
+        case let .random(seed): return "random:\(seed)"
+        case let .file(url): return url.path
+        }
+    }
+}
+
+/// Weights ready to build a network from, with what the provenance records of them.
+public struct ResolvedWeights {
+    /// `imagenet`, `random:SEED` or the file's path.
+    public var source: String
+    /// MD5 of the weights file; for random weights, `random:SEED`.
+    public var md5: String
+    public var isRandom: Bool
+    public var provider: BackboneWeights
+}
+
+extension WeightsSpec {
+    public func resolve(showProgress: Bool = true) throws -> ResolvedWeights {
+        switch self {
+        case let .random(seed):
+            return ResolvedWeights(source: description, md5: description, isRandom: true, provider: RandomWeights(seed: seed))
+        case let .file(url):
+            return ResolvedWeights(source: url.path, md5: try fileMD5(url), isRandom: false, provider: try KerasWeightsFile(url))
+        case .imagenet:
+            let url = try ImageNetWeights.locate(showProgress: showProgress)
+            return ResolvedWeights(source: "imagenet", md5: ImageNetWeights.md5, isRandom: false, provider: try KerasWeightsFile(url))
+        }
+    }
+}
+
+public func fileMD5(_ url: URL) throws -> String {
+    guard let handle = FileHandle(forReadingAtPath: url.path) else { throw WeightsError("\(url.path): no such file, or not readable") }
+    defer { try? handle.close() }
+    var hasher = Insecure.MD5()
+    while let chunk = try handle.read(upToCount: 4 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
+    return Array(hasher.finalize()).hexString
+}
+
+/// The official Keras ResNet50 notop weights: found in Keras's cache or ours, else downloaded once.
+public enum ImageNetWeights {
+    public static let fileName = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    public static let md5 = "4d473c1dd8becc155b73f8504c6f6626"
+    /// Where Keras publishes them; SIGNTRANSFER_WEIGHTS_URL overrides it (a mirror, or a test server).
+    public static var url: URL {
+        if let override = ProcessInfo.processInfo.environment["SIGNTRANSFER_WEIGHTS_URL"] { return URL(string: override)! }
+        return URL(string: "https://storage.googleapis.com/tensorflow/keras-applications/resnet/\(fileName)")!
+    }
+
+    static var home: URL { URL(fileURLWithPath: ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()) }
+
+    /// `$XDG_CACHE_HOME/signtransfer`, else `~/.cache/signtransfer`.
+    public static var cacheFolder: URL {
+        if let xdg = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"], !xdg.isEmpty {
+            return URL(fileURLWithPath: xdg).appendingPathComponent("signtransfer")
+        }
+        return home.appendingPathComponent(".cache/signtransfer")
+    }
+
+    public static var kerasCache: URL { home.appendingPathComponent(".keras/models") }
+
+    /// The first cached copy whose MD5 is right, or a fresh download into our cache.
+    public static func locate(showProgress: Bool) throws -> URL {
+        for folder in [kerasCache, cacheFolder] {
+            let candidate = folder.appendingPathComponent(fileName)
+            if FileManager.default.fileExists(atPath: candidate.path), (try? fileMD5(candidate)) == md5 {
+                return candidate
+            }
+        }
+        return try download(from: url, showProgress: showProgress)
+    }
+
+    /// Downloads to a temporary file in the cache folder, checks the MD5, then renames into place: a
+    /// cut-off or wrong download never becomes the cached file.
+    public static func download(from source: URL, into folder: URL = cacheFolder, expectedMD5: String = md5,
+                                showProgress: Bool) throws -> URL {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let destination = folder.appendingPathComponent(fileName)
+        let byHand = "Without a network, download \(Self.url.absoluteString) by hand (MD5 \(md5)) and put it at \(destination.path) or in \(kerasCache.path)/."
+        return try AtomicOutput.write(to: destination) { temporary -> URL in
+            do {
+                try Downloader(showProgress: showProgress).fetch(source, to: temporary)
+            } catch {
+                throw WeightsError("could not download the ImageNet weights from \(source.absoluteString): \(error.userMessage). \(byHand)")
+            }
+            let found = try fileMD5(temporary)
+            guard found == expectedMD5 else {
+                throw WeightsError("the ImageNet weights downloaded from \(source.absoluteString) have MD5 \(found), expected \(expectedMD5); the download was discarded. \(byHand)")
+            }
+            return destination
+        }
+    }
+}
+
+/// One HTTP(S) download to a file, with a progress bar, through URLSession.
+final class Downloader: NSObject, URLSessionDownloadDelegate, @unchecked Sendable {
+    let showProgress: Bool
+    private let done = DispatchSemaphore(value: 0)
+    private var destination: URL?
+    private var failure: Error?
+    private var progress: ProgressBar?
+
+    init(showProgress: Bool) { self.showProgress = showProgress }
+
+    func fetch(_ source: URL, to destination: URL) throws {
+        self.destination = destination
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 30
+        let session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
+        defer { session.finishTasksAndInvalidate() }
+        session.downloadTask(with: source).resume()
+        done.wait()
+        if let failure { throw failure }
+    }
+
+    func urlSession(_ session: URLSession, downloadTask: URLSessionDownloadTask, didWriteData bytesWritten: Int64,
+                    totalBytesWritten: Int64, totalBytesExpectedToWrite: Int64) {
+        guard showProgress, totalBytesExpectedToWrite > 0 else { return }
+        if progress == nil { progress = ProgressBar("download", total: Int(totalBytesExpectedToWrite >> 20), unit: "MB") }
+        progress?.advance(by: Int(totalBytesWritten >> 20) - (progress?.done ?? 0))
+    }
+
+    func urlSession(_ session: URLSession, downloadTask: URLSessionDownloadTask, didFinishDownloadingTo location: URL) {
+        if let http = downloadTask.response as? HTTPURLResponse, http.statusCode != 200 {
+            failure = WeightsError("the server answered HTTP \(http.statusCode)")
+            return
+        }
+        if let expected = downloadTask.response?.expectedContentLength, expected > 0,
+           let size = try? FileManager.default.attributesOfItem(atPath: location.path)[.size] as? Int, size != Int(expected) {
+            failure = WeightsError("the transfer was cut off after \(size) of \(expected) bytes")
+            return
+        }
+        do {
+            _ = try? FileManager.default.removeItem(at: destination!)
+            try FileManager.default.moveItem(at: location, to: destination!)
+        } catch {
+            failure = error
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        if let error, failure == nil { failure = error }
+        progress?.finish()
+        done.signal()
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+
+/// An exclusive advisory lock on a file (flock), held until `release()` or the process ends, so a
+/// killed run never leaves a stale lock behind. The holder's pid is written into the file for
+/// messages; the file is removed on release.
+public final class FileLock {
+    public let url: URL
+    private var descriptor: Int32
+
+    /// Takes the lock or throws at once, naming the holder; `what` says what the lock protects.
+    public init(_ url: URL, what: String) throws {
+        self.url = url
+        while true {
+            descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
+                throw StageError("\(url.path): cannot create the lock file: \(String(cString: strerror(errno)))")
+            }
+            guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+                let holder = (try? String(contentsOf: url, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                close(descriptor)
+                throw StageError("\(what) is in use by another run\(holder.isEmpty ? "" : " (pid \(holder))"); wait for it to finish, or stop it")
+            }
+            // The holder before us may have removed the file between our open and our flock: then
+            // the lock we hold is on a file nobody else will see. Try again on the current file.
+            var held = stat(), current = stat()
+            if fstat(descriptor, &held) == 0, stat(url.path, &current) == 0, held.st_ino == current.st_ino, held.st_dev == current.st_dev {
+                break
+            }
+            close(descriptor)
+        }
+        ftruncate(descriptor, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { write(descriptor, $0, strlen($0)) }
+    }
+
+    public func release() {
+        guard descriptor >= 0 else { return }
+        unlink(url.path)
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+        descriptor = -1
+    }
+
+    deinit { release() }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+/// ingest and preprocess the sample at `size` into a fresh folder through the executables.
+private func preparedFolder(size: Int) throws -> URL {
+    let folder = try temporaryFolder()
+    let images = folder.appendingPathComponent("images.sqlite").path
+    #expect(try runTool("ingest", ["--train", sample("train.csv"), "--test", sample("test.csv"), "--output", images]).status == 0)
+    let pre = try runTool("preprocess", ["--input", images, "--output", folder.appendingPathComponent("preprocessed.sqlite").path, "--size", String(size)])
+    #expect(pre.status == 0, "\(pre.stderr)")
+    return folder
+}
+
+private func rowCount(_ file: URL) -> Int {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    process.arguments = ["-readonly", file.path, "SELECT count(*) FROM features"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return 0 }
+    process.waitUntilExit()
+    return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+}
+
+@Suite(.serialized) struct ExtractCommand {
+    @Test func killedRunResumesAndEndsIdentical() throws {
+        let folder = try preparedFolder(size: 96)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("preprocessed.sqlite").path
+        let whole = folder.appendingPathComponent("whole.sqlite")
+        let first = try runTool("extract", ["--input", input, "--output", whole.path, "--weights", "random:1", "--batch", "8"])
+        #expect(first.status == 0, "\(first.stderr)")
+
+        let resumed = folder.appendingPathComponent("resumed.sqlite")
+        let process = Process()
+        process.executableURL = productsFolder.appendingPathComponent("extract")
+        process.arguments = ["--input", input, "--output", resumed.path, "--weights", "random:1", "--batch", "8"]
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let partial = folder.appendingPathComponent(".resumed.sqlite.partial")
+        let deadline = Date().addingTimeInterval(60)
+        while rowCount(partial) < 24 && Date() < deadline { usleep(20_000) }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let done = rowCount(partial)
+        #expect(done >= 24 && done < 199, "killed after \(done) images")
+        #expect(!FileManager.default.fileExists(atPath: resumed.path))
+
+        let second = try runTool("extract", ["--input", input, "--output", resumed.path, "--weights", "random:1", "--batch", "8"])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("resuming after \(done) images"))
+        #expect(try Data(contentsOf: resumed) == Data(contentsOf: whole))
+        #expect(!FileManager.default.fileExists(atPath: partial.path))
+    }
+
+    @Test func secondRunAtOnceRefusesAndDamagesNothing() throws {
+        let folder = try preparedFolder(size: 96)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("preprocessed.sqlite").path
+        let output = folder.appendingPathComponent("features.sqlite")
+        let process = Process()
+        process.executableURL = productsFolder.appendingPathComponent("extract")
+        process.arguments = ["--input", input, "--output", output.path, "--weights", "random:1", "--batch", "8"]
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let lock = folder.appendingPathComponent(".features.sqlite.lock")
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: lock.path) && Date() < deadline { usleep(10_000) }
+        let second = try runTool("extract", ["--input", input, "--output", output.path, "--weights", "random:1", "--batch", "8"])
+        process.waitUntilExit()
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("is in use by another run"))
+        #expect(process.terminationStatus == 0)
+        let check = try runTool("extract", ["--input", input, "--output", folder.appendingPathComponent("check.sqlite").path,
+                                            "--weights", "random:1", "--batch", "8"])
+        #expect(check.status == 0)
+        #expect(try Data(contentsOf: output) == Data(contentsOf: folder.appendingPathComponent("check.sqlite")))
+    }
+
+    @Test func imagenetWithoutNetworkSaysWhatToDo() throws {
+        let folder = try preparedFolder(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let home = folder.appendingPathComponent("home")
+        let result = try runTool("extract", ["--input", folder.appendingPathComponent("preprocessed.sqlite").path,
+                                             "--output", folder.appendingPathComponent("features.sqlite").path, "--weights", "imagenet"],
+                                 environment: ["HOME": home.path, "XDG_CACHE_HOME": "", "SIGNTRANSFER_WEIGHTS_URL": "http://127.0.0.1:9/weights.h5"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("extract: error: could not download the ImageNet weights from http://127.0.0.1:9/weights.h5"))
+        #expect(result.stderr.contains("\(home.path)/.cache/signtransfer/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("features.sqlite").path))
+    }
+
+    @Test func imagenetFromKerasCacheIsUsedWithoutNetwork() throws {
+        // A file in ~/.keras/models/ with the wrong MD5 is not trusted: the run falls through to the download.
+        let folder = try preparedFolder(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let home = folder.appendingPathComponent("home")
+        let keras = home.appendingPathComponent(".keras/models")
+        try FileManager.default.createDirectory(at: keras, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Tests/Fixtures/keras3-conv1.h5"),
+                                         to: keras.appendingPathComponent("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"))
+        let result = try runTool("extract", ["--input", folder.appendingPathComponent("preprocessed.sqlite").path,
+                                             "--output", folder.appendingPathComponent("features.sqlite").path, "--weights", "imagenet"],
+                                 environment: ["HOME": home.path, "XDG_CACHE_HOME": "", "SIGNTRANSFER_WEIGHTS_URL": "http://127.0.0.1:9/weights.h5"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("could not download"))
+    }
+}
