@@ -21,6 +21,8 @@ run: build
 	$(BIN)/extract --input $(OUT)/preprocessed.sqlite --output $(OUT)/features.sqlite --weights imagenet \
 	  || { echo "make run: the ImageNet weights cannot be had here; falling back to a RANDOM backbone (random:0)" >&2; \
 	       $(BIN)/extract --input $(OUT)/preprocessed.sqlite --output $(OUT)/features.sqlite --weights random:0; }
+	$(BIN)/train --input $(OUT)/features.sqlite --output $(OUT)/head.sqlite
+	@echo "report: $(OUT)/report.html"
 
 # Release, because the numeric tests (ResNet50 parity) are 10-100x slower in a debug build.
 test: deps

@@ -11,12 +11,15 @@ let package = Package(
         .library(name: "Backbone", targets: ["Backbone"]),
         .executable(name: "ingest", targets: ["ingest"]),
         .executable(name: "preprocess", targets: ["preprocess"]),
+        .library(name: "Head", targets: ["Head"]),
         .executable(name: "extract", targets: ["extract"]),
+        .executable(name: "train", targets: ["train"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         .target(
@@ -39,6 +42,15 @@ let package = Package(
             dependencies: ["CBLAS", "CHDF5", "Imaging", "Dataset", "PipelineKit",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(
+            name: "Head",
+            dependencies: ["CBLAS", "Backbone", "Imaging", "Dataset", "PipelineKit",
+                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Mustache", package: "swift-mustache")]
+        ),
+        .executableTarget(
+            name: "train",
+            dependencies: ["Head", "Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "extract",
             dependencies: ["Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -54,6 +66,7 @@ let package = Package(
         .target(name: "Fixtures", path: "Tests/Fixtures", exclude: ["keras3-conv1.h5"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "HeadTests", dependencies: ["Head", "Backbone", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit"]),
     ]

@@ -39,13 +39,14 @@ public enum FeaturesStore {
         public var vector: [Float]
     }
 
-    static func decode(_ data: Data) -> [Float] {
+    /// float32 little-endian bytes to floats, the form every vector and weight matrix is stored in.
+    public static func decode(_ data: Data) -> [Float] {
         data.withUnsafeBytes { raw in
             (0 ..< raw.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
         }
     }
 
-    static func encode(_ vector: UnsafeBufferPointer<Float>) -> Data {
+    public static func encode(_ vector: UnsafeBufferPointer<Float>) -> Data {
         var data = Data(count: vector.count * 4)
         data.withUnsafeMutableBytes { raw in
             for (index, value) in vector.enumerated() {

@@ -84,6 +84,11 @@ public final class KerasWeightsFile: BackboneWeights {
 /// A seeded He-initialised backbone (normal kernels with variance 2/fan-in, zero biases, identity
 /// BatchNorm) for demonstrations without the ImageNet weights. Its features carry no ImageNet
 /// knowledge, and everything downstream says so.
+///
+/// Two scalings keep its features near unit size, as trained ones are (plain He init gives features
+/// around 1e4, on which a head's ReLUs all die at Adam's first step): the stem's kernel is divided by
+/// 64, the spread of caffe-preprocessed pixels that He init assumes to be 1, and the last BatchNorm of
+/// each residual branch has gamma 0.2, so that sixteen residual additions do not compound.
 public struct RandomWeights: BackboneWeights {
     public let seed: UInt64
 
@@ -92,13 +97,13 @@ public struct RandomWeights: BackboneWeights {
     public func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights {
         // One stream per layer, keyed by its name, so that layers do not depend on each other's order.
         var generator = SplitMix64(seed: seed ^ fnv1a(name))
-        let deviation = (2.0 / Double(size * size * input)).squareRoot()
+        let deviation = (2.0 / Double(size * size * input)).squareRoot() / (name == "conv1_conv" ? 64 : 1)
         let kernel = (0 ..< size * size * input * output).map { _ in Float(generator.nextNormal() * deviation) }
         return ConvWeights(kernel: kernel, bias: [Float](repeating: 0, count: output))
     }
 
     public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights {
-        BatchNormWeights(gamma: .init(repeating: 1, count: channels), beta: .init(repeating: 0, count: channels),
+        BatchNormWeights(gamma: .init(repeating: name.hasSuffix("_3_bn") ? 0.2 : 1, count: channels), beta: .init(repeating: 0, count: channels),
                          mean: .init(repeating: 0, count: channels), variance: .init(repeating: 1, count: channels))
     }
 

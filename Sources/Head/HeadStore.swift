@@ -1,0 +1,67 @@
+import Backbone
+import Dataset
+import Foundation
+import GRDB
+import PipelineKit
+
+/// `head.sqlite`, the train stage's output:
+/// - `classes(idx, label, letter)`: the output units, in order;
+/// - `layers(layer, inputs, outputs, weights, bias)`: float32 little-endian, weights `[inputs x outputs]`;
+/// - `history(epoch, loss, accuracy, val_loss, val_accuracy, seconds)`;
+/// - `predictions(id, split, label, predicted, confidence, probabilities)`: the test split;
+/// - `metrics(key, value)`, `per_class(label, letter, precision, recall, f1, support)`,
+///   `confusion(true_label, predicted_label, count)`;
+/// - `params(key, value)`: the training options and the backbone's provenance;
+/// - `meta`: kind `signtransfer.head`, `content_sha256` over classes, weights and predictions.
+public enum HeadStore {
+    public static let kind = "signtransfer.head"
+
+    static func floats(_ values: [Float]) -> Data {
+        values.withUnsafeBufferPointer { FeaturesStore.encode($0) }
+    }
+
+    static func createTables(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE classes (idx INTEGER PRIMARY KEY NOT NULL, label INTEGER NOT NULL, letter TEXT NOT NULL);
+            CREATE TABLE layers (layer INTEGER PRIMARY KEY NOT NULL, inputs INTEGER NOT NULL, outputs INTEGER NOT NULL,
+                                 weights BLOB NOT NULL, bias BLOB NOT NULL);
+            CREATE TABLE history (epoch INTEGER PRIMARY KEY NOT NULL, loss REAL NOT NULL, accuracy REAL NOT NULL,
+                                  val_loss REAL, val_accuracy REAL, seconds REAL NOT NULL);
+            CREATE TABLE predictions (id INTEGER PRIMARY KEY NOT NULL, split TEXT NOT NULL, label INTEGER NOT NULL,
+                                      predicted INTEGER NOT NULL, confidence REAL NOT NULL, probabilities BLOB NOT NULL);
+            CREATE TABLE metrics (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+            CREATE TABLE per_class (label INTEGER PRIMARY KEY NOT NULL, letter TEXT NOT NULL, precision REAL NOT NULL,
+                                    recall REAL NOT NULL, f1 REAL NOT NULL, support INTEGER NOT NULL);
+            CREATE TABLE confusion (true_label INTEGER NOT NULL, predicted_label INTEGER NOT NULL, count INTEGER NOT NULL,
+                                    PRIMARY KEY (true_label, predicted_label));
+            CREATE TABLE params (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+            """)
+    }
+
+    public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
+        try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)")
+    }
+
+    /// A trained head as predict needs it: the network, its classes and the provenance it was trained with.
+    public struct Model: Sendable {
+        public var network: DenseNetwork
+        /// The label of each output unit.
+        public var labels: [Int]
+        public var params: [String: String]
+    }
+
+    public static func load(_ url: URL) throws -> Model {
+        let (queue, _) = try open(url)
+        return try queue.read { db in
+            let labels = try Int.fetchAll(db, sql: "SELECT label FROM classes ORDER BY idx")
+            let layers = try Row.fetchAll(db, sql: "SELECT inputs, outputs, weights, bias FROM layers ORDER BY layer").map { row in
+                DenseNetwork.Layer(inputs: row["inputs"], outputs: row["outputs"],
+                                   weights: FeaturesStore.decode(row["weights"]), bias: FeaturesStore.decode(row["bias"]))
+            }
+            let params = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, value FROM params").map {
+                ($0["key"] as String, $0["value"] as String)
+            })
+            return Model(network: DenseNetwork(layers: layers, dropout: 0), labels: labels, params: params)
+        }
+    }
+}

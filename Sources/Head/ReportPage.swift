@@ -1,0 +1,141 @@
+import Dataset
+import Foundation
+import Mustache
+
+/// `report.html`: one self-contained page (inline CSS and SVG, images as data URIs) that opens
+/// offline. The layout lives in a mustache template; this type only computes what it shows.
+struct ReportPage {
+    struct Mistake {
+        var id: Int
+        var truth: Int
+        var predicted: Int
+        var confidence: Double
+        var png: Data?
+    }
+
+    var history: [EpochRecord]
+    var bestEpoch: Int
+    var evaluation: Evaluation?
+    var mistakes: [Mistake]
+    var provenance: [(String, [(String, String)])]
+    var randomBackbone: Bool
+    var weightsSource: String
+
+    static let chartWidth = 420.0, chartHeight = 220.0, margin = 36.0
+
+    /// A line chart's polylines and axis labels for series over epochs.
+    func chart(title: String, series: [(name: String, color: String, values: [Double?])]) -> [String: Any] {
+        let all = series.flatMap { $0.values.compactMap { $0 } }
+        let top = max(all.max() ?? 1, 1e-9), bottom = min(all.min() ?? 0, 0)
+        let epochs = max(history.count, 2)
+        let plotWidth = Self.chartWidth - 2 * Self.margin, plotHeight = Self.chartHeight - 2 * Self.margin
+        func x(_ index: Int) -> Double { Self.margin + plotWidth * Double(index) / Double(epochs - 1) }
+        func y(_ value: Double) -> Double { Self.margin + plotHeight * (1 - (value - bottom) / (top - bottom)) }
+        let lines: [[String: Any]] = series.map { item in
+            let points = item.values.enumerated().compactMap { index, value in value.map { String(format: "%.1f,%.1f", x(index), y($0)) } }
+            return ["name": item.name, "color": item.color, "points": points.joined(separator: " ")]
+        }
+        let bestX = bestEpoch > 0 ? String(format: "%.1f", x(bestEpoch - 1)) : nil
+        return ["title": title, "lines": lines, "width": Self.chartWidth, "height": Self.chartHeight,
+                "top": String(format: "%.3g", top), "bottom": String(format: "%.3g", bottom),
+                "topY": Self.margin + 4, "bottomY": Self.chartHeight - Self.margin, "lastEpoch": history.count,
+                "left": Self.margin, "right": Self.chartWidth - Self.margin, "axisY": Self.chartHeight - Self.margin + 14,
+                "bestX": bestX as Any, "bestTop": Self.margin, "bestBottom": Self.chartHeight - Self.margin]
+    }
+
+    func context() -> [String: Any] {
+        var context: [String: Any] = [
+            "randomBackbone": randomBackbone,
+            "weightsSource": weightsSource,
+            "bestEpoch": bestEpoch,
+            "epochsRun": history.count,
+            "charts": [
+                chart(title: "loss", series: [("train", "#1f77b4", history.map(\.loss)), ("validation", "#ff7f0e", history.map(\.validationLoss))]),
+                chart(title: "accuracy", series: [("train", "#1f77b4", history.map(\.accuracy)), ("validation", "#ff7f0e", history.map(\.validationAccuracy))]),
+            ],
+            "provenance": provenance.map { stage, params in
+                ["stage": stage, "params": params.map { ["key": $0.0, "value": $0.1] }]
+            },
+        ]
+        guard let evaluation else { return context }
+        let letters = evaluation.labels.map(SignLetters.letter)
+        let largest = max(evaluation.confusion.flatMap { $0 }.max() ?? 1, 1)
+        context["evaluation"] = [
+            "accuracy": String(format: "%.2f%%", evaluation.accuracy * 100),
+            "macroF1": String(format: "%.4f", evaluation.macroF1),
+            "images": evaluation.perClass.reduce(0) { $0 + $1.support },
+            "letters": letters,
+            "confusion": evaluation.confusion.enumerated().map { t, row in
+                ["letter": letters[t], "cells": row.enumerated().map { p, count in
+                    let shade = count == 0 ? 0 : 0.15 + 0.85 * Double(count) / Double(largest)
+                    let color = t == p ? "rgba(31,119,180,\(shade))" : "rgba(214,39,40,\(shade))"
+                    return ["count": count == 0 ? "" : String(count), "color": color, "dark": shade > 0.6]
+                }]
+            },
+            "perClass": evaluation.perClass.map { row in
+                ["letter": SignLetters.letter(row.label), "precision": String(format: "%.3f", row.precision),
+                 "recall": String(format: "%.3f", row.recall), "f1": String(format: "%.3f", row.f1), "support": row.support]
+            },
+            "mistakes": mistakes.map { mistake in
+                ["id": mistake.id, "truth": SignLetters.letter(mistake.truth), "predicted": SignLetters.letter(mistake.predicted),
+                 "confidence": String(format: "%.1f%%", mistake.confidence * 100),
+                 "image": mistake.png.map { "data:image/png;base64," + $0.base64EncodedString() } as Any]
+            },
+            "hasMistakes": !mistakes.isEmpty,
+        ]
+        return context
+    }
+
+    func render() throws -> String {
+        try MustacheTemplate(string: Self.template).render(context())
+    }
+
+    static let template = """
+    <!DOCTYPE html>
+    <html lang="en"><head><meta charset="utf-8"><title>SignTransfer report</title>
+    <style>
+    body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+    h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+    .banner { background: #b00020; color: white; padding: 1em; font-size: 1.2em; font-weight: bold; border-radius: 4px; }
+    .figures span { display: inline-block; margin-right: 2em; font-size: 1.3em; }
+    table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: right; border-bottom: 1px solid #eee; }
+    .confusion td { width: 26px; height: 22px; text-align: center; font-size: 12px; border: 1px solid #f3f3f3; padding: 0; }
+    .confusion td.dark { color: white; } .confusion th { font-size: 12px; padding: 0 4px; }
+    .mistakes { display: flex; flex-wrap: wrap; gap: 12px; } .mistakes figure { margin: 0; text-align: center; font-size: 12px; }
+    .mistakes img { width: 112px; height: 112px; image-rendering: pixelated; border: 1px solid #ccc; }
+    .provenance td { text-align: left; font-family: monospace; font-size: 12px; }
+    svg text { font-size: 11px; fill: #555; }
+    </style></head><body>
+    <h1>SignTransfer report</h1>
+    {{#randomBackbone}}<p class="banner">The backbone was RANDOM ({{weightsSource}}), not ImageNet: these features carry no ImageNet knowledge and the figures below are not representative.</p>{{/randomBackbone}}
+    <p>Backbone weights: <code>{{weightsSource}}</code>. Best epoch {{bestEpoch}} of {{epochsRun}} run.</p>
+    {{#evaluation}}<p class="figures"><span>test accuracy <b>{{accuracy}}</b></span><span>macro-F1 <b>{{macroF1}}</b></span><span>{{images}} test images</span></p>{{/evaluation}}
+    {{^evaluation}}<p><b>No test split: evaluation was skipped.</b></p>{{/evaluation}}
+    <h2>Training</h2>
+    {{#charts}}<svg width="{{width}}" height="{{height}}" role="img" aria-label="{{title}} per epoch">
+    <text x="{{left}}" y="14" style="font-size:13px;fill:#222">{{title}} per epoch</text>
+    <line x1="{{left}}" y1="{{bottomY}}" x2="{{right}}" y2="{{bottomY}}" stroke="#999"/><line x1="{{left}}" y1="{{topY}}" x2="{{left}}" y2="{{bottomY}}" stroke="#999"/>
+    <text x="2" y="{{topY}}">{{top}}</text><text x="2" y="{{bottomY}}">{{bottom}}</text>
+    <text x="{{left}}" y="{{axisY}}">1</text><text x="{{right}}" y="{{axisY}}">{{lastEpoch}}</text>
+    {{#bestX}}<line x1="{{bestX}}" y1="{{bestTop}}" x2="{{bestX}}" y2="{{bestBottom}}" stroke="#2ca02c" stroke-dasharray="4 3"/>{{/bestX}}
+    {{#lines}}<polyline fill="none" stroke="{{color}}" stroke-width="2" points="{{points}}"><title>{{name}}</title></polyline>{{/lines}}
+    </svg>{{/charts}}
+    <p><span style="color:#1f77b4">&#9632; train</span> <span style="color:#ff7f0e">&#9632; validation</span> <span style="color:#2ca02c">- - best epoch (weights kept)</span></p>
+    {{#evaluation}}
+    <h2>Confusion matrix (rows: true letter, columns: predicted)</h2>
+    <table class="confusion"><tr><th></th>{{#letters}}<th>{{.}}</th>{{/letters}}</tr>
+    {{#confusion}}<tr><th>{{letter}}</th>{{#cells}}<td style="background:{{color}}"{{#dark}} class="dark"{{/dark}}>{{count}}</td>{{/cells}}</tr>{{/confusion}}
+    </table>
+    <h2>Per class</h2>
+    <table><tr><th>letter</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
+    {{#perClass}}<tr><td>{{letter}}</td><td>{{precision}}</td><td>{{recall}}</td><td>{{f1}}</td><td>{{support}}</td></tr>{{/perClass}}
+    </table>
+    <h2>Most confident mistakes</h2>
+    {{#hasMistakes}}<div class="mistakes">{{#mistakes}}<figure>{{#image}}<img src="{{image}}" alt="image {{id}}">{{/image}}<figcaption>#{{id}}: {{truth}} taken for <b>{{predicted}}</b> ({{confidence}})</figcaption></figure>{{/mistakes}}</div>{{/hasMistakes}}
+    {{^hasMistakes}}<p>None: every test image was classified right.</p>{{/hasMistakes}}
+    {{/evaluation}}
+    <h2>Provenance</h2>
+    {{#provenance}}<h3>{{stage}}</h3><table class="provenance">{{#params}}<tr><td>{{key}}</td><td>{{value}}</td></tr>{{/params}}</table>{{/provenance}}
+    </body></html>
+    """
+}

@@ -1,0 +1,303 @@
+import Backbone
+import Dataset
+import Foundation
+import GRDB
+import Imaging
+import PipelineKit
+
+/// The train stage: cached features in, a trained head, its evaluation and a report out.
+public enum Train {
+    public struct Options {
+        public var input: URL
+        public var output: URL
+        public var training: TrainingOptions
+        /// The preprocess output whose images the report shows; nil looks beside the input.
+        public var images: URL?
+        /// Receives one line per epoch and the other messages of the run.
+        public var log: (String) -> Void
+
+        public init(input: URL, output: URL, training: TrainingOptions = TrainingOptions(), images: URL? = nil,
+                    log: @escaping (String) -> Void = { _ in }) {
+            self.input = input
+            self.output = output
+            self.training = training
+            self.images = images
+            self.log = log
+        }
+    }
+
+    public struct Report: Sendable {
+        public var classes: [Int]
+        public var history: [EpochRecord]
+        public var bestEpoch: Int
+        /// nil when there was no test split to evaluate on.
+        public var evaluation: Evaluation?
+        public var contentSHA256: String
+        public var metricsURL: URL
+        public var reportURL: URL
+        public var randomBackbone: Bool
+    }
+
+    public static func run(_ options: Options) throws -> Report {
+        try validate(options.training)
+        let (queue, featuresMeta) = try FeaturesStore.open(options.input)
+        let backbone = try FeaturesStore.backbone(queue)
+        let output = try AtomicOutput(options.output)
+        let metricsURL = output.finalURL.deletingLastPathComponent().appendingPathComponent("metrics.json")
+        let reportURL = output.finalURL.deletingLastPathComponent().appendingPathComponent("report.html")
+
+        let data = try load(queue, file: options.input.path)
+        let trainRows = data.splits.indices.filter { data.splits[$0] == "train" }
+        guard !trainRows.isEmpty else { throw StageError("\(options.input.path): there is no train split to learn from") }
+        let classes = Array(Set(trainRows.map { data.labels[$0] })).sorted()
+        guard classes.count >= 2 else {
+            throw StageError("\(options.input.path): the train split has a single class (\(SignLetters.letter(classes[0]))): a classifier needs at least two")
+        }
+        let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        let dimension = data.dimension
+        let trainFeatures = gatherRows(data.features, rows: trainRows, dimension: dimension)
+        if backbone["random"] == "1" {
+            options.log("warning: these features come from a RANDOM backbone (\(backbone["weights"] ?? "random")), not ImageNet weights")
+        }
+        options.log("training on \(trainRows.count) images, \(classes.count) classes, \(dimension) features")
+
+        let result = Trainer.train(features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
+                                   dimension: dimension, classCount: classes.count, options: options.training) { epoch in
+            var line = String(format: "epoch %3d  loss %.4f  accuracy %.4f", epoch.epoch, epoch.loss, epoch.accuracy)
+            if let loss = epoch.validationLoss, let accuracy = epoch.validationAccuracy {
+                line += String(format: "  val_loss %.4f  val_accuracy %.4f", loss, accuracy)
+            }
+            options.log(line + String(format: "  %.2f s", epoch.seconds))
+        }
+        if result.stoppedEarly { options.log("stopped early after epoch \(result.history.count); restored the weights of epoch \(result.bestEpoch)") }
+
+        let testRows = data.splits.indices.filter { data.splits[$0] == "test" }
+        var predictions: [(row: Int, predicted: Int, confidence: Float, probabilities: [Float])] = []
+        var evaluation: Evaluation?
+        if testRows.isEmpty {
+            options.log("no test split: evaluation skipped")
+        } else {
+            let probabilities = Trainer.predict(result.network, features: data.features, rows: testRows, dimension: dimension)
+            for (index, row) in testRows.enumerated() {
+                let p = Array(probabilities[index * classes.count ..< (index + 1) * classes.count])
+                let best = p.indices.max { p[$0] < p[$1] }!
+                predictions.append((row, classes[best], p[best], p))
+            }
+            evaluation = Evaluation(truth: testRows.map { data.labels[$0] }, predicted: predictions.map(\.predicted))
+            options.log(String(format: "test: accuracy %.4f, macro-F1 %.4f on %d images", evaluation!.accuracy, evaluation!.macroF1, testRows.count))
+        }
+
+        var params = paramsDictionary(options.training)
+        for (key, value) in backbone { params["backbone_\(key)"] = value }
+        params["features_content_sha256"] = featuresMeta[Artifact.contentKey] ?? ""
+        var hasher = ContentHasher()
+        try AtomicOutput.write(to: output.finalURL) { temporary in
+            let db = try Artifact.create(at: temporary)
+            try db.write { db in
+                try HeadStore.createTables(db)
+                for (index, label) in classes.enumerated() {
+                    try db.execute(sql: "INSERT INTO classes VALUES (?, ?, ?)", arguments: [index, label, SignLetters.letter(label)])
+                    hasher.update(integer: Int64(label))
+                }
+                for (index, layer) in result.network.layers.enumerated() {
+                    try db.execute(sql: "INSERT INTO layers VALUES (?, ?, ?, ?, ?)", arguments: [index, layer.inputs, layer.outputs,
+                                                                                           HeadStore.floats(layer.weights), HeadStore.floats(layer.bias)])
+                    hasher.update(HeadStore.floats(layer.weights).map { $0 })
+                    hasher.update(HeadStore.floats(layer.bias).map { $0 })
+                }
+                for record in result.history {
+                    try db.execute(sql: "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)", arguments: [record.epoch, record.loss, record.accuracy,
+                                                                                               record.validationLoss, record.validationAccuracy, record.seconds])
+                }
+                for prediction in predictions {
+                    let id = data.ids[prediction.row]
+                    try db.execute(sql: "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)",
+                                   arguments: [id, data.splits[prediction.row], data.labels[prediction.row], prediction.predicted,
+                                               Double(prediction.confidence), HeadStore.floats(prediction.probabilities)])
+                    hasher.update(integer: Int64(id))
+                    hasher.update(integer: Int64(prediction.predicted))
+                    hasher.update(HeadStore.floats(prediction.probabilities).map { $0 })
+                }
+                var metrics = ["best_epoch": String(result.bestEpoch), "epochs_run": String(result.history.count),
+                               "stopped_early": result.stoppedEarly ? "1" : "0", "train_images": String(result.trainCount),
+                               "validation_images": String(result.validationCount), "test_images": String(testRows.count),
+                               "evaluated": evaluation == nil ? "0" : "1"]
+                if let evaluation {
+                    metrics["accuracy"] = String(evaluation.accuracy)
+                    metrics["macro_f1"] = String(evaluation.macroF1)
+                    for row in evaluation.perClass {
+                        try db.execute(sql: "INSERT INTO per_class VALUES (?, ?, ?, ?, ?, ?)",
+                                       arguments: [row.label, SignLetters.letter(row.label), row.precision, row.recall, row.f1, row.support])
+                    }
+                    for (t, truth) in evaluation.labels.enumerated() {
+                        for (p, predicted) in evaluation.labels.enumerated() where evaluation.confusion[t][p] > 0 {
+                            try db.execute(sql: "INSERT INTO confusion VALUES (?, ?, ?)", arguments: [truth, predicted, evaluation.confusion[t][p]])
+                        }
+                    }
+                }
+                for (key, value) in metrics.sorted(by: { $0.key < $1.key }) {
+                    try db.execute(sql: "INSERT INTO metrics VALUES (?, ?)", arguments: [key, value])
+                }
+                for (key, value) in params.sorted(by: { $0.key < $1.key }) {
+                    try db.execute(sql: "INSERT INTO params VALUES (?, ?)", arguments: [key, value])
+                    hasher.update(key)
+                    hasher.update(value)
+                }
+                try Artifact.writeMeta(db, [Artifact.kindKey: HeadStore.kind, "schema_version": "1",
+                                            Artifact.contentKey: hasher.finalize(), "tool_version": toolVersion])
+            }
+            try db.close()
+        }
+
+        let metricsJSON = MetricsFile(result: result, classes: classes, evaluation: evaluation, params: params)
+        try AtomicOutput.write(to: metricsURL) { try metricsJSON.encoded().write(to: $0) }
+
+        let imagesURL = options.images ?? options.input.deletingLastPathComponent().appendingPathComponent("preprocessed.sqlite")
+        let mistakes = predictions.filter { $0.predicted != data.labels[$0.row] }.sorted { $0.confidence > $1.confidence }.prefix(12)
+        let pictures = (try? mistakePictures(imagesURL, ids: mistakes.map { data.ids[$0.row] })) ?? [:]
+        let html = try ReportPage(history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
+                                  mistakes: mistakes.map { ReportPage.Mistake(id: data.ids[$0.row], truth: data.labels[$0.row],
+                                                                              predicted: $0.predicted, confidence: Double($0.confidence),
+                                                                              png: pictures[data.ids[$0.row]]) },
+                                  provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: paramsDictionary(options.training)),
+                                  randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown").render()
+        try AtomicOutput.write(to: reportURL) { try Data(html.utf8).write(to: $0) }
+        return Report(classes: classes, history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
+                      contentSHA256: hasher.finalize(), metricsURL: metricsURL, reportURL: reportURL, randomBackbone: backbone["random"] == "1")
+    }
+
+    static func validate(_ options: TrainingOptions) throws {
+        guard options.hidden.allSatisfy({ $0 >= 1 }) else { throw StageError("--hidden: every layer needs at least one unit") }
+        guard options.dropout >= 0 && options.dropout < 1 else { throw StageError("--dropout \(options.dropout): choose 0 or more and below 1") }
+        guard options.epochs >= 1 else { throw StageError("--epochs must be at least 1") }
+        guard options.batch >= 1 else { throw StageError("--batch must be at least 1") }
+        guard options.learningRate > 0 else { throw StageError("--learning-rate must be positive") }
+        guard options.validation >= 0 && options.validation < 1 else { throw StageError("--validation \(options.validation): choose 0 or more and below 1") }
+        guard options.patience >= 0 else { throw StageError("--patience must be 0 (never stop early) or more") }
+    }
+
+    public static func paramsDictionary(_ options: TrainingOptions) -> [String: String] {
+        ["hidden": options.hidden.map(String.init).joined(separator: ","), "dropout": String(options.dropout), "epochs": String(options.epochs),
+         "batch": String(options.batch), "learning_rate": String(options.learningRate), "validation": String(options.validation),
+         "patience": String(options.patience), "seed": String(options.seed), "optimizer": "adam (beta1 0.9, beta2 0.999, epsilon 1e-7)"]
+    }
+
+    struct Loaded {
+        var ids: [Int] = []
+        var splits: [String] = []
+        var labels: [Int] = []
+        var features: [Float] = []
+        var dimension = ResNet50.featureCount
+    }
+
+    /// Every feature vector, checked: the right length, and finite.
+    static func load(_ queue: DatabaseQueue, file: String) throws -> Loaded {
+        var loaded = Loaded()
+        try queue.read { db in
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM features") ?? 0
+            loaded.features.reserveCapacity(total * loaded.dimension)
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, vector FROM features ORDER BY id")
+            while let row = try rows.next() {
+                let id: Int = row["id"]
+                let vector = FeaturesStore.decode(row["vector"])
+                guard vector.count == loaded.dimension else {
+                    throw StageError("\(file): features row id \(id) has a vector of \(vector.count) values, expected \(loaded.dimension)")
+                }
+                if let bad = vector.firstIndex(where: { !$0.isFinite }) {
+                    throw StageError("\(file): features row id \(id) holds \(vector[bad]) at position \(bad); the features must be finite numbers")
+                }
+                loaded.ids.append(id)
+                loaded.splits.append(row["split"])
+                loaded.labels.append(row["label"])
+                loaded.features += vector
+            }
+        }
+        guard !loaded.ids.isEmpty else { throw StageError("\(file): holds no features") }
+        return loaded
+    }
+
+    static func gatherRows(_ features: [Float], rows: [Int], dimension: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: rows.count * dimension)
+        Trainer.gather(features, rows: rows, dimension: dimension, into: &out)
+        return out
+    }
+
+    static func mistakePictures(_ url: URL, ids: [Int]) throws -> [Int: Data] {
+        guard !ids.isEmpty, FileManager.default.fileExists(atPath: url.path) else { return [:] }
+        let (queue, _) = try PreprocessedStore.open(url)
+        return try queue.read { db in
+            var pictures: [Int: Data] = [:]
+            for id in ids {
+                if let png = try Data.fetchOne(db, sql: "SELECT png FROM images WHERE id = ?", arguments: [id]) { pictures[id] = png }
+            }
+            return pictures
+        }
+    }
+
+    /// Every stage's parameters that can be found: the head's own, the backbone's from the features
+    /// file, the preprocessing's and the ingest sources from the artifacts beside it.
+    static func provenance(features: URL, images: URL, backbone: [String: String], head: [String: String]) -> [(String, [(String, String)])] {
+        var sections: [(String, [(String, String)])] = []
+        let folder = features.deletingLastPathComponent()
+        if let (queue, _) = try? ImagesStore.open(folder.appendingPathComponent("images.sqlite")),
+           let sources = try? queue.read({ try Row.fetchAll($0, sql: "SELECT split, path, sha256, rows FROM sources ORDER BY split") }) {
+            sections.append(("ingest", sources.map { ("split \($0["split"] as String)", "\($0["path"] as String) (\($0["rows"] as Int) rows, sha256 \(($0["sha256"] as String).prefix(12)))") }))
+        }
+        if let (queue, _) = try? PreprocessedStore.open(images), let params = try? PreprocessedStore.params(queue) {
+            sections.append(("preprocess", params.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+        }
+        sections.append(("extract", backbone.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+        sections.append(("train", head.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+        return sections
+    }
+}
+
+/// `metrics.json` beside head.sqlite: the figures a script would want, without SQLite.
+struct MetricsFile: Encodable {
+    struct PerClass: Encodable {
+        var label: Int, letter: String, precision: Double, recall: Double, f1: Double, support: Int
+    }
+
+    var evaluated: Bool
+    var accuracy: Double?
+    var macroF1: Double?
+    var bestEpoch: Int
+    var epochsRun: Int
+    var classes: [String]
+    var perClass: [PerClass]
+    var confusionLabels: [String]
+    var confusion: [[Int]]
+    var history: [[String: Double]]
+    var params: [String: String]
+
+    init(result: TrainingResult, classes: [Int], evaluation: Evaluation?, params: [String: String]) {
+        evaluated = evaluation != nil
+        accuracy = evaluation?.accuracy
+        macroF1 = evaluation?.macroF1
+        bestEpoch = result.bestEpoch
+        epochsRun = result.history.count
+        self.classes = classes.map(SignLetters.letter)
+        perClass = evaluation?.perClass.map { PerClass(label: $0.label, letter: SignLetters.letter($0.label), precision: $0.precision,
+                                                       recall: $0.recall, f1: $0.f1, support: $0.support) } ?? []
+        confusionLabels = evaluation?.labels.map(SignLetters.letter) ?? []
+        confusion = evaluation?.confusion ?? []
+        history = result.history.map { record in
+            var entry = ["epoch": Double(record.epoch), "loss": record.loss, "accuracy": record.accuracy, "seconds": record.seconds]
+            if let loss = record.validationLoss { entry["val_loss"] = loss }
+            if let accuracy = record.validationAccuracy { entry["val_accuracy"] = accuracy }
+            return entry
+        }
+        self.params = params
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case evaluated, accuracy, macroF1 = "macro_f1", bestEpoch = "best_epoch", epochsRun = "epochs_run", classes
+        case perClass = "per_class", confusionLabels = "confusion_labels", confusion, history, params
+    }
+
+    func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+}

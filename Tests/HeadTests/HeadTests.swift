@@ -1,0 +1,242 @@
+import Backbone
+import Dataset
+import Fixtures
+import Foundation
+import GRDB
+import Head
+import PipelineKit
+import Testing
+
+/// A features.sqlite written by hand: `vectors` per split with labels, of any length.
+func writeFeatures(_ url: URL, rows: [(split: String, label: Int, vector: [Float])], random: Bool = false) throws {
+    let queue = try Artifact.create(at: url)
+    try queue.write { db in
+        try db.execute(sql: """
+            CREATE TABLE features (id INTEGER PRIMARY KEY NOT NULL, split TEXT NOT NULL, label INTEGER NOT NULL, vector BLOB NOT NULL);
+            CREATE TABLE backbone (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+            """)
+        for (index, row) in rows.enumerated() {
+            try db.execute(sql: "INSERT INTO features VALUES (?, ?, ?, ?)",
+                           arguments: [index + 1, row.split, row.label, row.vector.withUnsafeBufferPointer { FeaturesStore.encode($0) }])
+        }
+        try db.execute(sql: "INSERT INTO backbone VALUES ('weights', ?), ('random', ?)",
+                       arguments: [random ? "random:5" : "hand-made clusters", random ? "1" : "0"])
+        try Artifact.writeMeta(db, [Artifact.kindKey: FeaturesStore.kind, Artifact.contentKey: "test"])
+    }
+    try queue.close()
+}
+
+/// Separable clusters in 2048 dimensions: label k has a bump on features 10k ..< 10k+10.
+func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt64 = 1) -> [(split: String, label: Int, vector: [Float])] {
+    var generator = SplitMix64(seed: seed)
+    return (0 ..< train + test).map { index in
+        let label = labels[index % labels.count]
+        var vector = (0 ..< 2048).map { _ in Float(generator.nextNormal() * 0.5) }
+        for f in 10 * label ..< 10 * label + 10 { vector[f] += 2 }
+        return (index < train ? "train" : "test", label, vector)
+    }
+}
+
+@Suite struct Gradients {
+    @Test func matchFiniteDifferences() {
+        var generator = SplitMix64(seed: 3)
+        var network = DenseNetwork(sizes: [5, 4, 3, 3], dropout: 0, generator: &generator)
+        let x: [Float] = (0 ..< 4 * 5).map { _ in Float(generator.nextNormal()) }
+        let labels = [0, 2, 1, 2]
+        func loss(_ net: DenseNetwork) -> Double {
+            x.withUnsafeBufferPointer { net.lossAndGradients($0, labels: labels, dropoutMasks: nil).loss }
+        }
+        let analytic = x.withUnsafeBufferPointer { network.lossAndGradients($0, labels: labels, dropoutMasks: nil).gradients }
+        var worst = 0.0
+        for layer in network.layers.indices {
+            for i in network.layers[layer].weights.indices {
+                let saved = network.layers[layer].weights[i]
+                network.layers[layer].weights[i] = saved + 1e-2
+                let up = loss(network)
+                network.layers[layer].weights[i] = saved - 1e-2
+                let down = loss(network)
+                network.layers[layer].weights[i] = saved
+                worst = max(worst, abs((up - down) / 2e-2 - Double(analytic.weights[layer][i])))
+            }
+            for i in network.layers[layer].bias.indices {
+                let saved = network.layers[layer].bias[i]
+                network.layers[layer].bias[i] = saved + 1e-2
+                let up = loss(network)
+                network.layers[layer].bias[i] = saved - 1e-2
+                let down = loss(network)
+                network.layers[layer].bias[i] = saved
+                worst = max(worst, abs((up - down) / 2e-2 - Double(analytic.bias[layer][i])))
+            }
+        }
+        #expect(worst < 2e-3, "largest gradient error \(worst)")
+    }
+
+    @Test func dropoutMasksScaleTheGradient() {
+        var generator = SplitMix64(seed: 4)
+        let network = DenseNetwork(sizes: [3, 4, 2], dropout: 0.5, generator: &generator)
+        let x: [Float] = [1, -2, 0.5, 0.3, 0.2, -0.1]
+        let none = x.withUnsafeBufferPointer { network.lossAndGradients($0, labels: [0, 1], dropoutMasks: nil) }
+        let keepAll = x.withUnsafeBufferPointer { network.lossAndGradients($0, labels: [0, 1], dropoutMasks: [[Float](repeating: 1, count: 8)]) }
+        let dropAll = x.withUnsafeBufferPointer { network.lossAndGradients($0, labels: [0, 1], dropoutMasks: [[Float](repeating: 0, count: 8)]) }
+        #expect(none.loss == keepAll.loss)
+        #expect(dropAll.gradients.weights[0].allSatisfy { $0 == 0 })
+        #expect(abs(dropAll.loss - log(2)) < 1e-6)
+    }
+}
+
+@Suite struct MetricsByHand {
+    @Test func confusionPrecisionRecallF1() {
+        // truth:     A A A B B C
+        // predicted: A A B B C C
+        let evaluation = Evaluation(truth: [0, 0, 0, 1, 1, 2], predicted: [0, 0, 1, 1, 2, 2])
+        #expect(evaluation.labels == [0, 1, 2])
+        #expect(evaluation.confusion == [[2, 1, 0], [0, 1, 1], [0, 0, 1]])
+        #expect(abs(evaluation.accuracy - 4.0 / 6) < 1e-12)
+        let a = evaluation.perClass[0], b = evaluation.perClass[1], c = evaluation.perClass[2]
+        #expect(a.precision == 1 && abs(a.recall - 2.0 / 3) < 1e-12 && abs(a.f1 - 0.8) < 1e-12 && a.support == 3)
+        #expect(b.precision == 0.5 && b.recall == 0.5 && b.f1 == 0.5 && b.support == 2)
+        #expect(c.precision == 0.5 && c.recall == 1 && abs(c.f1 - 2.0 / 3) < 1e-12 && c.support == 1)
+        #expect(abs(evaluation.macroF1 - (0.8 + 0.5 + 2.0 / 3) / 3) < 1e-12)
+    }
+
+    @Test func aPredictedLabelAbsentFromTruthCountsInTheMacroAverage() {
+        let evaluation = Evaluation(truth: [0, 0], predicted: [0, 5])
+        #expect(evaluation.labels == [0, 5])
+        #expect(evaluation.perClass[1].support == 0 && evaluation.perClass[1].f1 == 0)
+        #expect(abs(evaluation.macroF1 - (2.0 / 3) / 2) < 1e-12)
+    }
+}
+
+@Suite struct TrainingLoop {
+    @Test func sameSeedSameWeightsAndMetrics() throws {
+        let rows = clusterRows(train: 120, test: 40)
+        let features = rows.filter { $0.split == "train" }.flatMap(\.vector)
+        let labels = rows.filter { $0.split == "train" }.map(\.label)
+        var options = TrainingOptions()
+        options.epochs = 4
+        options.hidden = [16]
+        let a = Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 4, options: options)
+        let b = Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 4, options: options)
+        #expect(a.network.layers == b.network.layers)
+        #expect(a.history.map(\.loss) == b.history.map(\.loss))
+        options.seed = 1
+        let c = Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 4, options: options)
+        #expect(a.network.layers != c.network.layers)
+    }
+
+    @Test func earlyStoppingRestoresTheBestEpochsWeights() {
+        // Labels unrelated to the features: validation loss soon rises while training loss falls.
+        var generator = SplitMix64(seed: 9)
+        let count = 200
+        let features = (0 ..< count * 2048).map { _ in Float(generator.nextNormal()) }
+        let labels = (0 ..< count).map { _ in Int(generator.next() % 4) }
+        var options = TrainingOptions()
+        options.hidden = [64]
+        options.epochs = 40
+        options.patience = 3
+        options.validation = 0.25
+        options.learningRate = 0.003
+        let result = Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 4, options: options)
+        #expect(result.stoppedEarly)
+        let losses = result.history.map { $0.validationLoss! }
+        let best = losses.indices.min { losses[$0] < losses[$1] }! + 1
+        #expect(result.bestEpoch == best)
+        #expect(result.history.count == best + options.patience)
+        // The same run cut at the best epoch ends with exactly the weights that were restored.
+        options.epochs = best
+        options.patience = 0
+        let cut = Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 4, options: options)
+        #expect(cut.network.layers == result.network.layers)
+    }
+}
+
+@Suite struct TrainStage {
+    @Test func trainsEvaluatesAndReports() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("features.sqlite")
+        try writeFeatures(input, rows: clusterRows(train: 160, test: 40, labels: [0, 1, 2, 24]))
+        var options = TrainingOptions()
+        options.epochs = 15
+        var lines: [String] = []
+        let output = folder.appendingPathComponent("head.sqlite")
+        let report = try Train.run(.init(input: input, output: output, training: options, log: { lines.append($0) }))
+        #expect(report.classes == [0, 1, 2, 24])
+        #expect(report.evaluation!.accuracy > 0.9)
+        #expect(lines.filter { $0.hasPrefix("epoch") }.count == report.history.count)
+        #expect(lines.first { $0.hasPrefix("epoch   1") }?.contains("val_loss") == true)
+
+        let model = try HeadStore.load(output)
+        #expect(model.labels == [0, 1, 2, 24])
+        #expect(model.network.layers.map(\.outputs) == [256, 4])
+        let (queue, _) = try HeadStore.open(output)
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM predictions") } == 40)
+        #expect(try queue.read { try String.fetchOne($0, sql: "SELECT letter FROM classes WHERE idx = 3") } == "Y")
+
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: report.metricsURL)) as! [String: Any]
+        #expect(metrics["accuracy"] as? Double == report.evaluation!.accuracy)
+        #expect((metrics["confusion"] as? [[Int]])?.count == 4)
+        let html = try String(contentsOf: report.reportURL, encoding: .utf8)
+        #expect(html.contains("hand-made clusters"))
+        #expect(html.contains("<svg"))
+        #expect(!html.contains("RANDOM"))
+        #expect(html.contains("macro-F1"))
+
+        // Same features, same seed: the same head.
+        let again = try Train.run(.init(input: input, output: folder.appendingPathComponent("again.sqlite"), training: options))
+        #expect(again.contentSHA256 == report.contentSHA256)
+    }
+
+    @Test func randomBackboneIsBannered() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("features.sqlite")
+        try writeFeatures(input, rows: clusterRows(train: 40, test: 8), random: true)
+        var options = TrainingOptions()
+        options.epochs = 2
+        let report = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), training: options))
+        #expect(report.randomBackbone)
+        let html = try String(contentsOf: report.reportURL, encoding: .utf8)
+        #expect(html.contains("class=\"banner\""))
+        #expect(html.contains("random:5"))
+    }
+
+    @Test func noTestSplitSkipsEvaluationAndSaysSo() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("features.sqlite")
+        try writeFeatures(input, rows: clusterRows(train: 40, test: 0))
+        var options = TrainingOptions()
+        options.epochs = 2
+        var lines: [String] = []
+        let report = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), training: options, log: { lines.append($0) }))
+        #expect(report.evaluation == nil)
+        #expect(lines.contains("no test split: evaluation skipped"))
+        #expect(try String(contentsOf: report.reportURL, encoding: .utf8).contains("No test split"))
+    }
+
+    @Test func badFeaturesAreRefusedAndNothingIsWritten() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func failure(_ rows: [(split: String, label: Int, vector: [Float])]) throws -> String {
+            let input = folder.appendingPathComponent("f-\(UUID().uuidString).sqlite")
+            try writeFeatures(input, rows: rows)
+            do {
+                _ = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite")))
+                return "no error"
+            } catch {
+                return "\(error)"
+            }
+        }
+        var rows = clusterRows(train: 20, test: 4)
+        #expect(try failure(rows.map { ($0.split, 3, $0.vector) }).contains("the train split has a single class (D)"))
+        rows[5].vector[7] = .nan
+        #expect(try failure(rows).contains("row id 6 holds nan at position 7"))
+        rows[5].vector[7] = .infinity
+        #expect(try failure(rows).contains("row id 6 holds inf at position 7"))
+        rows[5].vector = Array(rows[5].vector.prefix(100))
+        #expect(try failure(rows).contains("row id 6 has a vector of 100 values, expected 2048"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("head.sqlite").path))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("report.html").path))
+    }
+}

@@ -1,0 +1,38 @@
+"""Writes a features.sqlite in SignTransfer's schema with Gaussian class clusters instead of ResNet50
+features: 24 classes (the Sign MNIST labels), 2048 dimensions, N_TRAIN train and N_TEST test vectors.
+For comparing heads (ours against Keras) at full size without the real features.
+Usage: python make_cluster_features.py OUT.sqlite [N_TRAIN N_TEST SIGMA SEED]"""
+import hashlib, sqlite3, sys
+import numpy as np
+
+out = sys.argv[1]
+n_train, n_test = (int(sys.argv[2]), int(sys.argv[3])) if len(sys.argv) > 3 else (27455, 7172)
+sigma = float(sys.argv[4]) if len(sys.argv) > 4 else 10.0
+seed = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+rng = np.random.default_rng(seed)
+labels = [l for l in range(25) if l != 9]
+centres = rng.normal(0, 1, (len(labels), 2048)).astype("float32")
+db = sqlite3.connect(out)
+db.executescript("""
+DROP TABLE IF EXISTS features; DROP TABLE IF EXISTS backbone; DROP TABLE IF EXISTS meta;
+CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+CREATE TABLE features (id INTEGER PRIMARY KEY NOT NULL, split TEXT NOT NULL, label INTEGER NOT NULL, vector BLOB NOT NULL);
+CREATE TABLE backbone (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+""")
+content = hashlib.sha256()
+next_id = 1
+for split, n in (("train", n_train), ("test", n_test)):
+    k = rng.integers(0, len(labels), n)
+    x = (centres[k] + rng.normal(0, sigma, (n, 2048))).astype("<f4")
+    rows = []
+    for i in range(n):
+        rows.append((next_id, split, labels[k[i]], x[i].tobytes()))
+        content.update(x[i].tobytes())
+        next_id += 1
+    db.executemany("INSERT INTO features VALUES (?, ?, ?, ?)", rows)
+db.executemany("INSERT INTO backbone VALUES (?, ?)", [("weights", f"synthetic gaussian clusters (sigma {sigma}, seed {seed})"),
+                                                      ("weights_md5", ""), ("random", "0"), ("input_size", "0")])
+db.executemany("INSERT INTO meta VALUES (?, ?)", [("kind", "signtransfer.features"), ("schema_version", "1"),
+                                                  ("content_sha256", content.hexdigest())])
+db.commit()
+print(f"wrote {out}: {n_train} train, {n_test} test, sigma {sigma}")
