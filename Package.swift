@@ -14,17 +14,19 @@ let package = Package(
         .library(name: "Head", targets: ["Head"]),
         .executable(name: "extract", targets: ["extract"]),
         .executable(name: "train", targets: ["train"]),
+        .executable(name: "pipeline", targets: ["pipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         .target(
             name: "PipelineKit",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "Dataset",
@@ -46,6 +48,11 @@ let package = Package(
             name: "Head",
             dependencies: ["CBLAS", "Backbone", "Imaging", "Dataset", "PipelineKit",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Mustache", package: "swift-mustache")]
+        ),
+        .executableTarget(
+            name: "pipeline",
+            dependencies: ["Dataset", "Imaging", "Backbone", "Head", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "train",

@@ -25,5 +25,18 @@ let package = Package(
             path: "Benchmarks/IngestBenchmark",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "PipelineBenchmark",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Dataset", package: mainPackage),
+                .product(name: "Imaging", package: mainPackage),
+                .product(name: "Backbone", package: mainPackage),
+                .product(name: "Head", package: mainPackage),
+                .product(name: "PipelineKit", package: mainPackage),
+            ],
+            path: "Benchmarks/PipelineBenchmark",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

@@ -20,8 +20,13 @@ public enum Extract {
         public var weights: WeightsSpec
         public var batch: Int
         public var showProgress: Bool
+        /// Why `weights` stands in for other, requested weights (a pipeline's fallback); kept in the
+        /// output's provenance.
+        public var fallbackReason: String?
 
-        public init(input: URL, output: URL, weights: WeightsSpec = .imagenet, batch: Int = 32, showProgress: Bool = true) {
+        public init(input: URL, output: URL, weights: WeightsSpec = .imagenet, batch: Int = 32, showProgress: Bool = true,
+                    fallbackReason: String? = nil) {
+            self.fallbackReason = fallbackReason
             self.input = input
             self.output = output
             self.weights = weights
@@ -94,8 +99,8 @@ public enum Extract {
         try partial.write { db in
             let provenance = ["weights": weights.source, "weights_md5": weights.md5, "random": weights.isRandom ? "1" : "0",
                               "input_size": String(size), "architecture": architecture, "preprocessing": preprocessing,
-                              "input_content_sha256": inputMeta[Artifact.contentKey] ?? ""]
-            for (key, value) in provenance.sorted(by: { $0.key < $1.key }) {
+                              "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? ""]
+            for (key, value) in provenance.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
                 try db.execute(sql: "INSERT OR REPLACE INTO backbone VALUES (?, ?)", arguments: [key, value])
             }
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS features_split ON features(split, id)")

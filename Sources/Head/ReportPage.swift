@@ -20,6 +20,8 @@ struct ReportPage {
     var provenance: [(String, [(String, String)])]
     var randomBackbone: Bool
     var weightsSource: String
+    /// Why the weights stand in for the requested ones, when a pipeline fell back.
+    var fallbackReason: String?
 
     static let chartWidth = 420.0, chartHeight = 220.0, margin = 36.0
 
@@ -47,6 +49,7 @@ struct ReportPage {
         var context: [String: Any] = [
             "randomBackbone": randomBackbone,
             "weightsSource": weightsSource,
+            "fallbackReason": fallbackReason as Any,
             "bestEpoch": bestEpoch,
             "epochsRun": history.count,
             "charts": [
@@ -107,7 +110,7 @@ struct ReportPage {
     svg text { font-size: 11px; fill: #555; }
     </style></head><body>
     <h1>SignTransfer report</h1>
-    {{#randomBackbone}}<p class="banner">The backbone was RANDOM ({{weightsSource}}), not ImageNet: these features carry no ImageNet knowledge and the figures below are not representative.</p>{{/randomBackbone}}
+    {{#randomBackbone}}<p class="banner">The backbone was RANDOM ({{weightsSource}}), not ImageNet: these features carry no ImageNet knowledge and the figures below are not representative.{{#fallbackReason}}<br>Fallback: {{fallbackReason}}{{/fallbackReason}}</p>{{/randomBackbone}}
     <p>Backbone weights: <code>{{weightsSource}}</code>. Best epoch {{bestEpoch}} of {{epochsRun}} run.</p>
     {{#evaluation}}<p class="figures"><span>test accuracy <b>{{accuracy}}</b></span><span>macro-F1 <b>{{macroF1}}</b></span><span>{{images}} test images</span></p>{{/evaluation}}
     {{^evaluation}}<p><b>No test split: evaluation was skipped.</b></p>{{/evaluation}}

@@ -160,7 +160,8 @@ public enum Train {
                                                                               predicted: $0.predicted, confidence: Double($0.confidence),
                                                                               png: pictures[data.ids[$0.row]]) },
                                   provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: paramsDictionary(options.training)),
-                                  randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown").render()
+                                  randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown",
+                                  fallbackReason: backbone["weights_fallback"]).render()
         try AtomicOutput.write(to: reportURL) { try Data(html.utf8).write(to: $0) }
         return Report(classes: classes, history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
                       contentSHA256: hasher.finalize(), metricsURL: metricsURL, reportURL: reportURL, randomBackbone: backbone["random"] == "1")

@@ -26,7 +26,17 @@ struct ExtractCommand: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch: Int = 32
 
+    @Option(help: ArgumentHelp("Run this stage of a pipeline file instead: its parameters from the file, its input from the manifest, its record written there.", valueName: "file"))
+    var pipeline: String?
+
     func run() throws {
+        if let pipeline {
+            let file = try PipelineFile(URL(fileURLWithPath: pipeline), knownStages: pipelineStageNames)
+            let runner = try PipelineRunner(file: file, stages: [ExtractStage.definition])
+            try runner.acquireLock()
+            try runner.runStage(ExtractStage.definition) { print($0) }
+            return
+        }
         let started = Date()
         let report = try Extract.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),
                                            weights: try WeightsSpec(weights), batch: batch))
@@ -43,10 +53,7 @@ struct ExtractCommand: ParsableCommand {
 do {
     var command = try ExtractCommand.parseAsRoot()
     try command.run()
-} catch let error as StageError {
-    FileHandle.standardError.write(Data("extract: error: \(error.description)\n".utf8))
-    exit(1)
-} catch let error as WeightsError {
+} catch let error as UserFacingError {
     FileHandle.standardError.write(Data("extract: error: \(error.description)\n".utf8))
     exit(1)
 } catch {

@@ -28,7 +28,17 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "How many input errors to report before stopping.")
     var maxErrors: Int = 20
 
+    @Option(help: ArgumentHelp("Run this stage of a pipeline file instead: its parameters from the file, its input from the manifest, its record written there.", valueName: "file"))
+    var pipeline: String?
+
     func run() throws {
+        if let pipeline {
+            let file = try PipelineFile(URL(fileURLWithPath: pipeline), knownStages: pipelineStageNames)
+            let runner = try PipelineRunner(file: file, stages: [IngestStage.definition])
+            try runner.acquireLock()
+            try runner.runStage(IngestStage.definition) { print($0) }
+            return
+        }
         var splits: [(name: String, file: URL)] = []
         if let train { splits.append(("train", URL(fileURLWithPath: train))) }
         if let test { splits.append(("test", URL(fileURLWithPath: test))) }
@@ -61,7 +71,7 @@ do {
 } catch let error as LocatedErrors {
     printError(error.description)
     exit(1)
-} catch let error as StageError {
+} catch let error as UserFacingError {
     printError("ingest: error: \(error.description)")
     exit(1)
 } catch {

@@ -27,7 +27,17 @@ struct PreprocessCommand: ParsableCommand {
     @Option(help: "With --export, write at most this many files.")
     var limit: Int?
 
+    @Option(help: ArgumentHelp("Run this stage of a pipeline file instead: its parameters from the file, its input from the manifest, its record written there.", valueName: "file"))
+    var pipeline: String?
+
     func run() throws {
+        if let pipeline {
+            let file = try PipelineFile(URL(fileURLWithPath: pipeline), knownStages: pipelineStageNames)
+            let runner = try PipelineRunner(file: file, stages: [PreprocessStage.definition])
+            try runner.acquireLock()
+            try runner.runStage(PreprocessStage.definition) { print($0) }
+            return
+        }
         let started = Date()
         let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,
                                               export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit))
@@ -42,7 +52,7 @@ struct PreprocessCommand: ParsableCommand {
 do {
     var command = try PreprocessCommand.parseAsRoot()
     try command.run()
-} catch let error as StageError {
+} catch let error as UserFacingError {
     FileHandle.standardError.write(Data("preprocess: error: \(error.description)\n".utf8))
     exit(1)
 } catch {

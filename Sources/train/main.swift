@@ -47,7 +47,17 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The preprocess output whose images the report shows (default: preprocessed.sqlite beside the input).", valueName: "file"))
     var images: String?
 
+    @Option(help: ArgumentHelp("Run this stage of a pipeline file instead: its parameters from the file, its input from the manifest, its record written there.", valueName: "file"))
+    var pipeline: String?
+
     func run() throws {
+        if let pipeline {
+            let file = try PipelineFile(URL(fileURLWithPath: pipeline), knownStages: pipelineStageNames)
+            let runner = try PipelineRunner(file: file, stages: [TrainStage.definition])
+            try runner.acquireLock()
+            try runner.runStage(TrainStage.definition) { print($0) }
+            return
+        }
         var options = TrainingOptions()
         options.hidden = try hidden.split(separator: ",", omittingEmptySubsequences: true).map {
             guard let size = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--hidden: '\($0)' is not a whole number") }

@@ -1,0 +1,52 @@
+import Foundation
+import PipelineKit
+
+/// The extract stage as a pipeline runs it. `fallback` (e.g. random:0) is used only when the
+/// `weights` cannot be had (no network, no cached file): announced as a warning, recorded in the
+/// manifest as the weights actually used, and shown by the report.
+public enum ExtractStage {
+    public static let definition = StageDefinition(
+        name: "extract",
+        parameters: [ParameterSpec("weights", .text, default: "imagenet"), ParameterSpec("fallback", .text, default: ""),
+                     ParameterSpec("batch", .integer(1 ... 1024), default: "32")],
+        output: "features.sqlite",
+        upstream: "preprocess",
+        environment: { parameters in ["weights used": effectiveWeights(parameters)] },
+        run: { context in
+            let requested = try WeightsSpec(context.parameters.values["weights"]!)
+            let fallback = context.parameters.values["fallback"].flatMap { $0.isEmpty ? nil : $0 }
+            let batch = Int(context.parameters.values["batch"]!)!
+            var notes: [String: String] = [:]
+            var used = requested
+            if requested == .imagenet, !ImageNetWeights.isCached, let fallback {
+                do {
+                    _ = try ImageNetWeights.locate(showProgress: true)
+                } catch {
+                    used = try WeightsSpec(fallback)
+                    let message = "the ImageNet weights cannot be had (\(error.userMessage)); using the fallback \(fallback): the features are NOT ImageNet features"
+                    context.log("extract: warning: \(message)")
+                    notes["weights_fallback"] = message
+                }
+            }
+            let report = try Extract.run(.init(input: context.input!, output: context.output, weights: used, batch: batch,
+                                               fallbackReason: notes["weights_fallback"]))
+            if report.randomWeights { context.log("extract: warning: the features come from a RANDOM backbone (\(report.weightsSource))") }
+            return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": used.description], notes: notes)
+        })
+
+    /// The weights a run would use now: ImageNet when its file is cached (or there is no fallback, so
+    /// the run will try to download it), else the fallback.
+    static func effectiveWeights(_ parameters: StageParameters) -> String {
+        let weights = parameters.values["weights"] ?? "imagenet"
+        let fallback = parameters.values["fallback"] ?? ""
+        if weights == "imagenet", !fallback.isEmpty, !ImageNetWeights.isCached { return fallback }
+        return weights
+    }
+}
+
+extension ImageNetWeights {
+    /// Whether a copy sits in Keras's cache or ours (its MD5 is checked when it is used).
+    public static var isCached: Bool {
+        [kerasCache, cacheFolder].contains { FileManager.default.fileExists(atPath: $0.appendingPathComponent(fileName).path) }
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+import PipelineKit
+
+/// The train stage as a pipeline runs it.
+public enum TrainStage {
+    public static let definition = StageDefinition(
+        name: "train",
+        parameters: [ParameterSpec("hidden", .integerList, default: "256"), ParameterSpec("dropout", .number(0 ... 0.99), default: "0.5"),
+                     ParameterSpec("epochs", .integer(1 ... 100_000), default: "30"), ParameterSpec("batch", .integer(1 ... 1 << 20), default: "64"),
+                     ParameterSpec("learning_rate", .number(1e-9 ... 10), default: "0.001"),
+                     ParameterSpec("validation", .number(0 ... 0.9), default: "0.1"), ParameterSpec("patience", .integer(0 ... 100_000), default: "5"),
+                     ParameterSpec("seed", .integer(0 ... Int.max), default: "0")],
+        output: "head.sqlite",
+        upstream: "extract",
+        run: { context in
+            let values = context.parameters.values
+            var options = TrainingOptions()
+            options.hidden = values["hidden"]!.split(separator: ",").map { Int($0)! }
+            options.dropout = Float(values["dropout"]!)!
+            options.epochs = Int(values["epochs"]!)!
+            options.batch = Int(values["batch"]!)!
+            options.learningRate = Float(values["learning_rate"]!)!
+            options.validation = Double(values["validation"]!)!
+            options.patience = Int(values["patience"]!)!
+            options.seed = UInt64(values["seed"]!)!
+            let report = try Train.run(.init(input: context.input!, output: context.output, training: options, log: { context.log("train: " + $0) }))
+            context.log("train: report \(report.reportURL.path)")
+            var notes = ["report": report.reportURL.path]
+            if let evaluation = report.evaluation { notes["accuracy"] = String(evaluation.accuracy) }
+            return StageOutcome(contentSHA256: report.contentSHA256, rows: report.classes.count, notes: notes)
+        })
+}

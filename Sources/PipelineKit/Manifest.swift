@@ -1,0 +1,84 @@
+import Foundation
+
+/// `artifacts/NAME/manifest.json`: what each stage last did, and a state table of file hashes.
+public struct Manifest: Codable, Sendable {
+    public struct FileState: Codable, Sendable, Equatable {
+        public var size: Int64
+        public var modified: Int64
+        public var inode: UInt64
+        public var sha256: String
+    }
+
+    public struct Input: Codable, Sendable, Equatable {
+        public var path: String
+        public var sha256: String
+    }
+
+    public struct Output: Codable, Sendable, Equatable {
+        public var path: String
+        /// SHA-256 of the file's bytes.
+        public var sha256: String
+        /// The artifact's own content hash (its meta table), which downstream stages depend on.
+        public var content: String
+        public var rows: Int
+        public var size: Int64
+    }
+
+    public struct StageRecord: Codable, Sendable {
+        public var fingerprint: String
+        public var params: [String: String]
+        /// What besides the file decided the result (the weights extract actually used).
+        public var environment: [String: String]
+        public var inputs: [String: Input]
+        /// The upstream stage's output content this stage was computed from.
+        public var upstreamContent: String?
+        public var output: Output
+        public var toolVersion: String
+        public var started: Date
+        public var ended: Date
+        public var seconds: Double
+        public var notes: [String: String]
+    }
+
+    public var pipeline: String
+    public var stages: [String: StageRecord] = [:]
+    /// Hashes of files by absolute path, valid while size, modification time and inode match: a
+    /// check never rehashes a file that has not changed.
+    public var files: [String: FileState] = [:]
+
+    public init(pipeline: String) { self.pipeline = pipeline }
+
+    public static func load(_ url: URL, pipeline: String) throws -> Manifest {
+        guard FileManager.default.fileExists(atPath: url.path) else { return Manifest(pipeline: pipeline) }
+        do {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            return try decoder.decode(Manifest.self, from: Data(contentsOf: url))
+        } catch {
+            throw StageError("\(url.path): the manifest cannot be read (\(error.userMessage)); delete it to rebuild every stage")
+        }
+    }
+
+    /// Replaces the manifest atomically.
+    public func save(_ url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        let data = try encoder.encode(self)
+        try AtomicOutput.write(to: url) { try data.write(to: $0) }
+    }
+
+    /// The file's SHA-256, from the state table when the file's size, modification time and inode
+    /// are as recorded; otherwise hashed and recorded. nil when the file does not exist.
+    public mutating func sha256(of url: URL) throws -> String? {
+        var info = stat()
+        guard stat(url.path, &info) == 0 else { return nil }
+        let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        if let known = files[url.path], known.size == Int64(info.st_size), known.modified == modified, known.inode == UInt64(info.st_ino) {
+            return known.sha256
+        }
+        let hash = try PipelineKit.sha256(ofFile: url)
+        files[url.path] = FileState(size: Int64(info.st_size), modified: modified, inode: UInt64(info.st_ino), sha256: hash)
+        return hash
+    }
+}

@@ -1,0 +1,249 @@
+import Foundation
+import Testing
+
+/// A pipeline over a private copy of the sample, small enough to run in about a second.
+struct SamplePipeline {
+    let folder: URL
+    var file: URL { folder.appendingPathComponent("pipeline.yaml") }
+    var artifacts: URL { folder.appendingPathComponent("artifacts") }
+    var train: URL { folder.appendingPathComponent("train.csv") }
+
+    init(size: Int = 32, epochs: Int = 3, extractBatch: Int = 32) throws {
+        folder = try temporaryFolder()
+        try FileManager.default.copyItem(atPath: sample("train.csv"), toPath: folder.appendingPathComponent("train.csv").path)
+        try FileManager.default.copyItem(atPath: sample("test.csv"), toPath: folder.appendingPathComponent("test.csv").path)
+        try write(size: size, epochs: epochs, extractBatch: extractBatch)
+    }
+
+    func write(size: Int = 32, epochs: Int = 3, extractBatch: Int = 32) throws {
+        try """
+        name: e2e
+        artifacts: artifacts
+        stages:
+          ingest:
+            train: train.csv
+            test: test.csv
+          preprocess:
+            size: \(size)
+          extract:
+            weights: random:1
+            batch: \(extractBatch)
+          train:
+            hidden: [32]
+            epochs: \(epochs)
+        """.write(to: file, atomically: true, encoding: .utf8)
+    }
+
+    /// Runs `pipeline run` and returns the stages it ran.
+    @discardableResult
+    func run(_ extra: [String] = []) throws -> [String] {
+        let result = try runTool("pipeline", ["run", file.path] + extra)
+        #expect(result.status == 0, "\(result.stderr)")
+        return result.stdout.split(separator: "\n").compactMap { line in
+            line.hasSuffix(")") && line.contains(": running (") ? String(line.prefix { $0 != ":" }) : nil
+        }
+    }
+
+    func status() throws -> String { try runTool("pipeline", ["status", file.path]).stdout }
+
+    func remove() { try? FileManager.default.removeItem(at: folder) }
+}
+
+/// An artifact's content hash from its meta table (head.sqlite keeps per-epoch timings, so its
+/// bytes differ between runs while its content does not).
+func contentHash(_ file: URL) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    process.arguments = ["-readonly", file.path, "SELECT value FROM meta WHERE key = 'content_sha256'"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    process.waitUntilExit()
+    return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+@Suite(.serialized) struct PipelineRules {
+    @Test func secondRunRerunsNothingAndStatusSaysUpToDate() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        #expect(try pipeline.run() == ["ingest", "preprocess", "extract", "train"])
+        #expect(try pipeline.run() == [])
+        let status = try pipeline.status()
+        #expect(status.split(separator: "\n").allSatisfy { $0.contains(": up to date") })
+        #expect(FileManager.default.fileExists(atPath: pipeline.artifacts.appendingPathComponent("manifest.json").path))
+        #expect(FileManager.default.fileExists(atPath: pipeline.artifacts.appendingPathComponent("report.html").path))
+    }
+
+    @Test func changedHeadParameterRerunsOnlyTrain() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        try pipeline.write(epochs: 4)
+        #expect(try pipeline.status().contains("train: stale: parameter epochs changed from 3 to 4"))
+        #expect(try pipeline.run() == ["train"])
+    }
+
+    @Test func changedSizeRerunsPreprocessExtractAndTrain() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        try pipeline.write(size: 40)
+        let status = try pipeline.status()
+        #expect(status.contains("preprocess: stale: parameter size changed from 32 to 40"))
+        #expect(status.contains("extract: stale: waits for preprocess"))
+        #expect(try pipeline.run() == ["preprocess", "extract", "train"])
+    }
+
+    @Test func csvRewrittenWithTheSameBytesRerunsNothing() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        let bytes = try Data(contentsOf: pipeline.train)
+        try FileManager.default.removeItem(at: pipeline.train)
+        try bytes.write(to: pipeline.train)
+        #expect(try pipeline.run() == [])
+    }
+
+    @Test func onePixelChangedRerunsEverything() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        var lines = try String(contentsOf: pipeline.train, encoding: .utf8).components(separatedBy: "\n")
+        var fields = lines[7].components(separatedBy: ",")
+        fields[100] = fields[100] == "0" ? "1" : "0"
+        lines[7] = fields.joined(separator: ",")
+        try lines.joined(separator: "\n").write(to: pipeline.train, atomically: true, encoding: .utf8)
+        #expect(try pipeline.status().contains("ingest: stale: input train changed"))
+        #expect(try pipeline.run() == ["ingest", "preprocess", "extract", "train"])
+    }
+
+    @Test func deletedFeaturesRerunExtractButNotTrain() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        try FileManager.default.removeItem(at: pipeline.artifacts.appendingPathComponent("features.sqlite"))
+        #expect(try pipeline.status().contains("extract: stale: output features.sqlite is missing"))
+        #expect(try pipeline.run() == ["extract"])
+        #expect(try pipeline.run() == [])
+    }
+
+    @Test func outputEditedOnDiskIsReportedAndRebuilt() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        let head = pipeline.artifacts.appendingPathComponent("head.sqlite")
+        let original = try contentHash(head)
+        let handle = try FileHandle(forWritingTo: head)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("tampered".utf8))
+        try handle.close()
+        #expect(try pipeline.status().contains("train: stale: output head.sqlite was altered on disk"))
+        #expect(try pipeline.run() == ["train"])
+        #expect(try contentHash(head) == original)
+        #expect(try pipeline.run() == [])
+    }
+
+    @Test func forceAndUntil() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        #expect(try pipeline.run(["--until", "preprocess"]) == ["ingest", "preprocess"])
+        #expect(try pipeline.status().contains("extract: stale: never run"))
+        #expect(try pipeline.run() == ["extract", "train"])
+        #expect(try pipeline.run(["--force", "preprocess"]) == ["preprocess"])
+    }
+
+    @Test func stageExecutablesRunUnderThePipeline() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        let early = try runTool("preprocess", ["--pipeline", pipeline.file.path])
+        #expect(early.status != 0)
+        #expect(early.stderr.contains("needs the output of ingest"))
+        for stage in ["ingest", "preprocess", "extract", "train"] {
+            let result = try runTool(stage, ["--pipeline", pipeline.file.path])
+            #expect(result.status == 0, "\(stage): \(result.stderr)")
+        }
+        #expect(try pipeline.run() == [])
+    }
+
+    @Test func killedExtractResumesAndEndsIdentical() throws {
+        let reference = try SamplePipeline(size: 96, extractBatch: 8)
+        defer { reference.remove() }
+        try reference.run()
+
+        let pipeline = try SamplePipeline(size: 96, extractBatch: 8)
+        defer { pipeline.remove() }
+        try pipeline.run(["--until", "preprocess"])
+        let process = Process()
+        process.executableURL = productsFolder.appendingPathComponent("pipeline")
+        process.arguments = ["run", pipeline.file.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let partial = pipeline.artifacts.appendingPathComponent(".features.sqlite.partial")
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: partial.path) && Date() < deadline { usleep(20_000) }
+        usleep(1_500_000)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(!FileManager.default.fileExists(atPath: pipeline.artifacts.appendingPathComponent("features.sqlite").path))
+
+        let resumed = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("resuming after"))
+        let features = "features.sqlite"
+        #expect(try Data(contentsOf: pipeline.artifacts.appendingPathComponent(features)) == Data(contentsOf: reference.artifacts.appendingPathComponent(features)))
+        #expect(try contentHash(pipeline.artifacts.appendingPathComponent("head.sqlite")) == contentHash(reference.artifacts.appendingPathComponent("head.sqlite")))
+    }
+
+    @Test func twoRunsAtOnceTheSecondRefuses() throws {
+        let pipeline = try SamplePipeline(size: 96, extractBatch: 8)
+        defer { pipeline.remove() }
+        let process = Process()
+        process.executableURL = productsFolder.appendingPathComponent("pipeline")
+        process.arguments = ["run", pipeline.file.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let lock = pipeline.artifacts.appendingPathComponent(".lock")
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: lock.path) && Date() < deadline { usleep(10_000) }
+        let second = try runTool("pipeline", ["run", pipeline.file.path])
+        process.waitUntilExit()
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("is in use by another run"))
+        #expect(process.terminationStatus == 0)
+        #expect(try pipeline.run() == [])
+    }
+
+    @Test func badPipelineFilesNameFileLineAndKey() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        let cases: [(String, String)] = [
+            ("name: e2e\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    sise: 32\n", "pipeline.yaml:6:5: unknown key 'sise' in stage preprocess"),
+            ("name: e2e\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    size: big\n", "pipeline.yaml:6:5: preprocess.size: expected a whole number, found 'big'"),
+            ("name: e2e\nstages:\n  ingest:\n    train: train.csv\n  predict:\n    top: 3\n", "pipeline.yaml:5:3: unknown stage 'predict'"),
+            ("name: e2e\nstages:\n  ingest:\n    train: missing.csv\n", "pipeline.yaml:4:5: ingest.train: no such file"),
+            ("name: e2e\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    size: 9\n", "pipeline.yaml:6:5: preprocess.size: expected 32 to 512, found 9"),
+        ]
+        for (text, expected) in cases {
+            try text.write(to: pipeline.file, atomically: true, encoding: .utf8)
+            let result = try runTool("pipeline", ["run", pipeline.file.path])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains(expected), "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: pipeline.folder.appendingPathComponent("artifacts/e2e/images.sqlite").path))
+        }
+    }
+
+    @Test func inspectAttachesEveryStage() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        let tables = try runTool("pipeline", ["inspect", pipeline.file.path])
+        for line in ["ingest.images: 199 rows", "preprocess.images: 199 rows", "extract.features: 199 rows", "train.predictions: 11 rows"] {
+            #expect(tables.stdout.contains(line), "\(tables.stdout)")
+        }
+        let query = try runTool("pipeline", ["inspect", pipeline.file.path, "--sql",
+                                             "SELECT count(*) AS n FROM train.predictions t JOIN ingest.images i USING (id) WHERE i.split = 'test'"])
+        #expect(query.stdout.contains("11"))
+    }
+}
