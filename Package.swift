@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "extract", targets: ["extract"]),
         .executable(name: "train", targets: ["train"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
+        .executable(name: "predict", targets: ["predict"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -50,6 +51,10 @@ let package = Package(
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Mustache", package: "swift-mustache")]
         ),
         .executableTarget(
+            name: "predict",
+            dependencies: ["Head", "Backbone", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
             name: "pipeline",
             dependencies: ["Dataset", "Imaging", "Backbone", "Head", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -70,7 +75,7 @@ let package = Package(
             name: "ingest",
             dependencies: ["Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "Fixtures", path: "Tests/Fixtures", exclude: ["keras3-conv1.h5"]),
+        .target(name: "Fixtures", path: "Tests/Fixtures", exclude: ["keras3-conv1.h5", "grey16-40x30.png", "rgb8-56x56.png"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HeadTests", dependencies: ["Head", "Backbone", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -71,8 +71,10 @@ public final class ResNet50: Sendable {
 
     /// Buffers for one batch size and image size, allocated once and reused across batches.
     public final class Workspace {
-        let count: Int, size: Int
-        let activations: [UnsafeMutablePointer<Float>]
+        /// The most images one forward pass takes, and their side.
+        public let count: Int, size: Int
+        /// Four activation buffers; the first holds the network's input (`count x size x size x 3`).
+        public let activations: [UnsafeMutablePointer<Float>]
         let columns: UnsafeMutablePointer<Float>
         let capacity: Int, columnCapacity: Int
 

@@ -16,9 +16,13 @@ public enum Preprocess {
         /// Where to write PNG files named SPLIT-ID-LETTER.png, and how many at most.
         public var export: URL?
         public var exportLimit: Int?
+        /// Export the 28x28 grey originals rather than the resized images.
+        public var exportOriginals: Bool
         public var showProgress: Bool
 
-        public init(input: URL, output: URL, size: Int = 224, export: URL? = nil, exportLimit: Int? = nil, showProgress: Bool = true) {
+        public init(input: URL, output: URL, size: Int = 224, export: URL? = nil, exportLimit: Int? = nil, exportOriginals: Bool = false,
+                    showProgress: Bool = true) {
+            self.exportOriginals = exportOriginals
             self.input = input
             self.output = output
             self.size = size
@@ -113,7 +117,8 @@ public enum Preprocess {
                 if let export = options.export {
                     for (image, png) in zip(images, encoded) where exported < (options.exportLimit ?? .max) {
                         let name = "\(image.split)-\(image.id)-\(SignLetters.letter(image.label)).png"
-                        try png.write(to: export.appendingPathComponent(name), options: .atomic)
+                        let bytes = options.exportOriginals ? try PNG.encode(Bitmap(width: 28, height: 28, channels: 1, pixels: image.pixels)) : png
+                        try bytes.write(to: export.appendingPathComponent(name), options: .atomic)
                         exported += 1
                     }
                 }

@@ -27,6 +27,9 @@ struct PreprocessCommand: ParsableCommand {
     @Option(help: "With --export, write at most this many files.")
     var limit: Int?
 
+    @Flag(help: "With --export, write the 28x28 grey originals instead of the resized images (predict's input).")
+    var originals = false
+
     @Option(help: ArgumentHelp("Run this stage of a pipeline file instead: its parameters from the file, its input from the manifest, its record written there.", valueName: "file"))
     var pipeline: String?
 
@@ -40,7 +43,8 @@ struct PreprocessCommand: ParsableCommand {
         }
         let started = Date()
         let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,
-                                              export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit))
+                                              export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit,
+                                              exportOriginals: originals))
         let seconds = Date().timeIntervalSince(started)
         print(String(format: "wrote %@: %d images at %dx%d, %.1f MB, content %@, %.2f s (%.0f images/s)", output, report.images, size, size,
                      Double(report.outputBytes) / 1e6, String(report.contentSHA256.prefix(12)), seconds, Double(report.images) / seconds))

@@ -1,0 +1,76 @@
+import Backbone
+import Dataset
+import Foundation
+import Imaging
+import PipelineKit
+
+/// Classifies new images with a trained head, through exactly the training path: 28x28 grey, the
+/// stored size and resize, replication to RGB, the same backbone weights, the head.
+public final class Predictor {
+    public struct Prediction: Sendable {
+        /// (label, probability), most probable first.
+        public var top: [(label: Int, probability: Float)]
+        public var probabilities: [Float]
+    }
+
+    public let model: HeadStore.Model
+    public let size: Int
+    public let weightsSource: String
+    let network: ResNet50
+    let resize: BilinearResize
+
+    /// Loads the head and the backbone its provenance names. `weights` and `size`, when given, must
+    /// be those the head was trained with: a head used with other ones is refused.
+    public init(head: URL, weights: WeightsSpec? = nil, size: Int? = nil) throws {
+        model = try HeadStore.load(head)
+        let params = model.params
+        guard let trainedSize = params["backbone_input_size"].flatMap(Int.init), let trainedWeights = params["backbone_weights"],
+              let trainedMD5 = params["backbone_weights_md5"] else {
+            throw StageError("\(head.path): the head does not record the backbone it was trained on (backbone_input_size, backbone_weights)")
+        }
+        if let size, size != trainedSize {
+            throw StageError("\(head.path): the head was trained on \(trainedSize)x\(trainedSize) images, not \(size)x\(size)")
+        }
+        let spec = try weights ?? WeightsSpec(trainedWeights)
+        let resolved = try spec.resolve(showProgress: false)
+        guard resolved.md5 == trainedMD5 else {
+            throw StageError("\(head.path): the head was trained on features of the weights \(trainedWeights) (MD5 \(trainedMD5)), but \(resolved.source) has MD5 \(resolved.md5): refusing to mix them")
+        }
+        self.size = trainedSize
+        weightsSource = resolved.source
+        network = try ResNet50(weights: resolved.provider)
+        resize = BilinearResize(from: (28, 28), to: (trainedSize, trainedSize))
+    }
+
+    /// A picture as the training data were: 8-bit grey, 28x28 (area-averaged down or up to it).
+    public static func greyscale28(png data: Data) throws -> [UInt8] {
+        let bitmap = try PNG.decode(data, channels: 1)
+        return areaResize(bitmap.pixels, width: bitmap.width, height: bitmap.height, to: 28)
+    }
+
+    /// Predicts 28x28 grey images (784 bytes each), in batches of `batch`.
+    public func predict(_ images: [[UInt8]], top: Int = 3, batch: Int = 32) -> [Prediction] {
+        var predictions: [Prediction] = []
+        let workspace = network.makeWorkspace(count: min(batch, max(images.count, 1)), size: size)
+        let pixels = size * size * 3
+        for start in stride(from: 0, to: images.count, by: workspace.count) {
+            let chunk = images[start ..< min(start + workspace.count, images.count)]
+            var rgb = [UInt8](repeating: 0, count: pixels)
+            for (index, image) in chunk.enumerated() {
+                image.withUnsafeBufferPointer { grey in rgb.withUnsafeMutableBufferPointer { resize.resizeToBytes(grey, channels: 3, into: $0) } }
+                rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.activations[0] + index * pixels) }
+            }
+            var features = [Float](repeating: 0, count: chunk.count * ResNet50.featureCount)
+            features.withUnsafeMutableBufferPointer { network.forward(workspace, count: chunk.count, into: $0.baseAddress!) }
+            let probabilities = features.withUnsafeBufferPointer { model.network.probabilities($0, count: chunk.count) }
+            let classes = model.labels.count
+            for row in 0 ..< chunk.count {
+                let p: [Float] = Array(probabilities[row * classes ..< (row + 1) * classes])
+                let order: [Int] = p.indices.sorted { (a: Int, b: Int) -> Bool in p[a] > p[b] || (p[a] == p[b] && a < b) }
+                let best: [(label: Int, probability: Float)] = order.prefix(top).map { (model.labels[$0], p[$0]) }
+                predictions.append(Prediction(top: best, probabilities: p))
+            }
+        }
+        return predictions
+    }
+}

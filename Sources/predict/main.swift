@@ -1,0 +1,113 @@
+import ArgumentParser
+import Backbone
+import Dataset
+import Foundation
+import Head
+import PipelineKit
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Classify PNG images (or Kaggle CSV rows) with a trained pipeline's head.",
+        discussion: """
+            Pictures of any size, grey or colour, 8 or 16 bit, are converted to grey and reduced to 28x28 \
+            by area averaging, then take exactly the training path: the stored size and resize, \
+            replication to RGB, the backbone weights the head was trained with, the head. A file that \
+            cannot be read is reported and the others are still predicted; the exit status is then 1.
+            """)
+
+    @Option(help: ArgumentHelp("A pipeline file: its trained head is used.", valueName: "file"))
+    var pipeline: String?
+
+    @Option(help: ArgumentHelp("A head.sqlite to use instead of a pipeline's.", valueName: "file"))
+    var model: String?
+
+    @Option(help: ArgumentHelp("Rows in the Kaggle CSV layout to predict; prints the accuracy.", valueName: "file"))
+    var csv: String?
+
+    @Option(help: "How many letters to show per image.")
+    var top: Int = 3
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    @Argument(help: "PNG files to classify.")
+    var images: [String] = []
+
+    func validate() throws {
+        guard (pipeline == nil) != (model == nil) else { throw ValidationError("give --pipeline FILE or --model head.sqlite (one of them)") }
+        guard !images.isEmpty || csv != nil else { throw ValidationError("give PNG files to classify, or --csv FILE") }
+        guard top >= 1 else { throw ValidationError("--top must be at least 1") }
+    }
+
+    func headURL() throws -> URL {
+        if let model { return URL(fileURLWithPath: model) }
+        let file = try PipelineFile(URL(fileURLWithPath: pipeline!), knownStages: pipelineStageNames)
+        let manifest = try Manifest.load(file.artifacts.appendingPathComponent("manifest.json"), pipeline: file.name)
+        guard let record = manifest.stages["train"], FileManager.default.fileExists(atPath: record.output.path) else {
+            throw StageError("\(file.url.path): the pipeline has no trained head yet: run `pipeline run \(pipeline!)` first")
+        }
+        return URL(fileURLWithPath: record.output.path)
+    }
+
+    func run() throws {
+        let predictor = try Predictor(head: try headURL())
+        var names: [String] = [], inputs: [[UInt8]] = [], truth: [Int?] = []
+        var failed = false
+        for path in images {
+            do {
+                guard let data = FileManager.default.contents(atPath: path) else { throw StageError("no such file, or not readable") }
+                guard !data.isEmpty else { throw StageError("the file is empty") }
+                inputs.append(try Predictor.greyscale28(png: data))
+                names.append(path)
+                truth.append(nil)
+            } catch {
+                FileHandle.standardError.write(Data("predict: error: \(path): \(error.userMessage)\n".utf8))
+                failed = true
+            }
+        }
+        if let csv {
+            let (rows, _) = try KaggleCSV.read(URL(fileURLWithPath: csv))
+            for row in 0 ..< rows.count {
+                inputs.append(Array(rows.image(row)))
+                names.append("\(csv):\(rows.lines[row])")
+                truth.append(Int(rows.labels[row]))
+            }
+        }
+        let predictions = predictor.predict(inputs, top: top)
+        if json {
+            let entries: [[String: Any]] = zip(names, predictions).map { name, prediction in
+                ["input": name, "top": prediction.top.map { ["letter": SignLetters.letter($0.label), "label": $0.label, "probability": Double($0.probability)] }]
+            }
+            let data = try JSONSerialization.data(withJSONObject: ["weights": predictor.weightsSource, "size": predictor.size, "predictions": entries],
+                                                  options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            let width = max(5, names.map(\.count).max() ?? 0)
+            print("image".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + (1 ... top).map { "top-\($0)      " }.joined())
+            for (name, prediction) in zip(names, predictions) {
+                let cells = prediction.top.map { "\(SignLetters.letter($0.label)) \(String(format: "%.3f", $0.probability))".padding(toLength: 11, withPad: " ", startingAt: 0) }
+                print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + cells.joined())
+            }
+        }
+        let labelled = zip(truth, predictions).compactMap { label, prediction in label.map { $0 == prediction.top[0].label } }
+        if !labelled.isEmpty {
+            let right = labelled.filter { $0 }.count
+            FileHandle.standardError.write(Data(String(format: "accuracy: %.4f (%d of %d rows)\n", Double(right) / Double(labelled.count), right, labelled.count).utf8))
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+do {
+    var command = try PredictCommand.parseAsRoot()
+    try command.run()
+} catch let error as LocatedErrors {
+    FileHandle.standardError.write(Data((error.description + "\n").utf8))
+    exit(1)
+} catch let error as UserFacingError {
+    FileHandle.standardError.write(Data("predict: error: \(error.description)\n".utf8))
+    exit(1)
+} catch {
+    PredictCommand.exit(withError: error)
+}
