@@ -26,10 +26,7 @@ public enum FeaturesStore {
     }
 
     public static func backbone(_ queue: DatabaseQueue) throws -> [String: String] {
-        try queue.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM backbone")
-            return Dictionary(uniqueKeysWithValues: rows.map { ($0["key"] as String, $0["value"] as String) })
-        }
+        try queue.read { try Artifact.keyValues($0, table: "backbone") }
     }
 
     public struct Feature: Sendable {

@@ -33,7 +33,12 @@ public enum Artifact {
     }
 
     public static func readMeta(_ db: Database) throws -> [String: String] {
-        let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM meta")
+        try keyValues(db, table: "meta")
+    }
+
+    /// A `(key, value)` table (meta, params, backbone) as a dictionary.
+    public static func keyValues(_ db: Database, table: String) throws -> [String: String] {
+        let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM \(table)")
         return Dictionary(uniqueKeysWithValues: rows.map { ($0["key"] as String, $0["value"] as String) })
     }
 

@@ -58,9 +58,7 @@ public enum HeadStore {
                 DenseNetwork.Layer(inputs: row["inputs"], outputs: row["outputs"],
                                    weights: FeaturesStore.decode(row["weights"]), bias: FeaturesStore.decode(row["bias"]))
             }
-            let params = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT key, value FROM params").map {
-                ($0["key"] as String, $0["value"] as String)
-            })
+            let params = try Artifact.keyValues(db, table: "params")
             return Model(network: DenseNetwork(layers: layers, dropout: 0), labels: labels, params: params)
         }
     }

@@ -30,10 +30,7 @@ public enum PreprocessedStore {
     }
 
     public static func params(_ queue: DatabaseQueue) throws -> [String: String] {
-        try queue.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM params")
-            return Dictionary(uniqueKeysWithValues: rows.map { ($0["key"] as String, $0["value"] as String) })
-        }
+        try queue.read { try Artifact.keyValues($0, table: "params") }
     }
 
     public struct Image: Sendable {

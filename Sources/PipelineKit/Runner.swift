@@ -218,3 +218,13 @@ public final class PipelineRunner {
 
 /// The stages a pipeline file may name, in the order they run.
 public let pipelineStageNames = ["ingest", "preprocess", "extract", "train"]
+
+extension PipelineRunner {
+    /// `STAGE --pipeline FILE`: runs `stage` alone under the pipeline's lock and records it.
+    public static func runAlone(_ stage: StageDefinition, pipeline path: String) throws {
+        let file = try PipelineFile(URL(fileURLWithPath: path), knownStages: pipelineStageNames)
+        let runner = try PipelineRunner(file: file, stages: [stage])
+        try runner.acquireLock()
+        try runner.runStage(stage) { print($0) }
+    }
+}

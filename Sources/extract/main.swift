@@ -31,11 +31,7 @@ struct ExtractCommand: ParsableCommand {
 
     func run() throws {
         if let pipeline {
-            let file = try PipelineFile(URL(fileURLWithPath: pipeline), knownStages: pipelineStageNames)
-            let runner = try PipelineRunner(file: file, stages: [ExtractStage.definition])
-            try runner.acquireLock()
-            try runner.runStage(ExtractStage.definition) { print($0) }
-            return
+            return try PipelineRunner.runAlone(ExtractStage.definition, pipeline: pipeline)
         }
         let started = Date()
         let report = try Extract.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),

@@ -33,11 +33,7 @@ struct IngestCommand: ParsableCommand {
 
     func run() throws {
         if let pipeline {
-            let file = try PipelineFile(URL(fileURLWithPath: pipeline), knownStages: pipelineStageNames)
-            let runner = try PipelineRunner(file: file, stages: [IngestStage.definition])
-            try runner.acquireLock()
-            try runner.runStage(IngestStage.definition) { print($0) }
-            return
+            return try PipelineRunner.runAlone(IngestStage.definition, pipeline: pipeline)
         }
         var splits: [(name: String, file: URL)] = []
         if let train { splits.append(("train", URL(fileURLWithPath: train))) }

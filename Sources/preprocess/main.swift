@@ -35,11 +35,7 @@ struct PreprocessCommand: ParsableCommand {
 
     func run() throws {
         if let pipeline {
-            let file = try PipelineFile(URL(fileURLWithPath: pipeline), knownStages: pipelineStageNames)
-            let runner = try PipelineRunner(file: file, stages: [PreprocessStage.definition])
-            try runner.acquireLock()
-            try runner.runStage(PreprocessStage.definition) { print($0) }
-            return
+            return try PipelineRunner.runAlone(PreprocessStage.definition, pipeline: pipeline)
         }
         let started = Date()
         let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,

@@ -52,11 +52,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if let pipeline {
-            let file = try PipelineFile(URL(fileURLWithPath: pipeline), knownStages: pipelineStageNames)
-            let runner = try PipelineRunner(file: file, stages: [TrainStage.definition])
-            try runner.acquireLock()
-            try runner.runStage(TrainStage.definition) { print($0) }
-            return
+            return try PipelineRunner.runAlone(TrainStage.definition, pipeline: pipeline)
         }
         var options = TrainingOptions()
         options.hidden = try hidden.split(separator: ",", omittingEmptySubsequences: true).map {

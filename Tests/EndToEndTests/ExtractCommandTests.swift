@@ -33,12 +33,7 @@ private func rowCount(_ file: URL) -> Int {
         #expect(first.status == 0, "\(first.stderr)")
 
         let resumed = folder.appendingPathComponent("resumed.sqlite")
-        let process = Process()
-        process.executableURL = productsFolder.appendingPathComponent("extract")
-        process.arguments = ["--input", input, "--output", resumed.path, "--weights", "random:1", "--batch", "8"]
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try launchTool("extract", ["--input", input, "--output", resumed.path, "--weights", "random:1", "--batch", "8"])
         let partial = folder.appendingPathComponent(".resumed.sqlite.partial")
         let deadline = Date().addingTimeInterval(60)
         while rowCount(partial) < 24 && Date() < deadline { usleep(20_000) }
@@ -60,12 +55,7 @@ private func rowCount(_ file: URL) -> Int {
         defer { try? FileManager.default.removeItem(at: folder) }
         let input = folder.appendingPathComponent("preprocessed.sqlite").path
         let output = folder.appendingPathComponent("features.sqlite")
-        let process = Process()
-        process.executableURL = productsFolder.appendingPathComponent("extract")
-        process.arguments = ["--input", input, "--output", output.path, "--weights", "random:1", "--batch", "8"]
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try launchTool("extract", ["--input", input, "--output", output.path, "--weights", "random:1", "--batch", "8"])
         let lock = folder.appendingPathComponent(".features.sqlite.lock")
         let deadline = Date().addingTimeInterval(30)
         while !FileManager.default.fileExists(atPath: lock.path) && Date() < deadline { usleep(10_000) }

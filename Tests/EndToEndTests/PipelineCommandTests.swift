@@ -173,12 +173,7 @@ func contentHash(_ file: URL) throws -> String {
         let pipeline = try SamplePipeline(size: 96, extractBatch: 8)
         defer { pipeline.remove() }
         try pipeline.run(["--until", "preprocess"])
-        let process = Process()
-        process.executableURL = productsFolder.appendingPathComponent("pipeline")
-        process.arguments = ["run", pipeline.file.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try launchTool("pipeline", ["run", pipeline.file.path])
         let partial = pipeline.artifacts.appendingPathComponent(".features.sqlite.partial")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: partial.path) && Date() < deadline { usleep(20_000) }
@@ -198,12 +193,7 @@ func contentHash(_ file: URL) throws -> String {
     @Test func twoRunsAtOnceTheSecondRefuses() throws {
         let pipeline = try SamplePipeline(size: 96, extractBatch: 8)
         defer { pipeline.remove() }
-        let process = Process()
-        process.executableURL = productsFolder.appendingPathComponent("pipeline")
-        process.arguments = ["run", pipeline.file.path]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try launchTool("pipeline", ["run", pipeline.file.path])
         let lock = pipeline.artifacts.appendingPathComponent(".lock")
         let deadline = Date().addingTimeInterval(30)
         while !FileManager.default.fileExists(atPath: lock.path) && Date() < deadline { usleep(10_000) }

@@ -45,3 +45,14 @@ func runTool(_ name: String, _ arguments: [String], environment: [String: String
     return ToolResult(status: process.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
                       stderr: try String(contentsOf: errURL, encoding: .utf8))
 }
+
+/// Starts one of the package's executables in the background, its output discarded.
+func launchTool(_ name: String, _ arguments: [String]) throws -> Process {
+    let process = Process()
+    process.executableURL = productsFolder.appendingPathComponent(name)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
