@@ -34,9 +34,10 @@ let package = Package(
             dependencies: ["PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .target(name: "CPNGWriter", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png16")]),
         .target(
             name: "Imaging",
-            dependencies: ["CPNG", "Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["CPNG", "CPNGWriter", "Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
