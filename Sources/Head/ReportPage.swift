@@ -37,19 +37,19 @@ struct ReportPage {
             let points = item.values.enumerated().compactMap { index, value in value.map { String(format: "%.1f,%.1f", x(index), y($0)) } }
             return ["name": item.name, "color": item.color, "points": points.joined(separator: " ")]
         }
-        let bestX = bestEpoch > 0 ? String(format: "%.1f", x(bestEpoch - 1)) : nil
-        return ["title": title, "lines": lines, "width": Self.chartWidth, "height": Self.chartHeight,
+        var chart: [String: Any] = ["title": title, "lines": lines, "width": Self.chartWidth, "height": Self.chartHeight,
                 "top": String(format: "%.3g", top), "bottom": String(format: "%.3g", bottom),
                 "topY": Self.margin + 4, "bottomY": Self.chartHeight - Self.margin, "lastEpoch": history.count,
                 "left": Self.margin, "right": Self.chartWidth - Self.margin, "axisY": Self.chartHeight - Self.margin + 14,
-                "bestX": bestX as Any, "bestTop": Self.margin, "bestBottom": Self.chartHeight - Self.margin]
+                "bestTop": Self.margin, "bestBottom": Self.chartHeight - Self.margin]
+        if bestEpoch > 0 { chart["bestX"] = String(format: "%.1f", x(bestEpoch - 1)) }
+        return chart
     }
 
     func context() -> [String: Any] {
         var context: [String: Any] = [
             "randomBackbone": randomBackbone,
             "weightsSource": weightsSource,
-            "fallbackReason": fallbackReason as Any,
             "bestEpoch": bestEpoch,
             "epochsRun": history.count,
             "charts": [
@@ -60,6 +60,7 @@ struct ReportPage {
                 ["stage": stage, "params": params.map { ["key": $0.0, "value": $0.1] }]
             },
         ]
+        if let fallbackReason { context["fallbackReason"] = fallbackReason }
         guard let evaluation else { return context }
         let letters = evaluation.labels.map(SignLetters.letter)
         let largest = max(evaluation.confusion.flatMap { $0 }.max() ?? 1, 1)
@@ -80,9 +81,12 @@ struct ReportPage {
                  "recall": String(format: "%.3f", row.recall), "f1": String(format: "%.3f", row.f1), "support": row.support]
             },
             "mistakes": mistakes.map { mistake in
-                ["id": mistake.id, "truth": SignLetters.letter(mistake.truth), "predicted": SignLetters.letter(mistake.predicted),
-                 "confidence": String(format: "%.1f%%", mistake.confidence * 100),
-                 "image": mistake.png.map { "data:image/png;base64," + $0.base64EncodedString() } as Any]
+                var entry: [String: Any] = ["id": mistake.id, "truth": SignLetters.letter(mistake.truth),
+                                            "predicted": SignLetters.letter(mistake.predicted),
+                                            "confidence": String(format: "%.1f%%", mistake.confidence * 100)]
+                // Absent rather than nil: mustache takes an Optional wrapped in Any as present.
+                if let png = mistake.png { entry["image"] = "data:image/png;base64," + png.base64EncodedString() }
+                return entry
             },
             "hasMistakes": !mistakes.isEmpty,
         ]
