@@ -26,6 +26,8 @@ public final class ResNet50: Sendable {
     struct Block {
         var reduce: Conv, spatial: Conv, expand: Conv
         var shortcut: Conv?
+        /// The 3x3 convolution by Winograd F(2x2, 3x3), when it has stride 1 (in every block of Keras's ResNet50).
+        var winograd: WinogradConv?
     }
 
     let stem: Conv
@@ -46,11 +48,12 @@ public final class ResNet50: Sendable {
                 let name = "conv\(stage + 2)_block\(index)"
                 let stride = index == 1 && stage > 0 ? 2 : 1
                 let shortcut = index == 1 ? try conv(name + "_0", size: 1, stride: stride, pad: 0, input: channels, output: filters * 4) : nil
+                let spatial = try conv(name + "_2", size: 3, stride: 1, pad: 1, input: filters, output: filters)
                 blocks.append(Block(
                     reduce: try conv(name + "_1", size: 1, stride: stride, pad: 0, input: channels, output: filters),
-                    spatial: try conv(name + "_2", size: 3, stride: 1, pad: 1, input: filters, output: filters),
+                    spatial: spatial,
                     expand: try conv(name + "_3", size: 1, stride: 1, pad: 0, input: filters, output: filters * 4),
-                    shortcut: shortcut))
+                    shortcut: shortcut, winograd: WinogradConv(spatial)))
                 channels = filters * 4
             }
         }
@@ -76,28 +79,32 @@ public final class ResNet50: Sendable {
         /// Four activation buffers; the first holds the network's input (`count x size x size x 3`).
         public let activations: [UnsafeMutablePointer<Float>]
         let columns: UnsafeMutablePointer<Float>
+        /// Winograd's second scratch buffer (its first is `columns`).
+        let products: UnsafeMutablePointer<Float>
         let capacity: Int, columnCapacity: Int
 
         init(network: ResNet50, count: Int, size: Int) {
             self.count = count
             self.size = size
-            let (largest, largestColumns) = network.bufferSizes(count: count, size: size)
+            let (largest, largestColumns, winograd) = network.bufferSizes(count: count, size: size)
             let capacity = max(largest, count * size * size * 3)
             self.capacity = capacity
-            columnCapacity = max(largestColumns, 1)
+            columnCapacity = max(largestColumns, winograd, 1)
             activations = (0 ..< 4).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: capacity) }
             columns = UnsafeMutablePointer<Float>.allocate(capacity: columnCapacity)
+            products = UnsafeMutablePointer<Float>.allocate(capacity: max(winograd, 1))
         }
 
         deinit {
             activations.forEach { $0.deallocate() }
             columns.deallocate()
+            products.deallocate()
         }
     }
 
-    /// The largest activation and the largest im2col matrix, in floats, for a batch.
-    func bufferSizes(count: Int, size: Int) -> (activation: Int, columns: Int) {
-        var largest = 0, largestColumns = 0
+    /// The largest activation, the largest im2col matrix and Winograd's scratch, in floats, for a batch.
+    func bufferSizes(count: Int, size: Int) -> (activation: Int, columns: Int, winograd: Int) {
+        var largest = 0, largestColumns = 0, winograd = 0
         func visit(_ conv: Conv, _ input: Shape) -> Shape {
             let out = conv.outputShape(input)
             largest = max(largest, out.elements)
@@ -107,9 +114,11 @@ public final class ResNet50: Sendable {
         var shape = visit(stem, Shape(count: count, height: size, width: size, channels: 3))
         for block in blocks {
             if let shortcut = block.shortcut { _ = visit(shortcut, shape) }
-            shape = visit(block.expand, visit(block.spatial, visit(block.reduce, shape)))
+            let reduced = visit(block.reduce, shape)
+            if let fast = block.winograd { winograd = max(winograd, fast.scratch(reduced)) }
+            shape = visit(block.expand, visit(block.spatial, reduced))
         }
-        return (largest, largestColumns)
+        return (largest, largestColumns, winograd)
     }
 
     public func makeWorkspace(count: Int, size: Int) -> Workspace {
@@ -140,6 +149,10 @@ public final class ResNet50: Sendable {
     /// Features of `count` images (`count x size x size x 3` floats, caffe-preprocessed, in
     /// `workspace.activations[0]`) into `features[count x 2048]`.
     public func forward(_ workspace: Workspace, count: Int, into features: UnsafeMutablePointer<Float>) {
+        withSingleThreadedBLAS { forwardAlone(workspace, count: count, into: features) }
+    }
+
+    func forwardAlone(_ workspace: Workspace, count: Int, into features: UnsafeMutablePointer<Float>) {
         precondition(count <= workspace.count)
         let buffers = workspace.activations
         let columns = workspace.columns
@@ -159,7 +172,13 @@ public final class ResNet50: Sendable {
                 _ = run(shortcut, buffers[x], shape, into: buffers[residual], columns: columns, relu: false)
             }
             let reduced = run(block.reduce, buffers[x], shape, into: buffers[free[0]], columns: columns, relu: true)
-            let spatial = run(block.spatial, buffers[free[0]], reduced, into: buffers[free[1]], columns: columns, relu: true)
+            let spatial: Shape
+            if let fast = block.winograd {
+                fast.run(buffers[free[0]], reduced, into: buffers[free[1]], transformed: columns, products: workspace.products)
+                spatial = reduced
+            } else {
+                spatial = run(block.spatial, buffers[free[0]], reduced, into: buffers[free[1]], columns: columns, relu: true)
+            }
             shape = run(block.expand, buffers[free[1]], spatial, into: buffers[residual], columns: columns, accumulate: true, relu: true)
             x = residual
         }

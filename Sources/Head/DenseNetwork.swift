@@ -201,22 +201,6 @@ public struct DenseNetwork: Sendable {
     }
 }
 
-/// `c = op(a) * op(b) + beta * c`, row-major, with the output's columns split across the cores and
-/// one single-threaded OpenBLAS call per part (training sets OpenBLAS to one thread): for the
-/// head's small mini-batch GEMMs this keeps both cores busy without OpenBLAS's spinning hand-offs.
-/// The split is fixed for a shape, so results repeat exactly from run to run.
-func splitGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-               b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    let parts = m * n * k >= 1 << 20 && n >= 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
-    parallelFor(parts) { part in
-        let start = n * part / parts / 16 * 16, end = part == parts - 1 ? n : n * (part + 1) / parts / 16 * 16
-        guard end > start else { return }
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(end - start), Int32(k), 1, a, Int32(lda),
-                    transposeB ? b + start * ldb : b + start, Int32(ldb), beta, c + start, Int32(ldc))
-    }
-}
-
 /// Adam as Keras implements it: m and v moving averages, the bias correction folded into the step
 /// size, epsilon added outside the square root.
 public struct Adam: Sendable {

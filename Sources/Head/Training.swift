@@ -43,12 +43,11 @@ public enum Trainer {
     /// generator seeded with `options.seed`: the same data and seed give the same weights.
     public static func train(features: [Float], labels: [Int], dimension: Int, classCount: Int, options: TrainingOptions,
                              onEpoch: (EpochRecord) -> Void = { _ in }) -> TrainingResult {
-        // The head's GEMMs are small (a mini-batch of rows): OpenBLAS's second thread costs more in
-        // hand-offs and spinning than it gains, and would contend with Adam's two-core update.
-        // Measured on the full-size head: 0.93 s an epoch with one BLAS thread, 1.52 s with two.
-        let blasThreads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(blasThreads) }
+        withSingleThreadedBLAS { trainAlone(features: features, labels: labels, dimension: dimension, classCount: classCount, options: options, onEpoch: onEpoch) }
+    }
+
+    static func trainAlone(features: [Float], labels: [Int], dimension: Int, classCount: Int, options: TrainingOptions,
+                           onEpoch: (EpochRecord) -> Void) -> TrainingResult {
         var generator = SplitMix64(seed: options.seed)
         var network = DenseNetwork(sizes: [dimension] + options.hidden + [classCount], dropout: options.dropout, generator: &generator)
         let (trainRows, validationRows) = stratifiedSplit(labels: labels, classCount: classCount, fraction: options.validation, generator: &generator)
