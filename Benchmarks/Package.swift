@@ -38,5 +38,18 @@ let package = Package(
             path: "Benchmarks/PipelineBenchmark",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "StagesBenchmark",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Dataset", package: mainPackage),
+                .product(name: "Imaging", package: mainPackage),
+                .product(name: "Backbone", package: mainPackage),
+                .product(name: "Head", package: mainPackage),
+                .product(name: "PipelineKit", package: mainPackage),
+            ],
+            path: "Benchmarks/StagesBenchmark",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

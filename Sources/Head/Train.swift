@@ -100,10 +100,10 @@ public enum Train {
                     hasher.update(integer: Int64(label))
                 }
                 for (index, layer) in result.network.layers.enumerated() {
-                    try db.execute(sql: "INSERT INTO layers VALUES (?, ?, ?, ?, ?)", arguments: [index, layer.inputs, layer.outputs,
-                                                                                           HeadStore.floats(layer.weights), HeadStore.floats(layer.bias)])
-                    hasher.update(HeadStore.floats(layer.weights).map { $0 })
-                    hasher.update(HeadStore.floats(layer.bias).map { $0 })
+                    let weights = HeadStore.floats(layer.weights), bias = HeadStore.floats(layer.bias)
+                    try db.execute(sql: "INSERT INTO layers VALUES (?, ?, ?, ?, ?)", arguments: [index, layer.inputs, layer.outputs, weights, bias])
+                    hasher.update(weights)
+                    hasher.update(bias)
                 }
                 for record in result.history {
                     try db.execute(sql: "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)", arguments: [record.epoch, record.loss, record.accuracy,
@@ -111,12 +111,13 @@ public enum Train {
                 }
                 for prediction in predictions {
                     let id = data.ids[prediction.row]
+                    let probabilities = HeadStore.floats(prediction.probabilities)
                     try db.execute(sql: "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)",
                                    arguments: [id, data.splits[prediction.row], data.labels[prediction.row], prediction.predicted,
-                                               Double(prediction.confidence), HeadStore.floats(prediction.probabilities)])
+                                               Double(prediction.confidence), probabilities])
                     hasher.update(integer: Int64(id))
                     hasher.update(integer: Int64(prediction.predicted))
-                    hasher.update(HeadStore.floats(prediction.probabilities).map { $0 })
+                    hasher.update(probabilities)
                 }
                 var metrics = ["best_epoch": String(result.bestEpoch), "epochs_run": String(result.history.count),
                                "stopped_early": result.stoppedEarly ? "1" : "0", "train_images": String(result.trainCount),

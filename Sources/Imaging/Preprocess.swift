@@ -129,8 +129,8 @@ public enum Preprocess {
             try output.write { db in
                 try db.execute(sql: "CREATE INDEX images_split ON images(split, id)")
                 let params = ["size": String(size), "channels": "3", "resize": method, "rounding": rounding,
-                              "input": options.input.path, "input_content_sha256": inputMeta[Artifact.contentKey] ?? ""]
-                for (key, value) in params.sorted(by: { $0.key < $1.key }) where key != "input" {
+                              "input_content_sha256": inputMeta[Artifact.contentKey] ?? ""]
+                for (key, value) in params.sorted(by: { $0.key < $1.key }) {
                     try db.execute(sql: "INSERT INTO params VALUES (?, ?)", arguments: [key, value])
                 }
                 try Artifact.writeMeta(db, [Artifact.kindKey: PreprocessedStore.kind, "schema_version": "1",

@@ -40,6 +40,8 @@ public struct ContentHasher {
 
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
 
+    public mutating func update(_ data: Data) { hasher.update(data: data) }
+
     public mutating func update(_ text: String) {
         update(Array(text.utf8))
         update([0])

@@ -160,6 +160,7 @@ public final class PipelineRunner {
         // Every stage's parameters are checked before any stage runs: a typo in the last stage must
         // not cost a run of the first.
         for stage in stages { _ = try file.parameters(of: stage.name, specs: stage.parameters) }
+        let knownFiles = manifest.files
         var ran: [String] = []
         for stage in stages {
             let status = try self.status(of: stage)
@@ -172,6 +173,9 @@ public final class PipelineRunner {
             }
             if stage.name == until { break }
         }
+        // A file rehashed with the same content (a CSV rewritten with the same bytes) gets its new
+        // size, time and inode recorded, so the next check does not hash it again.
+        if ran.isEmpty && manifest.files != knownFiles { try manifest.save(manifestURL) }
         return ran
     }
 
@@ -208,11 +212,6 @@ public final class PipelineRunner {
         try manifest.save(manifestURL)
         log(String(format: "%@: done in %.2f s, %d rows, content %@", stage.name, ended.timeIntervalSince(started), outcome.rows,
                    String(outcome.contentSHA256.prefix(12))))
-    }
-
-    /// Saves the manifest when a check updated its state table (a file rehashed with the same content).
-    public func saveStateIfChanged(_ before: [String: Manifest.FileState]) throws {
-        if manifest.files != before, lock != nil { try manifest.save(manifestURL) }
     }
 }
 

@@ -102,6 +102,11 @@ func contentHash(_ file: URL) throws -> String {
         try FileManager.default.removeItem(at: pipeline.train)
         try bytes.write(to: pipeline.train)
         #expect(try pipeline.run() == [])
+        // The rehash was recorded: the manifest's state table has the new file's inode.
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: pipeline.artifacts.appendingPathComponent("manifest.json"))) as! [String: Any]
+        let state = (manifest["files"] as! [String: Any])[pipeline.train.standardizedFileURL.path] as! [String: Any]
+        let inode = (try FileManager.default.attributesOfItem(atPath: pipeline.train.path)[.systemFileNumber] as! NSNumber).uint64Value
+        #expect((state["inode"] as! NSNumber).uint64Value == inode)
     }
 
     @Test func onePixelChangedRerunsEverything() throws {

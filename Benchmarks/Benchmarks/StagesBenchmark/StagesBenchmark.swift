@@ -1,0 +1,60 @@
+import Backbone
+import Benchmark
+import Dataset
+import Foundation
+import Head
+import Imaging
+import PipelineKit
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
+/// The full-size dataset's images (34,627: the sample's real rows tiled), ingested once.
+func fullSizeImages() throws -> URL {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("signtransfer-bench-images-34627.sqlite")
+    if FileManager.default.fileExists(atPath: output.path) { return output }
+    let sample = try KaggleCSV.read(root.appendingPathComponent("pipelines/data/sign-mnist-sample/train.csv")).images
+    var text = KaggleCSV.header + "\n"
+    for row in 0 ..< 34627 {
+        let source = row % sample.count
+        text += ([String(sample.labels[source])] + sample.image(source).map { String($0) }).joined(separator: ",") + "\n"
+    }
+    let csv = FileManager.default.temporaryDirectory.appendingPathComponent("signtransfer-bench-34627.csv")
+    try text.write(to: csv, atomically: true, encoding: .utf8)
+    _ = try Ingest.run(.init(splits: [("train", csv)], output: output))
+    return output
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .peakMemoryResident], maxDuration: .seconds(30), maxIterations: 5)
+
+    Benchmark("preprocess 34,627 images at 64x64") { benchmark in
+        let images = try fullSizeImages()
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("signtransfer-bench-pre64.sqlite")
+        benchmark.startMeasurement()
+        blackHole(try Preprocess.run(.init(input: images, output: output, size: 64, showProgress: false)))
+    }
+
+    Benchmark("ResNet50 forward, batch 32 at 224x224 (images/s = 32 / time)") { benchmark in
+        let network = try ResNet50(weights: RandomWeights(seed: 0))
+        let workspace = network.makeWorkspace(count: 32, size: 224)
+        let rgb = (0 ..< 32 * 224 * 224 * 3).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
+        rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.activations[0]) }
+        var features = [Float](repeating: 0, count: 32 * 2048)
+        benchmark.startMeasurement()
+        features.withUnsafeMutableBufferPointer { network.forward(workspace, count: 32, into: $0.baseAddress!) }
+        benchmark.stopMeasurement()
+        blackHole(features)
+    }
+
+    Benchmark("head: one epoch on 27,455 x 2048 features") { benchmark in
+        var generator = SplitMix64(seed: 1)
+        let count = 27455
+        let labels = (0 ..< count).map { $0 % 24 }
+        let features = (0 ..< count * 2048).map { index in Float(generator.nextNormal()) + (index % 2048 == labels[index / 2048] ? 3 : 0) }
+        var options = TrainingOptions()
+        options.epochs = 1
+        benchmark.startMeasurement()
+        blackHole(Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 24, options: options))
+    }
+}
