@@ -4,7 +4,7 @@ SWIFT ?= swift
 CONFIG := -c release
 BIN := .build/release
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test test-slurm bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -18,6 +18,10 @@ run: build
 # Release, because the numeric tests (ResNet50 parity) are 10-100x slower in a debug build.
 test: deps
 	$(SWIFT) test $(CONFIG) --disable-testable-imports
+
+# The Slurm executor on a one-node cluster started here (installs slurm-wlm and munge; root). CI runs it.
+test-slurm: build
+	bash scripts/test-slurm.sh
 
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-directory .benchmarkBaselines benchmark

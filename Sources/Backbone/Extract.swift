@@ -45,17 +45,64 @@ public enum Extract {
         public var size: Int
     }
 
-    public static func run(_ options: Options) throws -> Report {
+    /// One shard of N: a deterministic share of the input's batches, so that scheduler array tasks
+    /// can each take one.
+    public struct Shard: Equatable, Sendable, CustomStringConvertible {
+        public var index: Int
+        public var count: Int
+
+        public init(index: Int, count: Int) throws {
+            guard count >= 1, (0 ..< count).contains(index) else {
+                throw StageError("shard \(index)/\(count): expected K/N with 0 <= K < N")
+            }
+            self.index = index
+            self.count = count
+        }
+
+        /// "K/N".
+        public init(_ text: String) throws {
+            let parts = text.split(separator: "/")
+            guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]) else {
+                throw StageError("--shard \(text): expected K/N, e.g. 0/4 for the first of four shards")
+            }
+            try self.init(index: index, count: count)
+        }
+
+        public var description: String { "\(index)/\(count)" }
+
+        /// The shard file for the output `features.sqlite`: `features.shard-K-of-N.sqlite` beside it.
+        public func file(for output: URL) -> URL {
+            let stem = output.deletingPathExtension().lastPathComponent
+            return output.deletingLastPathComponent().appendingPathComponent("\(stem).shard-\(index)-of-\(count).\(output.pathExtension)")
+        }
+    }
+
+    public static let shardKind = "signtransfer.features-shard"
+
+    /// The input's batches as id ranges, `batch` images each in id order: the very batches a
+    /// one-process run makes. A shard takes batches b with b % N == K, so every image goes through
+    /// the network in the same company as in one process, and the merged features are identical.
+    static func batches(_ input: DatabaseQueue, batch: Int) throws -> [ClosedRange<Int>] {
+        let ids = try input.read { try Int.fetchAll($0, sql: "SELECT id FROM images ORDER BY id") }
+        return stride(from: 0, to: ids.count, by: batch).map { ids[$0] ... ids[min($0 + batch, ids.count) - 1] }
+    }
+
+    public static func run(_ options: Options, shard: Shard? = nil) throws -> Report {
         guard (1 ... 1024).contains(options.batch) else { throw StageError("--batch \(options.batch): choose 1 to 1024") }
         let (input, inputMeta) = try PreprocessedStore.open(options.input)
         let params = try PreprocessedStore.params(input)
         guard let size = params["size"].flatMap(Int.init), size >= ResNet50.minimumSize else {
             throw StageError("\(options.input.path): its params table has no usable size (found \(params["size"] ?? "none"))")
         }
-        let total = try input.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM images") ?? 0 }
-        guard total > 0 else { throw StageError("\(options.input.path): the input holds no images") }
+        var batches = try self.batches(input, batch: options.batch)
+        guard !batches.isEmpty else { throw StageError("\(options.input.path): the input holds no images") }
+        if let shard { batches = batches.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }
+        let total = try input.read { db in
+            try batches.reduce(0) { $0 + (try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE id BETWEEN ? AND ?",
+                                                            arguments: [$1.lowerBound, $1.upperBound]) ?? 0) }
+        }
 
-        let final = try AtomicOutput(options.output)
+        let final = try AtomicOutput(shard?.file(for: options.output) ?? options.output)
         let folder = final.finalURL.deletingLastPathComponent()
         let name = final.finalURL.lastPathComponent
         let lock = try FileLock(folder.appendingPathComponent(".\(name).lock"), what: final.finalURL.path)
@@ -63,7 +110,7 @@ public enum Extract {
 
         let weights = try options.weights.resolve(showProgress: options.showProgress)
         let network = try ResNet50(weights: weights.provider)
-        let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weights.md5)|\(size)|\(options.batch)|\(toolVersion)".utf8)
+        let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weights.md5)|\(size)|\(options.batch)|\(shard?.description ?? "")|\(toolVersion)".utf8)
             .withUnsafeBytes { sha256(of: $0) }
 
         let partialURL = folder.appendingPathComponent(".\(name).partial")
@@ -71,7 +118,7 @@ public enum Extract {
         let (resumed, lastID) = try partial.read { db in
             (try Int.fetchOne(db, sql: "SELECT count(*) FROM features") ?? 0, try Int.fetchOne(db, sql: "SELECT max(id) FROM features") ?? 0)
         }
-        let progress = options.showProgress ? ProgressBar("extract", total: total) : nil
+        let progress = options.showProgress ? ProgressBar(shard.map { "extract \($0)" } ?? "extract", total: total) : nil
         if resumed > 0 {
             if options.showProgress { FileHandle.standardError.write(Data("extract: resuming after \(resumed) images done by an earlier run\n".utf8)) }
             progress?.advance(by: resumed)
@@ -79,7 +126,8 @@ public enum Extract {
 
         let workspace = network.makeWorkspace(count: options.batch, size: size)
         var features = [Float](repeating: 0, count: options.batch * ResNet50.featureCount)
-        try PreprocessedStore.forEachBatch(input, after: lastID, batch: options.batch) { images in
+        for range in batches where range.upperBound > lastID {
+            let images = try PreprocessedStore.images(input, ids: range)
             try decode(images, size: size, into: workspace.activations[0])
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: images.count, into: $0.baseAddress!) }
             try partial.write { db in
@@ -95,17 +143,31 @@ public enum Extract {
         }
         progress?.finish()
 
+        let provenance = ["weights": weights.source, "weights_md5": weights.md5, "random": weights.isRandom ? "1" : "0",
+                          "input_size": String(size), "architecture": architecture, "preprocessing": preprocessing,
+                          "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? ""]
+        var meta: [String: String] = [:]
+        if let shard {
+            meta = [Artifact.kindKey: shardKind, "shard_index": String(shard.index), "shard_count": String(shard.count),
+                    "batch": String(options.batch)]
+        }
+        let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance, meta: meta)
+        return Report(images: total, resumed: resumed, contentSHA256: content, weightsSource: weights.source,
+                      randomWeights: weights.isRandom, size: size)
+    }
+
+    /// Completes a partial file: content hash, provenance, meta, then `VACUUM INTO` the output, so
+    /// that the bytes depend only on the rows, not on how many runs (or shards) made them.
+    static func finish(_ partial: DatabaseQueue, partialURL: URL, into final: AtomicOutput, provenance: [String: String],
+                       meta extra: [String: String] = [:]) throws -> String {
         let content = try contentHash(partial)
         try partial.write { db in
-            let provenance = ["weights": weights.source, "weights_md5": weights.md5, "random": weights.isRandom ? "1" : "0",
-                              "input_size": String(size), "architecture": architecture, "preprocessing": preprocessing,
-                              "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? ""]
             for (key, value) in provenance.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
                 try db.execute(sql: "INSERT OR REPLACE INTO backbone VALUES (?, ?)", arguments: [key, value])
             }
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS features_split ON features(split, id)")
-            try Artifact.writeMeta(db, [Artifact.kindKey: FeaturesStore.kind, "schema_version": "1",
-                                        Artifact.contentKey: content, "tool_version": toolVersion])
+            let meta = [Artifact.kindKey: FeaturesStore.kind, "schema_version": "1", Artifact.contentKey: content, "tool_version": toolVersion]
+            try Artifact.writeMeta(db, meta.merging(extra) { $1 })
         }
         do {
             try partial.writeWithoutTransaction { db in
@@ -119,8 +181,80 @@ public enum Extract {
             throw error
         }
         for suffix in ["", "-journal", "-wal", "-shm"] { unlink(partialURL.path + suffix) }
-        return Report(images: total, resumed: resumed, contentSHA256: content, weightsSource: weights.source,
-                      randomWeights: weights.isRandom, size: size)
+        return content
+    }
+
+    /// Combines the shard files of `output` into it: every image of the input present exactly once,
+    /// every shard made from the same input, weights and size; the result is the file one process
+    /// would have written. Names what is missing or inconsistent.
+    public static func merge(input: URL, output: URL, shards count: Int) throws -> Report {
+        let (inputQueue, inputMeta) = try PreprocessedStore.open(input)
+        let inputContent = inputMeta[Artifact.contentKey] ?? ""
+        var missing: [Int] = []
+        var shards: [(index: Int, queue: DatabaseQueue, meta: [String: String], provenance: [String: String])] = []
+        for index in 0 ..< count {
+            let file = try Shard(index: index, count: count).file(for: output)
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                missing.append(index)
+                continue
+            }
+            let (queue, meta) = try Artifact.open(file, kind: shardKind, role: "a shard of extract (\(file.lastPathComponent))")
+            shards.append((index, queue, meta, try FeaturesStore.backbone(queue)))
+        }
+        guard missing.isEmpty else {
+            throw StageError("cannot merge \(output.lastPathComponent): shard\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) of \(count) \(missing.count == 1 ? "is" : "are") missing or unfinished; run \(missing.count == 1 ? "it" : "them") again")
+        }
+        let first = shards[0]
+        for shard in shards {
+            for key in ["input_content_sha256", "weights_md5", "input_size"] where shard.provenance[key] != first.provenance[key] {
+                throw StageError("cannot merge: shard \(shard.index) has \(key) \(shard.provenance[key] ?? "none"), shard \(first.index) has \(first.provenance[key] ?? "none")")
+            }
+            guard shard.meta["shard_count"] == String(count), shard.meta["batch"] == first.meta["batch"] else {
+                throw StageError("cannot merge: shard \(shard.index) was made as one of \(shard.meta["shard_count"] ?? "?") with batch \(shard.meta["batch"] ?? "?")")
+            }
+        }
+        guard first.provenance["input_content_sha256"] == inputContent else {
+            throw StageError("cannot merge: the shards were made from another input (content \(first.provenance["input_content_sha256"]?.prefix(12) ?? "none"), \(input.lastPathComponent) has \(inputContent.prefix(12)))")
+        }
+        let expected = try inputQueue.read { try Int.fetchAll($0, sql: "SELECT id FROM images ORDER BY id") }
+        var owner: [Int: Int] = [:]
+        for shard in shards {
+            for id in try shard.queue.read({ try Int.fetchAll($0, sql: "SELECT id FROM features") }) {
+                if let other = owner[id] { throw StageError("cannot merge: image \(id) is in shard \(other) and in shard \(shard.index)") }
+                owner[id] = shard.index
+            }
+        }
+        let absent = expected.filter { owner[$0] == nil }
+        guard absent.isEmpty else {
+            throw StageError("cannot merge: \(absent.count) image(s) are in no shard (ids \(absent.prefix(5).map(String.init).joined(separator: ", "))\(absent.count > 5 ? ", ..." : ""))")
+        }
+        guard owner.count == expected.count else { throw StageError("cannot merge: the shards hold images the input does not") }
+
+        let final = try AtomicOutput(output)
+        let folder = final.finalURL.deletingLastPathComponent()
+        let lock = try FileLock(folder.appendingPathComponent(".\(final.finalURL.lastPathComponent).lock"), what: final.finalURL.path)
+        defer { lock.release() }
+        let partialURL = folder.appendingPathComponent(".\(final.finalURL.lastPathComponent).partial")
+        let partial = try openPartial(partialURL, jobKey: "merge")
+        // Rows in id order, as one process inserts them.
+        try partial.write { db in
+            try db.execute(sql: "DELETE FROM features")
+            let insert = try db.cachedStatement(sql: "INSERT INTO features VALUES (?, ?, ?, ?)")
+            for range in stride(from: 0, to: expected.count, by: 1024).map({ expected[$0] ... expected[min($0 + 1024, expected.count) - 1] }) {
+                var rows: [Row] = []
+                for shard in shards {
+                    rows += try shard.queue.read { try Row.fetchAll($0, sql: "SELECT id, split, label, vector FROM features WHERE id BETWEEN ? AND ?",
+                                                                    arguments: [range.lowerBound, range.upperBound]) }
+                }
+                for row in rows.sorted(by: { ($0["id"] as Int) < ($1["id"] as Int) }) {
+                    try insert.execute(arguments: [row["id"], row["split"], row["label"], row["vector"]])
+                }
+            }
+        }
+        for shard in shards { try shard.queue.close() }
+        let content = try finish(partial, partialURL: partialURL, into: final, provenance: first.provenance)
+        return Report(images: expected.count, resumed: 0, contentSHA256: content, weightsSource: first.provenance["weights"] ?? "",
+                      randomWeights: first.provenance["random"] == "1", size: Int(first.provenance["input_size"] ?? "") ?? 0)
     }
 
     /// The partial file of this job, or a fresh one when there is none or it belongs to another job.

@@ -34,6 +34,22 @@ public enum ExtractStage {
             return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": used.description], notes: notes)
         })
 
+    /// One shard of the pipeline's extract stage (`extract --pipeline FILE --shard K/N`, or a
+    /// scheduler array task): the input from the manifest, the parameters from the file, the shard
+    /// file in the artifacts folder. The merge records the stage.
+    public static func runShard(_ shard: Extract.Shard, pipeline path: String) throws {
+        let file = try PipelineFile(URL(fileURLWithPath: path), knownStages: pipelineStageNames)
+        let parameters = try file.parameters(of: "extract", specs: definition.parameters)
+        let manifest = try Manifest.load(file.artifacts.appendingPathComponent("manifest.json"), pipeline: file.name)
+        guard let upstream = manifest.stages["preprocess"] else {
+            throw StageError("extract needs the output of preprocess, which the manifest does not record: run preprocess first")
+        }
+        let weights = try WeightsSpec(effectiveWeights(parameters))
+        let report = try Extract.run(.init(input: URL(fileURLWithPath: upstream.output.path), output: file.artifacts.appendingPathComponent(definition.output),
+                                           weights: weights, batch: Int(parameters.values["batch"]!)!), shard: shard)
+        print("extract \(shard): \(report.images) images, content \(report.contentSHA256.prefix(12))")
+    }
+
     /// The weights a run would use now: ImageNet when its file is cached (or there is no fallback, so
     /// the run will try to download it), else the fallback.
     static func effectiveWeights(_ parameters: StageParameters) -> String {

@@ -40,6 +40,16 @@ public enum PreprocessedStore {
         public var png: Data
     }
 
+    /// The images whose ids fall in `ids`, in id order.
+    public static func images(_ queue: DatabaseQueue, ids: ClosedRange<Int>) throws -> [Image] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, split, label, png FROM images WHERE id BETWEEN ? AND ? ORDER BY id",
+                             arguments: [ids.lowerBound, ids.upperBound]).map {
+                Image(id: $0["id"], split: $0["split"], label: $0["label"], png: $0["png"])
+            }
+        }
+    }
+
     /// Reads images in id order after `after`, `batch` at a time.
     public static func forEachBatch(_ queue: DatabaseQueue, after start: Int = 0, batch: Int = 256,
                                     _ body: ([Image]) throws -> Void) throws {

@@ -7,11 +7,23 @@ struct ExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extract",
         abstract: "Run the preprocessed images through a frozen ResNet50: one 2048-vector per image.",
+        subcommands: [Run.self, Merge.self],
+        defaultSubcommand: Run.self)
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Extract features (the default command).",
         discussion: """
             Weights: 'imagenet' (the official Keras file, from ~/.keras/models/ or the cache folder, else \
             downloaded once), a path to a Keras .h5 weights file, or random:SEED (a seeded He-initialised \
             backbone for offline demonstrations; everything downstream says so). An interrupted run \
             resumes from its last finished batch when rerun with the same input, weights and batch size.
+
+            Sharding: --shard K/N processes the batches b with b % N == K and writes \
+            OUTPUT-stem.shard-K-of-N.sqlite; `extract merge` combines the shards. Without --shard, a Slurm \
+            array task takes SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT, and a Kubernetes Indexed Job \
+            task JOB_COMPLETION_INDEX with --shards N, so one command line serves every task.
             """)
 
     @Option(help: ArgumentHelp("The preprocess output to read.", valueName: "file"))
@@ -26,23 +38,66 @@ struct ExtractCommand: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch: Int = 32
 
+    @Option(help: ArgumentHelp("Process shard K of N only (0-based).", valueName: "K/N"))
+    var shard: String?
+
+    @Option(help: ArgumentHelp("The shard count, for a Kubernetes Indexed Job (the index comes from JOB_COMPLETION_INDEX).", valueName: "N"))
+    var shards: Int?
+
     @Option(help: ArgumentHelp("Run this stage of a pipeline file instead: its parameters from the file, its input from the manifest, its record written there.", valueName: "file"))
     var pipeline: String?
 
+    /// The shard from --shard, or from the scheduler's environment.
+    func resolvedShard() throws -> Extract.Shard? {
+        if let shard { return try Extract.Shard(shard) }
+        let environment = ProcessInfo.processInfo.environment
+        if let id = environment["SLURM_ARRAY_TASK_ID"].flatMap(Int.init), let count = environment["SLURM_ARRAY_TASK_COUNT"].flatMap(Int.init) {
+            let minimum = environment["SLURM_ARRAY_TASK_MIN"].flatMap(Int.init) ?? 0
+            return try Extract.Shard(index: id - minimum, count: count)
+        }
+        if let index = environment["JOB_COMPLETION_INDEX"].flatMap(Int.init) {
+            guard let shards else { throw ValidationError("JOB_COMPLETION_INDEX is set: give the shard count with --shards N") }
+            return try Extract.Shard(index: index, count: shards)
+        }
+        return nil
+    }
+
     func run() throws {
         if let pipeline {
+            if let shard = try resolvedShard() { return try ExtractStage.runShard(shard, pipeline: pipeline) }
             return try PipelineRunner.runAlone(ExtractStage.definition, pipeline: pipeline)
         }
+        let shard = try resolvedShard()
         let started = Date()
         let report = try Extract.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),
-                                           weights: try WeightsSpec(weights), batch: batch))
+                                           weights: try WeightsSpec(weights), batch: batch), shard: shard)
         let seconds = Date().timeIntervalSince(started)
         if report.randomWeights {
             FileHandle.standardError.write(Data("warning: features come from a RANDOM backbone (\(report.weightsSource)), not ImageNet weights\n".utf8))
         }
+        let written = shard.map { $0.file(for: URL(fileURLWithPath: output)).path } ?? output
         let computed = report.images - report.resumed
-        print(String(format: "wrote %@: %d vectors of 2048 at %dx%d, weights %@, content %@, %.2f s (%.1f images/s)", output, report.images,
+        print(String(format: "wrote %@: %d vectors of 2048 at %dx%d, weights %@, content %@, %.2f s (%.1f images/s)", written, report.images,
                      report.size, report.size, report.weightsSource, String(report.contentSHA256.prefix(12)), seconds, Double(computed) / seconds))
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Combine the shard files of OUTPUT into OUTPUT, checking that every image is there exactly once.")
+
+    @Option(help: ArgumentHelp("The preprocess output the shards were made from.", valueName: "file"))
+    var input: String = "preprocessed.sqlite"
+
+    @Option(help: ArgumentHelp("The merged file to write; its shards sit beside it as STEM.shard-K-of-N.sqlite.", valueName: "file"))
+    var output: String = "features.sqlite"
+
+    @Option(help: "How many shards there are.")
+    var shards: Int
+
+    func run() throws {
+        let report = try Extract.merge(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), shards: shards)
+        print("wrote \(output): \(report.images) vectors merged from \(shards) shards, content \(report.contentSHA256.prefix(12))")
     }
 }
 

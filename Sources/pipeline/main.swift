@@ -9,9 +9,12 @@ import PipelineKit
 
 let allStages = [IngestStage.definition, PreprocessStage.definition, ExtractStage.definition, TrainStage.definition]
 
-func openRunner(_ path: String) throws -> PipelineRunner {
-    try PipelineRunner(file: PipelineFile(URL(fileURLWithPath: path), knownStages: pipelineStageNames), stages: allStages)
+func openRunner(_ path: String, stages: [StageDefinition] = allStages) throws -> PipelineRunner {
+    try PipelineRunner(file: PipelineFile(URL(fileURLWithPath: path), knownStages: pipelineStageNames), stages: stages)
 }
+
+/// The executables beside this one.
+let toolsFolder = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
 
 struct PipelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,8 +37,24 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Rerun this stage even if it is up to date (repeatable).", valueName: "stage"))
     var force: [String] = []
 
+    @Option(help: ArgumentHelp("Where extract runs: local, or slurm (an array job of --shards tasks, then a merge).", valueName: "executor"))
+    var executor: String = "local"
+
+    @Option(help: ArgumentHelp("With --executor slurm: how many shards (array tasks).", valueName: "N"))
+    var shards: Int = 4
+
+    func validate() throws {
+        guard ["local", "slurm"].contains(executor) else { throw ValidationError("--executor: local or slurm, not '\(executor)'") }
+        guard shards >= 1 else { throw ValidationError("--shards must be at least 1") }
+    }
+
     func run() throws {
-        let runner = try openRunner(file)
+        var stages = allStages
+        if executor == "slurm" {
+            let pipelineURL = URL(fileURLWithPath: file).standardizedFileURL
+            stages[2] = SlurmExecutor.extractDefinition(pipeline: pipelineURL, shards: shards, extractTool: toolsFolder.appendingPathComponent("extract"))
+        }
+        let runner = try openRunner(file, stages: stages)
         try runner.acquireLock()
         let started = Date()
         let ran = try runner.run(until: until, force: Set(force)) { print($0) }

@@ -99,3 +99,23 @@ private func rowCount(_ file: URL) -> Int {
         #expect(result.stderr.contains("could not download"))
     }
 }
+
+@Suite struct ExtractShardCommand {
+    @Test func schedulerEnvironmentPicksTheShard() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let images = folder.appendingPathComponent("images.sqlite").path, pre = folder.appendingPathComponent("p.sqlite").path
+        _ = try runTool("ingest", ["--train", sample("train.csv"), "--output", images])
+        _ = try runTool("preprocess", ["--input", images, "--output", pre, "--size", "32"])
+        let output = folder.appendingPathComponent("features.sqlite").path
+        let slurm = try runTool("extract", ["--input", pre, "--output", output, "--weights", "random:1"],
+                                environment: ["SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "2"])
+        #expect(slurm.status == 0, "\(slurm.stderr)")
+        let kubernetes = try runTool("extract", ["--input", pre, "--output", output, "--weights", "random:1", "--shards", "2"],
+                                     environment: ["JOB_COMPLETION_INDEX": "0"])
+        #expect(kubernetes.status == 0, "\(kubernetes.stderr)")
+        let merged = try runTool("extract", ["merge", "--input", pre, "--output", output, "--shards", "2"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        #expect(merged.stdout.contains("188 vectors merged from 2 shards"))
+    }
+}

@@ -1,0 +1,73 @@
+import Dataset
+import Foundation
+import GRDB
+import Imaging
+import PipelineKit
+
+/// The extract stage run as a Slurm array job: one task per shard (`sbatch --array`, waited for),
+/// then the merge, recorded in the manifest like a local run. Only the shards without a finished,
+/// matching shard file are submitted, so a rerun after a failed or killed task redoes just those.
+public enum SlurmExecutor {
+    public static func extractDefinition(pipeline: URL, shards: Int, extractTool: URL) -> StageDefinition {
+        var definition = ExtractStage.definition
+        definition.run = { context in
+            let weights = try WeightsSpec(ExtractStage.effectiveWeights(context.parameters))
+            let batch = Int(context.parameters.values["batch"]!)!
+            let (_, inputMeta) = try PreprocessedStore.open(context.input!)
+            var missing: [Int] = []
+            for index in 0 ..< shards {
+                let file = try Extract.Shard(index: index, count: shards).file(for: context.output)
+                if !(try shardMatches(file, inputContent: inputMeta[Artifact.contentKey] ?? "", weights: weights, batch: batch)) {
+                    unlink(file.path)
+                    missing.append(index)
+                }
+            }
+            if missing.isEmpty {
+                context.log("extract: all \(shards) shards are already done")
+            } else {
+                try submit(missing, of: shards, pipeline: pipeline, extractTool: extractTool, folder: context.folder, log: context.log)
+            }
+            let report = try Extract.merge(input: context.input!, output: context.output, shards: shards)
+            for index in 0 ..< shards { unlink(try Extract.Shard(index: index, count: shards).file(for: context.output).path) }
+            return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": weights.description],
+                                notes: ["executor": "slurm, \(shards) shards"])
+        }
+        return definition
+    }
+
+    /// Whether a finished shard file was made from this input, these weights and this batch size.
+    static func shardMatches(_ file: URL, inputContent: String, weights: WeightsSpec, batch: Int) throws -> Bool {
+        guard FileManager.default.fileExists(atPath: file.path),
+              let (queue, meta) = try? Artifact.open(file, kind: Extract.shardKind, role: "a shard") else { return false }
+        defer { try? queue.close() }
+        let provenance = try FeaturesStore.backbone(queue)
+        return provenance["input_content_sha256"] == inputContent && provenance["weights"] == weights.description && meta["batch"] == String(batch)
+    }
+
+    /// Submits shards `indexes` of `count` as one array job and waits for it.
+    static func submit(_ indexes: [Int], of count: Int, pipeline: URL, extractTool: URL, folder: URL, log: (String) -> Void) throws {
+        let script = folder.appendingPathComponent(".slurm-extract.sh")
+        try """
+        #!/bin/sh
+        # Written by `pipeline run --executor slurm`: one array task per shard; the task id is the shard index.
+        exec '\(extractTool.path)' --pipeline '\(pipeline.path)' --shard "$SLURM_ARRAY_TASK_ID/\(count)"
+
+        """.write(to: script, atomically: true, encoding: .utf8)
+        chmod(script.path, 0o755)
+        let arguments = ["--wait", "--parsable", "--array=\(indexes.map(String.init).joined(separator: ","))", "--job-name=signtransfer-extract",
+                         "--cpus-per-task=1", "--output=\(folder.path)/slurm-extract-%A-%a.log", script.path]
+        log("extract: sbatch \(arguments.joined(separator: " "))")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["sbatch"] + arguments
+        do {
+            try process.run()
+        } catch {
+            throw StageError("cannot run sbatch: \(error.userMessage); is Slurm installed and SLURM_CONF set?")
+        }
+        process.waitUntilExit()
+        if process.terminationStatus != 0 {
+            log("extract: the array job ended with status \(process.terminationStatus) (a task failed or was killed); see \(folder.path)/slurm-extract-*.log")
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Backbone
+import Fixtures
+import Foundation
+import PipelineKit
+import Testing
+
+@Suite struct Sharding {
+    @Test func shardsMergeToTheOneProcessFile() throws {
+        let (folder, preprocessed) = try preprocessedSample(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let whole = folder.appendingPathComponent("whole.sqlite")
+        _ = try Extract.run(.init(input: preprocessed, output: whole, weights: .random(seed: 2), batch: 8, showProgress: false))
+        let output = folder.appendingPathComponent("features.sqlite")
+        var counted = 0
+        for index in 0 ..< 3 {
+            let shard = try Extract.Shard(index: index, count: 3)
+            counted += try Extract.run(.init(input: preprocessed, output: output, weights: .random(seed: 2), batch: 8, showProgress: false), shard: shard).images
+            #expect(FileManager.default.fileExists(atPath: shard.file(for: output).path))
+        }
+        #expect(counted == 199)
+        #expect(!FileManager.default.fileExists(atPath: output.path))
+        let merged = try Extract.merge(input: preprocessed, output: output, shards: 3)
+        #expect(merged.images == 199)
+        #expect(try Data(contentsOf: output) == Data(contentsOf: whole))
+    }
+
+    @Test func mergeNamesMissingAndMismatchedShards() throws {
+        let (folder, preprocessed) = try preprocessedSample(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("features.sqlite")
+        for index in [0, 2] {
+            _ = try Extract.run(.init(input: preprocessed, output: output, weights: .random(seed: 2), batch: 8, showProgress: false),
+                                shard: try Extract.Shard(index: index, count: 3))
+        }
+        let missing = #expect(throws: StageError.self) { try Extract.merge(input: preprocessed, output: output, shards: 3) }
+        #expect(missing?.description.contains("shard 1 of 3 is missing") == true)
+        _ = try Extract.run(.init(input: preprocessed, output: output, weights: .random(seed: 9), batch: 8, showProgress: false),
+                            shard: try Extract.Shard(index: 1, count: 3))
+        let mixed = #expect(throws: StageError.self) { try Extract.merge(input: preprocessed, output: output, shards: 3) }
+        #expect(mixed?.description.contains("weights_md5") == true)
+        #expect(!FileManager.default.fileExists(atPath: output.path))
+    }
+
+    @Test func shardSyntax() throws {
+        #expect(try Extract.Shard("1/4") == Extract.Shard(index: 1, count: 4))
+        for bad in ["4/4", "-1/4", "1", "a/b", "1/0"] {
+            #expect(throws: StageError.self) { try Extract.Shard(bad) }
+        }
+        let shard = try Extract.Shard(index: 2, count: 8)
+        #expect(shard.file(for: URL(fileURLWithPath: "/a/features.sqlite")).path == "/a/features.shard-2-of-8.sqlite")
+    }
+}
