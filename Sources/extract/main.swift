@@ -7,6 +7,11 @@ struct ExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extract",
         abstract: "Run the preprocessed images through a frozen ResNet50: one 2048-vector per image.",
+        discussion: """
+            `extract [run] --input preprocessed.sqlite --output features.sqlite --weights imagenet|PATH|random:SEED \
+            [--batch 32] [--shard K/N] [--pipeline FILE]` extracts (`extract run --help` explains every option); \
+            `extract merge --shards N` combines shard files.
+            """,
         subcommands: [Run.self, Merge.self],
         defaultSubcommand: Run.self)
 }
