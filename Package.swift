@@ -33,6 +33,10 @@ let package = Package(
             name: "Dataset",
             dependencies: ["PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(
+            name: "ToolSupport",
+            dependencies: ["PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CPNGWriter", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png16")]),
         .target(
@@ -53,28 +57,28 @@ let package = Package(
         ),
         .executableTarget(
             name: "predict",
-            dependencies: ["Head", "Backbone", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ToolSupport", "Head", "Backbone", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "pipeline",
-            dependencies: ["Dataset", "Imaging", "Backbone", "Head", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["ToolSupport", "Dataset", "Imaging", "Backbone", "Head", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "train",
-            dependencies: ["Head", "Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ToolSupport", "Head", "Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "extract",
-            dependencies: ["Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ToolSupport", "Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "preprocess",
-            dependencies: ["Imaging", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ToolSupport", "Imaging", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "ingest",
-            dependencies: ["Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ToolSupport", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "Fixtures", path: "Tests/Fixtures", exclude: ["keras3-conv1.h5", "grey16-40x30.png", "rgb8-56x56.png"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),

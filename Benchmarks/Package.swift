@@ -15,41 +15,18 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        .executableTarget(
-            name: "IngestBenchmark",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "Dataset", package: mainPackage),
-                .product(name: "PipelineKit", package: mainPackage),
-            ],
-            path: "Benchmarks/IngestBenchmark",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
-        .executableTarget(
-            name: "PipelineBenchmark",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "Dataset", package: mainPackage),
-                .product(name: "Imaging", package: mainPackage),
-                .product(name: "Backbone", package: mainPackage),
-                .product(name: "Head", package: mainPackage),
-                .product(name: "PipelineKit", package: mainPackage),
-            ],
-            path: "Benchmarks/PipelineBenchmark",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
-        .executableTarget(
-            name: "StagesBenchmark",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "Dataset", package: mainPackage),
-                .product(name: "Imaging", package: mainPackage),
-                .product(name: "Backbone", package: mainPackage),
-                .product(name: "Head", package: mainPackage),
-                .product(name: "PipelineKit", package: mainPackage),
-            ],
-            path: "Benchmarks/StagesBenchmark",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
+        suite("IngestBenchmark", using: ["Dataset", "PipelineKit"]),
+        suite("PipelineBenchmark", using: ["Dataset", "Imaging", "Backbone", "Head", "PipelineKit"]),
+        suite("StagesBenchmark", using: ["Dataset", "Imaging", "Backbone", "Head", "PipelineKit"]),
     ]
 )
+
+/// A package-benchmark suite in Benchmarks/NAME using the main package's `modules`.
+func suite(_ name: String, using modules: [String]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: [.product(name: "Benchmark", package: "benchmark")] + modules.map { .product(name: $0, package: mainPackage) },
+        path: "Benchmarks/\(name)",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+}

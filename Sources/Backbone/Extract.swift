@@ -82,9 +82,12 @@ public enum Extract {
     /// The input's batches as id ranges, `batch` images each in id order: the very batches a
     /// one-process run makes. A shard takes batches b with b % N == K, so every image goes through
     /// the network in the same company as in one process, and the merged features are identical.
-    static func batches(_ input: DatabaseQueue, batch: Int) throws -> [ClosedRange<Int>] {
+    static func batches(_ input: DatabaseQueue, batch: Int) throws -> [(ids: ClosedRange<Int>, count: Int)] {
         let ids = try input.read { try Int.fetchAll($0, sql: "SELECT id FROM images ORDER BY id") }
-        return stride(from: 0, to: ids.count, by: batch).map { ids[$0] ... ids[min($0 + batch, ids.count) - 1] }
+        return stride(from: 0, to: ids.count, by: batch).map { start in
+            let end = min(start + batch, ids.count)
+            return (ids[start] ... ids[end - 1], end - start)
+        }
     }
 
     public static func run(_ options: Options, shard: Shard? = nil) throws -> Report {
@@ -97,10 +100,7 @@ public enum Extract {
         var batches = try self.batches(input, batch: options.batch)
         guard !batches.isEmpty else { throw StageError("\(options.input.path): the input holds no images") }
         if let shard { batches = batches.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }
-        let total = try input.read { db in
-            try batches.reduce(0) { $0 + (try Int.fetchOne(db, sql: "SELECT count(*) FROM images WHERE id BETWEEN ? AND ?",
-                                                            arguments: [$1.lowerBound, $1.upperBound]) ?? 0) }
-        }
+        let total = batches.reduce(0) { $0 + $1.count }
 
         let final = try AtomicOutput(shard?.file(for: options.output) ?? options.output)
         let folder = final.finalURL.deletingLastPathComponent()
@@ -126,7 +126,7 @@ public enum Extract {
 
         let workspace = network.makeWorkspace(count: options.batch, size: size)
         var features = [Float](repeating: 0, count: options.batch * ResNet50.featureCount)
-        for range in batches where range.upperBound > lastID {
+        for (range, _) in batches where range.upperBound > lastID {
             let images = try PreprocessedStore.images(input, ids: range)
             try decode(images, size: size, into: workspace.activations[0])
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: images.count, into: $0.baseAddress!) }
@@ -180,7 +180,7 @@ public enum Extract {
             final.discard()
             throw error
         }
-        for suffix in ["", "-journal", "-wal", "-shm"] { unlink(partialURL.path + suffix) }
+        removeDatabaseFiles(at: partialURL)
         return content
     }
 
@@ -264,7 +264,7 @@ public enum Extract {
             let key = try? existing?.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'job_key'") }
             if let existing, key == jobKey { return existing }
             try? existing?.close()
-            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(url.path + suffix) }
+            removeDatabaseFiles(at: url)
         }
         let queue = try Artifact.create(at: url, durable: true)
         try queue.write { db in

@@ -49,21 +49,4 @@ public enum PreprocessedStore {
             }
         }
     }
-
-    /// Reads images in id order after `after`, `batch` at a time.
-    public static func forEachBatch(_ queue: DatabaseQueue, after start: Int = 0, batch: Int = 256,
-                                    _ body: ([Image]) throws -> Void) throws {
-        var after = start
-        while true {
-            let images = try queue.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, split, label, png FROM images WHERE id > ? ORDER BY id LIMIT ?",
-                                 arguments: [after, batch]).map {
-                    Image(id: $0["id"], split: $0["split"], label: $0["label"], png: $0["png"])
-                }
-            }
-            guard let last = images.last else { return }
-            after = last.id
-            try body(images)
-        }
-    }
 }

@@ -35,11 +35,7 @@ public struct AtomicOutput: Sendable {
     }
 
     /// Removes the temporary file and its SQLite side files, if any.
-    public func discard() {
-        for suffix in ["", "-journal", "-wal", "-shm"] {
-            unlink(temporaryURL.path + suffix)
-        }
-    }
+    public func discard() { removeDatabaseFiles(at: temporaryURL) }
 
     /// Runs `body` against the temporary path and commits on success; on any error, discards.
     public static func write<T>(to url: URL, _ body: (URL) throws -> T) throws -> T {
@@ -53,4 +49,9 @@ public struct AtomicOutput: Sendable {
             throw error
         }
     }
+}
+
+/// Removes a SQLite database file and the journal, WAL and shared-memory files beside it, if any.
+public func removeDatabaseFiles(at url: URL) {
+    for suffix in ["", "-journal", "-wal", "-shm"] { unlink(url.path + suffix) }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Backbone
 import Foundation
 import PipelineKit
+import ToolSupport
 
 struct ExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -106,12 +107,4 @@ struct Merge: ParsableCommand {
     }
 }
 
-do {
-    var command = try ExtractCommand.parseAsRoot()
-    try command.run()
-} catch let error as UserFacingError {
-    FileHandle.standardError.write(Data("extract: error: \(error.description)\n".utf8))
-    exit(1)
-} catch {
-    ExtractCommand.exit(withError: error)
-}
+ExtractCommand.runAsTool()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dataset
 import Foundation
 import PipelineKit
+import ToolSupport
 
 struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,15 +62,4 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-do {
-    var command = try IngestCommand.parseAsRoot()
-    try command.run()
-} catch let error as LocatedErrors {
-    printError(error.description)
-    exit(1)
-} catch let error as UserFacingError {
-    printError("ingest: error: \(error.description)")
-    exit(1)
-} catch {
-    IngestCommand.exit(withError: error)
-}
+IngestCommand.runAsTool()

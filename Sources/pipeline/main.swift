@@ -6,6 +6,7 @@ import GRDB
 import Head
 import Imaging
 import PipelineKit
+import ToolSupport
 
 let allStages = [IngestStage.definition, PreprocessStage.definition, ExtractStage.definition, TrainStage.definition]
 
@@ -153,12 +154,4 @@ struct Inspect: ParsableCommand {
     }
 }
 
-do {
-    var command = try PipelineCommand.parseAsRoot()
-    try command.run()
-} catch let error as UserFacingError {
-    FileHandle.standardError.write(Data("pipeline: error: \(error.description)\n".utf8))
-    exit(1)
-} catch {
-    PipelineCommand.exit(withError: error)
-}
+PipelineCommand.runAsTool()

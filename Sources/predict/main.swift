@@ -4,6 +4,7 @@ import Dataset
 import Foundation
 import Head
 import PipelineKit
+import ToolSupport
 
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -99,15 +100,4 @@ struct PredictCommand: ParsableCommand {
     }
 }
 
-do {
-    var command = try PredictCommand.parseAsRoot()
-    try command.run()
-} catch let error as LocatedErrors {
-    FileHandle.standardError.write(Data((error.description + "\n").utf8))
-    exit(1)
-} catch let error as UserFacingError {
-    FileHandle.standardError.write(Data("predict: error: \(error.description)\n".utf8))
-    exit(1)
-} catch {
-    PredictCommand.exit(withError: error)
-}
+PredictCommand.runAsTool()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Imaging
 import PipelineKit
+import ToolSupport
 
 struct PreprocessCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -49,12 +50,4 @@ struct PreprocessCommand: ParsableCommand {
     }
 }
 
-do {
-    var command = try PreprocessCommand.parseAsRoot()
-    try command.run()
-} catch let error as UserFacingError {
-    FileHandle.standardError.write(Data("preprocess: error: \(error.description)\n".utf8))
-    exit(1)
-} catch {
-    PreprocessCommand.exit(withError: error)
-}
+PreprocessCommand.runAsTool()

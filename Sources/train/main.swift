@@ -3,6 +3,7 @@ import Backbone
 import Foundation
 import Head
 import PipelineKit
+import ToolSupport
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,12 +73,4 @@ struct TrainCommand: ParsableCommand {
     }
 }
 
-do {
-    var command = try TrainCommand.parseAsRoot()
-    try command.run()
-} catch let error as UserFacingError {
-    FileHandle.standardError.write(Data("train: error: \(error.description)\n".utf8))
-    exit(1)
-} catch {
-    TrainCommand.exit(withError: error)
-}
+TrainCommand.runAsTool()

@@ -33,8 +33,8 @@ import Testing
         try ImagesStore.forEachBatch(source) { for image in $0 { originals[image.id] = image.pixels } }
         let resize = BilinearResize(from: (28, 28), to: (32, 32))
         var seen = 0
-        try PreprocessedStore.forEachBatch(queue, batch: 64) { batch in
-            for image in batch {
+        do {
+            for image in try PreprocessedStore.images(queue, ids: 0 ... Int.max) {
                 let bitmap = try PNG.decode(image.png, channels: 3)
                 var expected = [UInt8](repeating: 0, count: 32 * 32 * 3)
                 originals[image.id]!.withUnsafeBufferPointer { g in expected.withUnsafeMutableBufferPointer { resize.resizeToBytes(g, channels: 3, into: $0) } }
