@@ -19,17 +19,28 @@ struct WinogradConv: Sendable {
         output = conv.output
         bias = conv.bias
         var filters = [Float](repeating: 0, count: 16 * input * output)
-        for ci in 0 ..< input {
-            for co in 0 ..< output {
-                var g = [[Double]](repeating: [0, 0, 0], count: 3)
-                for ky in 0 ..< 3 {
-                    for kx in 0 ..< 3 { g[ky][kx] = Double(conv.weights[((ky * 3 + kx) * input + ci) * output + co]) }
-                }
-                // G g: G = [[1,0,0], [1/2,1/2,1/2], [1/2,-1/2,1/2], [0,0,1]], applied to rows then columns.
-                let rows = [g[0], zip3(g[0], g[1], g[2]) { ($0 + $1 + $2) / 2 }, zip3(g[0], g[1], g[2]) { ($0 - $1 + $2) / 2 }, g[2]]
-                for (r, row) in rows.enumerated() {
-                    let u = [row[0], (row[0] + row[1] + row[2]) / 2, (row[0] - row[1] + row[2]) / 2, row[2]]
-                    for c in 0 ..< 4 { filters[((r * 4 + c) * input + ci) * output + co] = Float(u[c]) }
+        let (input, output) = (self.input, self.output)
+        // U = G g Gᵀ, G = [[1,0,0], [1/2,1/2,1/2], [1/2,-1/2,1/2], [0,0,1]], in double, with no
+        // allocation per channel pair: there are 1.26 million of them, and this runs at every load.
+        conv.weights.withUnsafeBufferPointer { w in
+            filters.withUnsafeMutableBufferPointer { f in
+                for ci in 0 ..< input {
+                    for co in 0 ..< output {
+                        func row(_ ky: Int) -> SIMD3<Double> {
+                            let base = ky * 3 * input + ci
+                            return SIMD3(Double(w[base * output + co]), Double(w[(base + input) * output + co]),
+                                         Double(w[(base + 2 * input) * output + co]))
+                        }
+                        let g0 = row(0), g1 = row(1), g2 = row(2)
+                        func store(_ r: Int, _ t: SIMD3<Double>) {
+                            let u = SIMD4(t.x, (t.x + t.y + t.z) / 2, (t.x - t.y + t.z) / 2, t.z)
+                            for c in 0 ..< 4 { f[((r * 4 + c) * input + ci) * output + co] = Float(u[c]) }
+                        }
+                        store(0, g0)
+                        store(1, (g0 + g1 + g2) / 2)
+                        store(2, (g0 - g1 + g2) / 2)
+                        store(3, g2)
+                    }
                 }
             }
         }
@@ -143,6 +154,3 @@ struct WinogradConv: Sendable {
     }
 }
 
-private func zip3(_ a: [Double], _ b: [Double], _ c: [Double], _ f: (Double, Double, Double) -> Double) -> [Double] {
-    (0 ..< a.count).map { f(a[$0], b[$0], c[$0]) }
-}
