@@ -44,10 +44,11 @@ let package = Package(
             dependencies: ["CPNG", "CPNGWriter", "Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "CKernels"),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .target(
             name: "Backbone",
-            dependencies: ["CBLAS", "CHDF5", "Imaging", "Dataset", "PipelineKit",
+            dependencies: ["CBLAS", "CKernels", "CHDF5", "Imaging", "Dataset", "PipelineKit",
                            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(

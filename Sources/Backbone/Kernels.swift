@@ -19,54 +19,29 @@ func forEachRowRange(_ rows: Int, minimumRows: Int = 64, _ body: (Range<Int>) ->
 }
 
 enum Kernels {
-    /// `c[m x n] = a[m x k] * b[k x n] + beta * c`, row-major, split across the cores by columns.
-    static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, beta: Float) {
-        splitGEMM(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, beta: beta, c: c, ldc: n)
-    }
-
-    /// `c[m x n] = a[m x k] * b[k x n]` on the calling thread alone.
-    static func gemmOneThread(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, c, Int32(n))
-    }
-
-    /// im2col for NHWC: row `(n, oy, ox)` of `columns[rows x (size*size*channels)]` holds the input
-    /// patch in (ky, kx, c) order, zeros where the patch leaves the padded image. Matches Keras's
-    /// HWIO kernel flattened to `[size*size*in, out]`.
+    /// im2col for NHWC, for the output rows in `rows`: row `(n, oy, ox)` of `columns[rows x
+    /// (size*size*channels)]` (counted from the range's start) holds the input patch in (ky, kx, c)
+    /// order, zeros where the patch leaves the padded image. Matches Keras's HWIO kernel flattened to
+    /// `[size*size*in, out]`.
     static func im2col(_ input: UnsafePointer<Float>, _ shape: Shape, size: Int, stride: Int, pad: Int,
-                       output: Shape, into columns: UnsafeMutablePointer<Float>) {
+                       output: Shape, rows: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
         let channels = shape.channels
         let rowLength = size * size * channels
-        forEachRowRange(output.rows) { rows in
-            for row in rows {
-                let n = row / (output.height * output.width)
-                let oy = (row / output.width) % output.height
-                let ox = row % output.width
-                var destination = columns + row * rowLength
-                for ky in 0 ..< size {
-                    let iy = oy * stride - pad + ky
-                    for kx in 0 ..< size {
-                        let ix = ox * stride - pad + kx
-                        if iy >= 0, iy < shape.height, ix >= 0, ix < shape.width {
-                            destination.update(from: input + ((n * shape.height + iy) * shape.width + ix) * channels, count: channels)
-                        } else {
-                            destination.update(repeating: 0, count: channels)
-                        }
-                        destination += channels
+        for row in rows {
+            let n = row / (output.height * output.width)
+            let oy = (row / output.width) % output.height
+            let ox = row % output.width
+            var destination = columns + (row - rows.lowerBound) * rowLength
+            for ky in 0 ..< size {
+                let iy = oy * stride - pad + ky
+                for kx in 0 ..< size {
+                    let ix = ox * stride - pad + kx
+                    if iy >= 0, iy < shape.height, ix >= 0, ix < shape.width {
+                        destination.update(from: input + ((n * shape.height + iy) * shape.width + ix) * channels, count: channels)
+                    } else {
+                        destination.update(repeating: 0, count: channels)
                     }
-                }
-            }
-        }
-    }
-
-    /// `x[rows x channels] += bias` per channel, then ReLU if asked: the epilogue of every conv.
-    static func biasActivation(_ x: UnsafeMutablePointer<Float>, rows: Int, channels: Int, bias: UnsafePointer<Float>, relu: Bool) {
-        forEachRowRange(rows) { range in
-            for row in range {
-                let line = x + row * channels
-                if relu {
-                    for c in 0 ..< channels { line[c] = max(line[c] + bias[c], 0) }
-                } else {
-                    for c in 0 ..< channels { line[c] += bias[c] }
+                    destination += channels
                 }
             }
         }

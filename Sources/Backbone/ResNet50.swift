@@ -1,4 +1,5 @@
 import Foundation
+import PipelineKit
 
 /// Keras's ResNet50 v1 with `include_top=False` and global average pooling: 224x224x3 (or any size
 /// from 32 up) caffe-preprocessed NHWC in, 2048 features out. BatchNorm is folded into each
@@ -10,10 +11,11 @@ public final class ResNet50: Sendable {
     /// Keras "caffe" preprocessing: channels reordered to BGR, then these means subtracted.
     public static let bgrMeans: [Float] = [103.939, 116.779, 123.68]
 
-    /// A convolution with BatchNorm folded in: `weights[size*size*input x output]`, `bias[output]`.
+    /// A convolution with BatchNorm folded in: `weights[size*size*input x output]` (laid out for the
+    /// GEMM kernel), `bias[output]`.
     struct Conv {
         var size: Int, stride: Int, pad: Int, input: Int, output: Int
-        var weights: [Float]
+        var weights: WeightMatrix
         var bias: [Float]
 
         func outputShape(_ shape: Shape) -> Shape {
@@ -22,23 +24,30 @@ public final class ResNet50: Sendable {
         }
     }
 
-    /// A bottleneck block: 1x1 reduce, 3x3, 1x1 expand, plus a 1x1 projection on the first block of a stage.
+    /// A bottleneck block: 1x1 reduce, 3x3, 1x1 expand, plus a 1x1 projection on the first block of a
+    /// stage. The 3x3 has stride 1 in every block of Keras's ResNet50 and runs by Winograd.
     struct Block {
-        var reduce: Conv, spatial: Conv, expand: Conv
+        var reduce: Conv, spatial: WinogradConv, expand: Conv
         var shortcut: Conv?
-        /// The 3x3 convolution by Winograd F(2x2, 3x3), when it has stride 1 (in every block of Keras's ResNet50).
-        var winograd: WinogradConv?
     }
 
     let stem: Conv
     let blocks: [Block]
+    /// The GEMM the convolutions run on.
+    public let kernel: GEMMKernel
 
     /// Builds the network from `weights`, checking every layer's presence and shape.
-    public init(weights: BackboneWeights) throws {
-        func conv(_ name: String, size: Int, stride: Int, pad: Int, input: Int, output: Int) throws -> Conv {
+    public init(weights: BackboneWeights, kernel: GEMMKernel = .preferred) throws {
+        self.kernel = kernel
+        func folded(_ name: String, size: Int, input: Int, output: Int) throws -> (weights: [Float], bias: [Float]) {
             let raw = try weights.conv(name + "_conv", size: size, input: input, output: output)
             let norm = try weights.batchNorm(name + "_bn", channels: output)
-            return Self.fold(raw, norm, size: size, stride: stride, pad: pad, input: input, output: output)
+            return Self.fold(raw, norm, rows: size * size * input, output: output)
+        }
+        func conv(_ name: String, size: Int, stride: Int, pad: Int, input: Int, output: Int) throws -> Conv {
+            let (w, bias) = try folded(name, size: size, input: input, output: output)
+            return Conv(size: size, stride: stride, pad: pad, input: input, output: output,
+                        weights: WeightMatrix(w[...], k: size * size * input, n: output, kernel: kernel), bias: bias)
         }
         stem = try conv("conv1", size: 7, stride: 2, pad: 3, input: 3, output: 64)
         var blocks: [Block] = []
@@ -48,12 +57,13 @@ public final class ResNet50: Sendable {
                 let name = "conv\(stage + 2)_block\(index)"
                 let stride = index == 1 && stage > 0 ? 2 : 1
                 let shortcut = index == 1 ? try conv(name + "_0", size: 1, stride: stride, pad: 0, input: channels, output: filters * 4) : nil
-                let spatial = try conv(name + "_2", size: 3, stride: 1, pad: 1, input: filters, output: filters)
+                let reduce = try conv(name + "_1", size: 1, stride: stride, pad: 0, input: channels, output: filters)
+                let (w, bias) = try folded(name + "_2", size: 3, input: filters, output: filters)
                 blocks.append(Block(
-                    reduce: try conv(name + "_1", size: 1, stride: stride, pad: 0, input: channels, output: filters),
-                    spatial: spatial,
+                    reduce: reduce,
+                    spatial: WinogradConv(weights: w, bias: bias, input: filters, output: filters, kernel: kernel),
                     expand: try conv(name + "_3", size: 1, stride: 1, pad: 0, input: filters, output: filters * 4),
-                    shortcut: shortcut, winograd: WinogradConv(spatial)))
+                    shortcut: shortcut))
                 channels = filters * 4
             }
         }
@@ -62,14 +72,14 @@ public final class ResNet50: Sendable {
 
     /// BN(conv(x) + b) = conv(x) * s + (b - mean) * s + beta with s = gamma / sqrt(variance + eps),
     /// computed in double so that folding adds no error of its own.
-    static func fold(_ conv: ConvWeights, _ norm: BatchNormWeights, size: Int, stride: Int, pad: Int, input: Int, output: Int) -> Conv {
+    static func fold(_ conv: ConvWeights, _ norm: BatchNormWeights, rows: Int, output: Int) -> (weights: [Float], bias: [Float]) {
         let scale = (0 ..< output).map { Double(norm.gamma[$0]) / (Double(norm.variance[$0]) + epsilon).squareRoot() }
         var weights = conv.kernel
-        for row in 0 ..< size * size * input {
+        for row in 0 ..< rows {
             for o in 0 ..< output { weights[row * output + o] = Float(Double(weights[row * output + o]) * scale[o]) }
         }
         let bias = (0 ..< output).map { Float((Double(conv.bias[$0]) - Double(norm.mean[$0])) * scale[$0] + Double(norm.beta[$0])) }
-        return Conv(size: size, stride: stride, pad: pad, input: input, output: output, weights: weights, bias: bias)
+        return (weights, bias)
     }
 
     /// Buffers for one batch size and image size, allocated once and reused across batches.
@@ -102,21 +112,31 @@ public final class ResNet50: Sendable {
         }
     }
 
+    /// Cores and rows per chunk for a convolution that needs im2col: chunks of about 256 KB of patches.
+    static func columnPlan(rows: Int, k: Int) -> (parts: Int, chunk: Int) {
+        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rows / 64))
+        return (parts, min((rows + parts - 1) / parts, max(14, (1 << 16) / k / 14 * 14)))
+    }
+
     /// The largest activation, the largest im2col matrix and Winograd's scratch, in floats, for a batch.
     func bufferSizes(count: Int, size: Int) -> (activation: Int, columns: Int, winograd: Int) {
         var largest = 0, largestColumns = 0, winograd = 0
         func visit(_ conv: Conv, _ input: Shape) -> Shape {
             let out = conv.outputShape(input)
             largest = max(largest, out.elements)
-            if conv.size > 1 || conv.stride > 1 { largestColumns = max(largestColumns, out.rows * conv.size * conv.size * conv.input) }
+            if conv.size > 1 || conv.stride > 1 {
+                let k = conv.size * conv.size * conv.input
+                let (parts, chunk) = Self.columnPlan(rows: out.rows, k: k)
+                largestColumns = max(largestColumns, parts * chunk * k)
+            }
             return out
         }
         var shape = visit(stem, Shape(count: count, height: size, width: size, channels: 3))
         for block in blocks {
             if let shortcut = block.shortcut { _ = visit(shortcut, shape) }
             let reduced = visit(block.reduce, shape)
-            if let fast = block.winograd { winograd = max(winograd, fast.scratch(reduced)) }
-            shape = visit(block.expand, visit(block.spatial, reduced))
+            winograd = max(winograd, block.spatial.scratch(reduced))
+            shape = visit(block.expand, reduced)
         }
         return (largest, largestColumns, winograd)
     }
@@ -127,21 +147,33 @@ public final class ResNet50: Sendable {
     }
 
     /// `output = relu?(conv(input) + bias [+ output when accumulate])`: the residual add rides on
-    /// sgemm's beta, so the shortcut already in `output` is added for free.
+    /// the GEMM (in its tiles' epilogue, or sgemm's beta), so the shortcut already in `output` costs no pass.
     func run(_ conv: Conv, _ input: UnsafeMutablePointer<Float>, _ shape: Shape, into output: UnsafeMutablePointer<Float>,
              columns: UnsafeMutablePointer<Float>, accumulate: Bool = false, relu: Bool) -> Shape {
         let out = conv.outputShape(shape)
         let k = conv.size * conv.size * conv.input
-        var a = UnsafePointer(input)
-        if conv.size > 1 || conv.stride > 1 {
-            Kernels.im2col(input, shape, size: conv.size, stride: conv.stride, pad: conv.pad, output: out, into: columns)
-            a = UnsafePointer(columns)
-        }
-        conv.weights.withUnsafeBufferPointer { w in
-            Kernels.gemm(m: out.rows, n: conv.output, k: k, a: a, b: w.baseAddress!, c: output, beta: accumulate ? 1 : 0)
-        }
+        precondition(conv.weights.k == k)
         conv.bias.withUnsafeBufferPointer { b in
-            Kernels.biasActivation(output, rows: out.rows, channels: conv.output, bias: b.baseAddress!, relu: relu)
+            let bias = b.baseAddress!
+            guard conv.size > 1 || conv.stride > 1 else {
+                conv.weights.multiply(m: out.rows, a: input, bias: bias, into: output, accumulate: accumulate, relu: relu)
+                return
+            }
+            // Patches gathered and multiplied a chunk at a time on each core, so that they are still
+            // in cache when the GEMM reads them (the stem's whole im2col matrix is 236 MB at 224, batch 32).
+            let (parts, chunk) = Self.columnPlan(rows: out.rows, k: k)
+            parallelFor(parts) { part in
+                let patches = columns + part * chunk * k
+                var start = out.rows * part / parts
+                let end = out.rows * (part + 1) / parts
+                while start < end {
+                    let rows = start ..< min(start + chunk, end)
+                    Kernels.im2col(input, shape, size: conv.size, stride: conv.stride, pad: conv.pad, output: out, rows: rows, into: patches)
+                    conv.weights.multiplyOneThread(m: rows.count, a: patches, bias: bias, into: output + rows.lowerBound * conv.output,
+                                                   accumulate: accumulate, relu: relu)
+                    start = rows.upperBound
+                }
+            }
         }
         return out
     }
@@ -172,14 +204,8 @@ public final class ResNet50: Sendable {
                 _ = run(shortcut, buffers[x], shape, into: buffers[residual], columns: columns, relu: false)
             }
             let reduced = run(block.reduce, buffers[x], shape, into: buffers[free[0]], columns: columns, relu: true)
-            let spatial: Shape
-            if let fast = block.winograd {
-                fast.run(buffers[free[0]], reduced, into: buffers[free[1]], transformed: columns, products: workspace.products)
-                spatial = reduced
-            } else {
-                spatial = run(block.spatial, buffers[free[0]], reduced, into: buffers[free[1]], columns: columns, relu: true)
-            }
-            shape = run(block.expand, buffers[free[1]], spatial, into: buffers[residual], columns: columns, accumulate: true, relu: true)
+            block.spatial.run(buffers[free[0]], reduced, into: buffers[free[1]], transformed: columns, products: workspace.products)
+            shape = run(block.expand, buffers[free[1]], reduced, into: buffers[residual], columns: columns, accumulate: true, relu: true)
             x = residual
         }
         Kernels.globalAveragePool(buffers[x], shape, into: features)

@@ -9,20 +9,19 @@ import PipelineKit
 struct WinogradConv: Sendable {
     let input: Int, output: Int
     /// 16 matrices `[input x output]`, one per position of the 4x4 transformed tile.
-    let filters: [Float]
+    let filters: [WeightMatrix]
     let bias: [Float]
 
-    /// From a folded 3x3 convolution whose weights are `[3*3*input x output]` in (ky, kx, in) order.
-    init(_ conv: ResNet50.Conv) {
-        precondition(conv.size == 3 && conv.stride == 1 && conv.pad == 1 && conv.input % 8 == 0 && conv.output % 8 == 0)
-        input = conv.input
-        output = conv.output
-        bias = conv.bias
+    /// From a folded 3x3 convolution whose `weights` are `[3*3*input x output]` in (ky, kx, in) order.
+    init(weights: [Float], bias: [Float], input: Int, output: Int, kernel: GEMMKernel) {
+        precondition(weights.count == 9 * input * output && input % 8 == 0 && output % 8 == 0)
+        self.input = input
+        self.output = output
+        self.bias = bias
         var filters = [Float](repeating: 0, count: 16 * input * output)
-        let (input, output) = (self.input, self.output)
         // U = G g Gᵀ, G = [[1,0,0], [1/2,1/2,1/2], [1/2,-1/2,1/2], [0,0,1]], in double, with no
         // allocation per channel pair: there are 1.26 million of them, and this runs at every load.
-        conv.weights.withUnsafeBufferPointer { w in
+        weights.withUnsafeBufferPointer { w in
             filters.withUnsafeMutableBufferPointer { f in
                 for ci in 0 ..< input {
                     for co in 0 ..< output {
@@ -44,7 +43,9 @@ struct WinogradConv: Sendable {
                 }
             }
         }
-        self.filters = filters
+        self.filters = (0 ..< 16).map { xi in
+            WeightMatrix(filters[xi * input * output ..< (xi + 1) * input * output], k: input, n: output, kernel: kernel)
+        }
     }
 
     /// Tiles of a `shape` input: one per 2x2 block of the same-size output.
@@ -53,19 +54,55 @@ struct WinogradConv: Sendable {
         return (rows, columns, shape.count * rows * columns)
     }
 
+    /// How the tiles are shared out: one range per core, each done in chunks whose transformed
+    /// tiles and products (16 x chunk x channels floats each, about 2 MB) stay in cache between the
+    /// input transform, the GEMMs and the output transform. Done for the whole layer at once, they
+    /// went through memory: at 224 and batch 32 the first stage's were 103 MB each.
+    func plan(_ shape: Shape) -> (parts: Int, chunk: Int) {
+        let tiles = Self.tiles(shape).count
+        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, tiles / 16))
+        let perPart = (tiles + parts - 1) / parts
+        return (parts, min(perPart, max(16, 32768 / max(input, output))))
+    }
+
     /// Floats each of the two scratch buffers needs for `shape`.
-    func scratch(_ shape: Shape) -> Int { 16 * Self.tiles(shape).count * max(input, output) }
+    func scratch(_ shape: Shape) -> Int {
+        let (parts, chunk) = plan(shape)
+        return parts * 16 * chunk * max(input, output)
+    }
 
     /// `out = relu(conv(x) + bias)`, with `transformed` and `products` as scratch (`scratch(shape)` each).
     func run(_ x: UnsafePointer<Float>, _ shape: Shape, into out: UnsafeMutablePointer<Float>,
              transformed v: UnsafeMutablePointer<Float>, products m: UnsafeMutablePointer<Float>) {
-        let (tileRows, tileColumns, tiles) = Self.tiles(shape)
-        let (height, width, channels) = (shape.height, shape.width, input)
-        // V[ξ][t x in] = (Bᵀ d B)[ξ] for each tile t, Bᵀ = [[1,0,-1,0], [0,1,1,0], [0,-1,1,0], [0,1,0,-1]].
-        forEachRowRange(tiles, minimumRows: 16) { range in
-            var zeros = [Float](repeating: 0, count: channels)
+        let tiles = Self.tiles(shape).count
+        let (parts, chunk) = plan(shape)
+        let share = 16 * chunk * max(input, output)
+        parallelFor(parts) { part in
+            let v = v + part * share, m = m + part * share
+            var zeros = [Float](repeating: 0, count: input)
             zeros.withUnsafeMutableBufferPointer { zero in
-                var d = [UnsafePointer<Float>](repeating: UnsafePointer(zero.baseAddress!), count: 16)
+                var start = tiles * part / parts
+                let end = tiles * (part + 1) / parts
+                while start < end {
+                    let range = start ..< min(start + chunk, end)
+                    transformInput(x, shape, range, zero: zero.baseAddress!, into: v)
+                    for xi in 0 ..< 16 {
+                        filters[xi].multiplyOneThread(m: range.count, a: v + xi * range.count * input, into: m + xi * range.count * output)
+                    }
+                    transformOutput(m, shape, range, into: out)
+                    start = range.upperBound
+                }
+            }
+        }
+    }
+
+    /// V[ξ][t x in] = (Bᵀ d B)[ξ] for the tiles t in `range` (rows counted from its start),
+    /// Bᵀ = [[1,0,-1,0], [0,1,1,0], [0,-1,1,0], [0,1,0,-1]]. `zero` is `input` zeros, for the padding.
+    private func transformInput(_ x: UnsafePointer<Float>, _ shape: Shape, _ range: Range<Int>, zero: UnsafePointer<Float>,
+                                into v: UnsafeMutablePointer<Float>) {
+        let (tileRows, tileColumns, _) = Self.tiles(shape)
+        let (height, width, channels) = (shape.height, shape.width, input)
+                var d = [UnsafePointer<Float>](repeating: zero, count: 16)
                 for t in range {
                     let n = t / (tileRows * tileColumns), ty = (t / tileColumns) % tileRows, tx = t % tileColumns
                     for r in 0 ..< 4 {
@@ -73,10 +110,10 @@ struct WinogradConv: Sendable {
                         for c in 0 ..< 4 {
                             let ix = 2 * tx - 1 + c
                             d[r * 4 + c] = iy >= 0 && iy < height && ix >= 0 && ix < width
-                                ? x + ((n * height + iy) * width + ix) * channels : UnsafePointer(zero.baseAddress!)
+                                ? x + ((n * height + iy) * width + ix) * channels : zero
                         }
                     }
-                    let base = t * channels, stride = tiles * channels
+                    let base = (t - range.lowerBound) * channels, stride = range.count * channels
                     let (p0, p1, p2, p3, p4, p5, p6, p7) = (d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7])
                     let (p8, p9, p10, p11, p12, p13, p14, p15) = (d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15])
                     // Eight channels at a time (every layer has a multiple of 64): the compiler would
@@ -102,22 +139,16 @@ struct WinogradConv: Sendable {
                         ci += 8
                     }
                 }
-            }
-        }
-        // M[ξ] = V[ξ] U[ξ]: sixteen GEMMs of [tiles x in] by [in x out].
-        filters.withUnsafeBufferPointer { u in
-            parallelFor(16) { xi in
-                Kernels.gemmOneThread(m: tiles, n: output, k: input, a: v + xi * tiles * input, b: u.baseAddress! + xi * input * output,
-                                      c: m + xi * tiles * output)
-            }
-        }
-        // Y = Aᵀ M A, Aᵀ = [[1,1,1,0], [0,1,-1,-1]], plus bias, ReLU, cropped to the image.
-        let outputs = output
+    }
+
+    /// Y = Aᵀ M A for the tiles in `range`, Aᵀ = [[1,1,1,0], [0,1,-1,-1]], plus bias, ReLU, cropped to the image.
+    private func transformOutput(_ m: UnsafePointer<Float>, _ shape: Shape, _ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let (tileRows, tileColumns, _) = Self.tiles(shape)
+        let (height, width, outputs) = (shape.height, shape.width, output)
         bias.withUnsafeBufferPointer { bias in
-            forEachRowRange(tiles, minimumRows: 16) { range in
                 for t in range {
                     let n = t / (tileRows * tileColumns), ty = (t / tileColumns) % tileRows, tx = t % tileColumns
-                    let base = t * outputs, stride = tiles * outputs
+                    let base = (t - range.lowerBound) * outputs, stride = range.count * outputs
                     let y0 = 2 * ty, x0 = 2 * tx
                     let hasRight = x0 + 1 < width, hasBottom = y0 + 1 < height
                     let out00 = out + ((n * height + y0) * width + x0) * outputs
@@ -149,7 +180,6 @@ struct WinogradConv: Sendable {
                         co += 8
                     }
                 }
-            }
         }
     }
 }

@@ -1,0 +1,98 @@
+import CBLAS
+import CKernels
+import Foundation
+import PipelineKit
+
+/// Which matrix multiplication the backbone's convolutions use.
+public enum GEMMKernel: String, Sendable, CaseIterable {
+    /// Our AVX-512 kernel (Sources/CKernels): weights packed once at load, activations read in place,
+    /// bias, residual and ReLU applied as each tile leaves the registers.
+    case avx512
+    /// OpenBLAS sgemm, then a pass for the bias and ReLU: for CPUs without AVX-512.
+    case blas
+
+    /// The kernels this CPU can run.
+    public static var available: [GEMMKernel] { st_gemm_available() != 0 ? [.avx512, .blas] : [.blas] }
+
+    /// AVX-512 when the CPU has it, unless SIGNTRANSFER_GEMM=blas asks otherwise.
+    public static let preferred: GEMMKernel = {
+        if ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] == "blas" { return .blas }
+        return st_gemm_available() != 0 ? .avx512 : .blas
+    }()
+}
+
+/// The right-hand side `[k x n]` of a convolution's GEMM (its weights), laid out once for `kernel`:
+/// packed in 32-column panels for the AVX-512 kernel, row-major for OpenBLAS.
+final class WeightMatrix: @unchecked Sendable {
+    let k: Int, n: Int
+    let kernel: GEMMKernel
+    private let storage: UnsafeMutablePointer<Float>
+
+    /// From the row-major `weights[k x n]`.
+    init(_ weights: ArraySlice<Float>, k: Int, n: Int, kernel: GEMMKernel) {
+        precondition(weights.count == k * n)
+        self.k = k
+        self.n = n
+        self.kernel = kernel
+        let count = kernel == .avx512 ? st_gemm_packed_count(Int32(k), Int32(n)) : k * n
+        let storage = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        weights.withUnsafeBufferPointer { w in
+            switch kernel {
+            case .avx512: st_gemm_pack(w.baseAddress!, Int32(n), Int32(k), Int32(n), storage)
+            case .blas: storage.initialize(from: w.baseAddress!, count: k * n)
+            }
+        }
+        self.storage = storage
+    }
+
+    deinit { storage.deallocate() }
+
+    /// `c[m x n] = relu?(a[m x k] * self + bias + (accumulate ? c : 0))`, all rows contiguous
+    /// (`lda = k`, `ldc = n`), split across the cores by rows when the product is big enough.
+    func multiply(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>,
+                  accumulate: Bool = false, relu: Bool = false) {
+        let parts = m * n * k >= 1 << 20 && m >= 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
+        switch kernel {
+        case .avx512:
+            parallelFor(parts) { part in
+                let start = m * part / parts, end = m * (part + 1) / parts
+                multiplyOneThread(m: end - start, a: a + start * k, bias: bias, into: c + start * n, accumulate: accumulate, relu: relu)
+            }
+        case .blas:
+            // OpenBLAS splits best by the longer side (see splitGEMM), then the epilogue by rows.
+            splitGEMM(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: k, b: storage, ldb: n,
+                      beta: accumulate ? 1 : 0, c: c, ldc: n)
+            parallelFor(parts) { part in
+                let start = m * part / parts, end = m * (part + 1) / parts
+                Self.epilogue(c + start * n, rows: end - start, channels: n, bias: bias, relu: relu)
+            }
+        }
+    }
+
+    /// The same on the calling thread alone (for GEMMs run several at a time, or on per-core chunks).
+    func multiplyOneThread(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil, into c: UnsafeMutablePointer<Float>,
+                           accumulate: Bool = false, relu: Bool = false) {
+        guard m > 0 else { return }
+        switch kernel {
+        case .avx512:
+            st_gemm(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, c, Int32(n), accumulate ? 1 : 0, relu ? 1 : 0)
+        case .blas:
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), storage, Int32(n),
+                        accumulate ? 1 : 0, c, Int32(n))
+            Self.epilogue(c, rows: m, channels: n, bias: bias, relu: relu)
+        }
+    }
+
+    /// `x[rows x channels] += bias` (when given), then ReLU if asked: the OpenBLAS path's extra pass.
+    private static func epilogue(_ x: UnsafeMutablePointer<Float>, rows: Int, channels: Int, bias: UnsafePointer<Float>?, relu: Bool) {
+        for row in 0 ..< rows {
+            let line = x + row * channels
+            switch (bias, relu) {
+            case (let bias?, true): for c in 0 ..< channels { line[c] = max(line[c] + bias[c], 0) }
+            case (let bias?, false): for c in 0 ..< channels { line[c] += bias[c] }
+            case (nil, true): for c in 0 ..< channels { line[c] = max(line[c], 0) }
+            case (nil, false): break
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+// A single-precision GEMM for convolutions on AVX-512: C = A * B (+ bias, + C, ReLU), where B (the
+// weights) is packed once at load and A (the activations) is read where it lies. Compared with a
+// general BLAS call this skips packing the activations (re-done at every layer of every batch), the
+// separate pass that zeroes or scales C, and the passes that add the bias, the residual and apply ReLU.
+//
+// Blocking: for each block of NC columns (its packed B stays in L2) and each block of KC of the inner
+// dimension, strips of MR rows of A (MR x KC floats, kept in L1) meet each 32-column panel of B in a
+// register tile of MR x 32 accumulators (MR * 2 zmm registers).
+
+#include "conv_gemm.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <stdint.h>
+
+enum { NR = 32, MR = 14, KC = 256, NC = 512, MC = MR * 8 };
+
+static int detect(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;  // OSXSAVE
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0xE6) != 0xE6) return 0;  // the OS saves XMM, YMM, opmask and all of ZMM
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 16) & 1;  // AVX512F
+}
+
+int st_gemm_available(void) {
+    static int state = -1;  // a benign race: every thread computes the same value
+    if (state < 0) state = detect();
+    return state;
+}
+
+size_t st_gemm_packed_count(int k, int n) { return (size_t)((n + NR - 1) / NR) * NR * (size_t)k; }
+
+void st_gemm_pack(const float *b, int ldb, int k, int n, float *packed) {
+    for (int column = 0; column < n; column += NR) {
+        float *panel = packed + (size_t)column * k;
+        int width = n - column < NR ? n - column : NR;
+        for (int i = 0; i < k; i++) {
+            const float *source = b + (size_t)i * ldb + column;
+            int j = 0;
+            for (; j < width; j++) panel[i * NR + j] = source[j];
+            for (; j < NR; j++) panel[i * NR + j] = 0;
+        }
+    }
+}
+
+#define AVX512 __attribute__((target("avx512f")))
+
+// One MR x 32 (or rows x 32) tile: c = (load ? c : 0) + a[rows x kc] * b[kc x 32], then + bias and
+// ReLU when given. `rows` is a constant at every call, so the loops unroll and the accumulators live
+// in registers.
+AVX512 static inline __attribute__((always_inline)) void tile(const int rows, const int packedA, int kc, const float *a, size_t lda,
+                                                              const float *b, float *c, size_t ldc, __mmask16 left,
+                                                              __mmask16 right, int load, const float *bias, int relu) {
+    __m512 x0[MR], x1[MR];
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
+        if (load) {
+            x0[r] = _mm512_maskz_loadu_ps(left, c + r * ldc);
+            x1[r] = _mm512_maskz_loadu_ps(right, c + r * ldc + 16);
+        } else {
+            x0[r] = _mm512_setzero_ps();
+            x1[r] = _mm512_setzero_ps();
+        }
+    }
+    for (int i = 0; i < kc; i++) {
+        __m512 b0 = _mm512_loadu_ps(b + i * NR), b1 = _mm512_loadu_ps(b + i * NR + 16);
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
+            __m512 v = _mm512_set1_ps(packedA ? a[i * MR + r] : a[r * lda + i]);
+            x0[r] = _mm512_fmadd_ps(v, b0, x0[r]);
+            x1[r] = _mm512_fmadd_ps(v, b1, x1[r]);
+        }
+    }
+    if (bias) {
+        __m512 bias0 = _mm512_maskz_loadu_ps(left, bias), bias1 = _mm512_maskz_loadu_ps(right, bias + 16);
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
+            x0[r] = _mm512_add_ps(x0[r], bias0);
+            x1[r] = _mm512_add_ps(x1[r], bias1);
+        }
+    }
+    if (relu) {
+        __m512 zero = _mm512_setzero_ps();
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
+            x0[r] = _mm512_max_ps(x0[r], zero);
+            x1[r] = _mm512_max_ps(x1[r], zero);
+        }
+    }
+    _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
+        _mm512_mask_storeu_ps(c + r * ldc, left, x0[r]);
+        _mm512_mask_storeu_ps(c + r * ldc + 16, right, x1[r]);
+    }
+}
+
+#define TILE(R) \
+    case R: if (packedA) tile(R, 1, kc, a, lda, b, c, ldc, left, right, load, bias, relu); \
+            else tile(R, 0, kc, a, lda, b, c, ldc, left, right, load, bias, relu); break;
+
+AVX512 static void tileRows(int rows, int packedA, int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
+                            __mmask16 left, __mmask16 right, int load, const float *bias, int relu) {
+    switch (rows) {
+        TILE(14) TILE(13) TILE(12) TILE(11) TILE(10) TILE(9) TILE(8)
+        TILE(7) TILE(6) TILE(5) TILE(4) TILE(3) TILE(2) TILE(1)
+        default: break;
+    }
+}
+
+AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const float *packed, const float *bias,
+                        float *c, size_t ldc, int accumulate, int relu) {
+    // Inner-dimension blocks of equal size, at most KC each.
+    int blocks = (k + KC - 1) / KC;
+    int kc0 = (k + blocks - 1) / blocks;
+    float packedStrip[MR * KC] __attribute__((aligned(64)));
+    // Rows of A a multiple of 4 KB apart share L1 sets: with several inner-dimension blocks, the MR
+    // rows of a strip would evict each other, so the strip is copied, interleaved, first.
+    int packA = k > KC && lda % 1024 == 0;
+    for (int n0 = 0; n0 < n; n0 += NC) {
+        int n1 = n0 + NC < n ? n0 + NC : n;
+        for (int g0 = 0; g0 < m; g0 += MC) {
+            int g1 = g0 + MC < m ? g0 + MC : m;
+            for (int k0 = 0; k0 < k; k0 += kc0) {
+                int kc = k - k0 < kc0 ? k - k0 : kc0;
+                int first = k0 == 0, last = k0 + kc >= k;
+                int load = !first || accumulate;
+                for (int m0 = g0; m0 < g1; m0 += MR) {
+                    int rows = g1 - m0 < MR ? g1 - m0 : MR;
+                    const float *strip = a + m0 * lda + k0;
+                    if (packA) {
+                        for (int r = 0; r < rows; r++)
+                            for (int i = 0; i < kc; i++) packedStrip[i * MR + r] = strip[r * lda + i];
+                        strip = packedStrip;
+                    }
+                    for (int column = n0; column < n1; column += NR) {
+                        int width = n1 - column;
+                        __mmask16 left = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
+                        __mmask16 right = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
+                        tileRows(rows, packA, kc, strip, lda, packed + (size_t)column * k + (size_t)k0 * NR,
+                                 c + m0 * ldc + column, ldc, left, right, load, last && bias ? bias + column : 0, last && relu);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias, float *c,
+             int ldc, int accumulate, int relu) {
+    gemm(m, n, k, a, (size_t)lda, packed, bias, c, (size_t)ldc, accumulate, relu);
+}
