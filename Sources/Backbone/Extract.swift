@@ -109,8 +109,10 @@ public enum Extract {
         defer { lock.release() }
 
         let weights = try options.weights.resolve(showProgress: options.showProgress)
-        let network = try ResNet50(weights: weights.provider)
-        let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weights.md5)|\(size)|\(options.batch)|\(shard?.description ?? "")|\(toolVersion)".utf8)
+        let network = try ResNet50(weights: weights.provider, size: size)
+        let weightsMD5 = try weights.md5
+        // The kernel is part of the key: the AVX-512 and OpenBLAS paths differ in the last bits.
+        let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weightsMD5)|\(size)|\(options.batch)|\(shard?.description ?? "")|\(network.kernel.rawValue)|\(toolVersion)".utf8)
             .withUnsafeBytes { sha256(of: $0) }
 
         let partialURL = folder.appendingPathComponent(".\(name).partial")
@@ -143,9 +145,10 @@ public enum Extract {
         }
         progress?.finish()
 
-        let provenance = ["weights": weights.source, "weights_md5": weights.md5, "random": weights.isRandom ? "1" : "0",
+        let provenance = ["weights": weights.source, "weights_md5": weightsMD5, "random": weights.isRandom ? "1" : "0",
                           "input_size": String(size), "architecture": architecture, "preprocessing": preprocessing,
-                          "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? ""]
+                          "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? "",
+                          "gemm": network.kernel.rawValue]
         var meta: [String: String] = [:]
         if let shard {
             meta = [Artifact.kindKey: shardKind, "shard_index": String(shard.index), "shard_count": String(shard.count),

@@ -36,38 +36,75 @@ public final class ResNet50: Sendable {
     /// The GEMM the convolutions run on.
     public let kernel: GEMMKernel
 
-    /// Builds the network from `weights`, checking every layer's presence and shape.
-    public init(weights: BackboneWeights, kernel: GEMMKernel = .preferred) throws {
+    /// Builds the network from `weights`, checking every layer's presence and shape. `size` is the
+    /// input side the network will mostly see: it picks each stage's Winograd variant (any size works).
+    public init(weights: BackboneWeights, kernel: GEMMKernel = .preferred, size: Int = 224) throws {
         self.kernel = kernel
-        func folded(_ name: String, size: Int, input: Int, output: Int) throws -> (weights: [Float], bias: [Float]) {
+        // First every layer's arrays are read, in order (HDF5 is not thread-safe); then the layers are
+        // folded and laid out for the GEMM on all cores at once (the Winograd filter transforms and the
+        // packing are most of a load's time).
+        enum Layer { case conv(Conv), winograd(WinogradConv) }
+        var jobs: [() -> Layer] = []
+        func read(_ name: String, size: Int, input: Int, output: Int) throws -> () -> (weights: [Float], bias: [Float]) {
             let raw = try weights.conv(name + "_conv", size: size, input: input, output: output)
             let norm = try weights.batchNorm(name + "_bn", channels: output)
-            return Self.fold(raw, norm, rows: size * size * input, output: output)
+            return { Self.fold(raw, norm, rows: size * size * input, output: output) }
         }
-        func conv(_ name: String, size: Int, stride: Int, pad: Int, input: Int, output: Int) throws -> Conv {
-            let (w, bias) = try folded(name, size: size, input: input, output: output)
-            return Conv(size: size, stride: stride, pad: pad, input: input, output: output,
-                        weights: WeightMatrix(w[...], k: size * size * input, n: output, kernel: kernel), bias: bias)
+        func conv(_ name: String, size: Int, stride: Int, pad: Int, input: Int, output: Int) throws -> Int {
+            let folded = try read(name, size: size, input: input, output: output)
+            jobs.append {
+                let (w, bias) = folded()
+                return .conv(Conv(size: size, stride: stride, pad: pad, input: input, output: output,
+                                  weights: WeightMatrix(w[...], k: size * size * input, n: output, kernel: kernel), bias: bias))
+            }
+            return jobs.count - 1
         }
-        stem = try conv("conv1", size: 7, stride: 2, pad: 3, input: 3, output: 64)
-        var blocks: [Block] = []
+        func spatial(_ name: String, channels: Int, m: Int) throws -> Int {
+            let folded = try read(name, size: 3, input: channels, output: channels)
+            jobs.append {
+                let (w, bias) = folded()
+                return .winograd(WinogradConv(weights: w, bias: bias, input: channels, output: channels, m: m, kernel: kernel))
+            }
+            return jobs.count - 1
+        }
+        let stemJob = try conv("conv1", size: 7, stride: 2, pad: 3, input: 3, output: 64)
+        var blockJobs: [(reduce: Int, spatial: Int, expand: Int, shortcut: Int?)] = []
         var channels = 64
         for (stage, (filters, count)) in [(64, 3), (128, 4), (256, 6), (512, 3)].enumerated() {
             for index in 1 ... count {
                 let name = "conv\(stage + 2)_block\(index)"
                 let stride = index == 1 && stage > 0 ? 2 : 1
                 let shortcut = index == 1 ? try conv(name + "_0", size: 1, stride: stride, pad: 0, input: channels, output: filters * 4) : nil
-                let reduce = try conv(name + "_1", size: 1, stride: stride, pad: 0, input: channels, output: filters)
-                let (w, bias) = try folded(name + "_2", size: 3, input: filters, output: filters)
-                blocks.append(Block(
-                    reduce: reduce,
-                    spatial: WinogradConv(weights: w, bias: bias, input: filters, output: filters, kernel: kernel),
+                blockJobs.append((
+                    reduce: try conv(name + "_1", size: 1, stride: stride, pad: 0, input: channels, output: filters),
+                    spatial: try spatial(name + "_2", channels: filters, m: WinogradConv.blockSide(forOutputSide: Self.side(size, stage: stage))),
                     expand: try conv(name + "_3", size: 1, stride: 1, pad: 0, input: filters, output: filters * 4),
                     shortcut: shortcut))
                 channels = filters * 4
             }
         }
-        self.blocks = blocks
+        var layers = [Layer?](repeating: nil, count: jobs.count)
+        layers.withUnsafeMutableBufferPointer { slots in
+            let slots = UncheckedSendable(slots)
+            parallelFor(jobs.count) { slots.value[$0] = jobs[$0]() }
+        }
+        func conv(_ index: Int) -> Conv {
+            guard case let .conv(conv) = layers[index] else { preconditionFailure("layer \(index) is not a plain convolution") }
+            return conv
+        }
+        stem = conv(stemJob)
+        blocks = blockJobs.map { job in
+            guard case let .winograd(spatial) = layers[job.spatial] else { preconditionFailure("layer \(job.spatial) is not a 3x3 convolution") }
+            return Block(reduce: conv(job.reduce), spatial: spatial, expand: conv(job.expand), shortcut: job.shortcut.map(conv))
+        }
+    }
+
+    /// The side of stage `stage`'s activations (0 = conv2, at a quarter of the input) for an input of `size`.
+    static func side(_ size: Int, stage: Int) -> Int {
+        var side = (size - 1) / 2 + 1  // conv1, stride 2
+        side = (side - 1) / 2 + 1  // max pool, stride 2
+        for _ in 0 ..< stage { side = (side - 1) / 2 + 1 }
+        return side
     }
 
     /// BN(conv(x) + b) = conv(x) * s + (b - mean) * s + beta with s = gamma / sqrt(variance + eps),
@@ -75,8 +112,13 @@ public final class ResNet50: Sendable {
     static func fold(_ conv: ConvWeights, _ norm: BatchNormWeights, rows: Int, output: Int) -> (weights: [Float], bias: [Float]) {
         let scale = (0 ..< output).map { Double(norm.gamma[$0]) / (Double(norm.variance[$0]) + epsilon).squareRoot() }
         var weights = conv.kernel
-        for row in 0 ..< rows {
-            for o in 0 ..< output { weights[row * output + o] = Float(Double(weights[row * output + o]) * scale[o]) }
+        weights.withUnsafeMutableBufferPointer { w in
+            scale.withUnsafeBufferPointer { scale in
+                for row in 0 ..< rows {
+                    let line = w.baseAddress! + row * output
+                    for o in 0 ..< output { line[o] = Float(Double(line[o]) * scale[o]) }
+                }
+            }
         }
         let bias = (0 ..< output).map { Float((Double(conv.bias[$0]) - Double(norm.mean[$0])) * scale[$0] + Double(norm.beta[$0])) }
         return (weights, bias)

@@ -33,12 +33,12 @@ public final class Predictor {
         }
         let spec = try weights ?? WeightsSpec(trainedWeights)
         let resolved = try spec.resolve(showProgress: false)
-        guard resolved.md5 == trainedMD5 else {
-            throw StageError("\(head.path): the head was trained on features of the weights \(trainedWeights) (MD5 \(trainedMD5)), but \(resolved.source) has MD5 \(resolved.md5): refusing to mix them")
+        guard try resolved.md5 == trainedMD5 else {
+            throw StageError("\(head.path): the head was trained on features of the weights \(trainedWeights) (MD5 \(trainedMD5)), but \(resolved.source) has MD5 \(try resolved.md5): refusing to mix them")
         }
         self.size = trainedSize
         weightsSource = resolved.source
-        network = try ResNet50(weights: resolved.provider)
+        network = try ResNet50(weights: resolved.provider, size: trainedSize)
         resize = BilinearResize(from: (28, 28), to: (trainedSize, trainedSize))
     }
 

@@ -11,10 +11,12 @@ private func preparedFolder(size: Int) throws -> URL {
     return folder
 }
 
-private func rowCount(_ file: URL) -> Int {
+/// Rows in `file`'s features table, 0 if it cannot be read. `readOnly: false` after the writer was
+/// killed: a batch cut off mid-transaction leaves a hot journal that only a writable connection rolls back.
+private func rowCount(_ file: URL, readOnly: Bool = true) -> Int {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-    process.arguments = ["-readonly", file.path, "SELECT count(*) FROM features"]
+    process.arguments = (readOnly ? ["-readonly"] : []) + [file.path, "SELECT count(*) FROM features"]
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
@@ -39,7 +41,7 @@ private func rowCount(_ file: URL) -> Int {
         while rowCount(partial) < 24 && Date() < deadline { usleep(20_000) }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        let done = rowCount(partial)
+        let done = rowCount(partial, readOnly: false)
         #expect(done >= 24 && done < 199, "killed after \(done) images")
         #expect(!FileManager.default.fileExists(atPath: resumed.path))
 
