@@ -11,20 +11,6 @@ private func preparedFolder(size: Int) throws -> URL {
     return folder
 }
 
-/// Rows in `file`'s features table, 0 if it cannot be read. `readOnly: false` after the writer was
-/// killed: a batch cut off mid-transaction leaves a hot journal that only a writable connection rolls back.
-private func rowCount(_ file: URL, readOnly: Bool = true) -> Int {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-    process.arguments = (readOnly ? ["-readonly"] : []) + [file.path, "SELECT count(*) FROM features"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return 0 }
-    process.waitUntilExit()
-    return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-}
-
 @Suite(.serialized) struct ExtractCommand {
     @Test func killedRunResumesAndEndsIdentical() throws {
         let folder = try preparedFolder(size: 96)

@@ -181,8 +181,7 @@ func contentHash(_ file: URL) throws -> String {
         let process = try launchTool("pipeline", ["run", pipeline.file.path])
         let partial = pipeline.artifacts.appendingPathComponent(".features.sqlite.partial")
         let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: partial.path) && Date() < deadline { usleep(20_000) }
-        usleep(1_500_000)
+        while rowCount(partial) < 24 && Date() < deadline { usleep(20_000) }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         #expect(!FileManager.default.fileExists(atPath: pipeline.artifacts.appendingPathComponent("features.sqlite").path))
