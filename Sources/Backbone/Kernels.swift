@@ -32,8 +32,16 @@ enum Kernels {
             let oy = (row / output.width) % output.height
             let ox = row % output.width
             var destination = columns + (row - rows.lowerBound) * rowLength
+            let x0 = ox * stride - pad
             for ky in 0 ..< size {
                 let iy = oy * stride - pad + ky
+                // A row of the patch wholly inside the image is one run of size*channels floats (the
+                // stem's 21, where one copy per pixel would be 3).
+                if iy >= 0, iy < shape.height, x0 >= 0, x0 + size <= shape.width {
+                    destination.update(from: input + ((n * shape.height + iy) * shape.width + x0) * channels, count: size * channels)
+                    destination += size * channels
+                    continue
+                }
                 for kx in 0 ..< size {
                     let ix = ox * stride - pad + kx
                     if iy >= 0, iy < shape.height, ix >= 0, ix < shape.width {
