@@ -47,21 +47,24 @@ final class WeightMatrix: @unchecked Sendable {
 
     deinit { storage.deallocate() }
 
-    /// `c[m x n] = relu?(a[m x k] * self + bias + (accumulate ? c : 0))`, all rows contiguous
-    /// (`lda = k`, `ldc = n`), split across the cores by rows when the product is big enough.
-    func multiply(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>?, into c: UnsafeMutablePointer<Float>,
-                  accumulate: Bool = false, relu: Bool = false) {
+    /// `c[m x n] = relu?(a[m x k] * self + bias + residual)`, all rows contiguous (`lda = k`,
+    /// `ldc = n`; `residual` like `c`, and may be `c`), split across the cores by rows when the
+    /// product is big enough.
+    func multiply(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>? = nil,
+                  into c: UnsafeMutablePointer<Float>, relu: Bool = false) {
         let parts = m * n * k >= 1 << 20 && m >= 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
         switch kernel {
         case .avx512:
             parallelFor(parts) { part in
                 let start = m * part / parts, end = m * (part + 1) / parts
-                multiplyOneThread(m: end - start, a: a + start * k, bias: bias, into: c + start * n, accumulate: accumulate, relu: relu)
+                multiplyOneThread(m: end - start, a: a + start * k, bias: bias, residual: residual.map { $0 + start * n },
+                                  into: c + start * n, relu: relu)
             }
         case .blas:
+            if let residual, residual != UnsafePointer(c) { c.update(from: residual, count: m * n) }
             // OpenBLAS splits best by the longer side (see splitGEMM), then the epilogue by rows.
             splitGEMM(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: k, b: storage, ldb: n,
-                      beta: accumulate ? 1 : 0, c: c, ldc: n)
+                      beta: residual == nil ? 0 : 1, c: c, ldc: n)
             parallelFor(parts) { part in
                 let start = m * part / parts, end = m * (part + 1) / parts
                 Self.epilogue(c + start * n, rows: end - start, channels: n, bias: bias, relu: relu)
@@ -70,15 +73,16 @@ final class WeightMatrix: @unchecked Sendable {
     }
 
     /// The same on the calling thread alone (for GEMMs run several at a time, or on per-core chunks).
-    func multiplyOneThread(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil, into c: UnsafeMutablePointer<Float>,
-                           accumulate: Bool = false, relu: Bool = false) {
+    func multiplyOneThread(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil, residual: UnsafePointer<Float>? = nil,
+                           into c: UnsafeMutablePointer<Float>, relu: Bool = false) {
         guard m > 0 else { return }
         switch kernel {
         case .avx512:
-            st_gemm(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, c, Int32(n), accumulate ? 1 : 0, relu ? 1 : 0)
+            st_gemm(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, residual, c, Int32(n), relu ? 1 : 0)
         case .blas:
+            if let residual, residual != UnsafePointer(c) { c.update(from: residual, count: m * n) }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), storage, Int32(n),
-                        accumulate ? 1 : 0, c, Int32(n))
+                        residual == nil ? 0 : 1, c, Int32(n))
             Self.epilogue(c, rows: m, channels: n, bias: bias, relu: relu)
         }
     }

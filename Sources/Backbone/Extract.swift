@@ -130,7 +130,7 @@ public enum Extract {
         var features = [Float](repeating: 0, count: options.batch * ResNet50.featureCount)
         for (range, _) in batches where range.upperBound > lastID {
             let images = try PreprocessedStore.images(input, ids: range)
-            try decode(images, size: size, into: workspace.activations[0])
+            try decode(images, size: size, into: workspace.input)
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: images.count, into: $0.baseAddress!) }
             try partial.write { db in
                 let insert = try db.cachedStatement(sql: "INSERT INTO features VALUES (?, ?, ?, ?)")

@@ -128,31 +128,45 @@ public final class ResNet50: Sendable {
     public final class Workspace {
         /// The most images one forward pass takes, and their side.
         public let count: Int, size: Int
-        /// Four activation buffers; the first holds the network's input (`count x size x size x 3`).
-        public let activations: [UnsafeMutablePointer<Float>]
+        /// The network's input, `count x size x size x 3` floats.
+        public let input: UnsafeMutablePointer<Float>
+        /// Images per pass through the first stages (see `forward`).
+        let step: Int
+        /// Four buffers for the first stages' activations (`step` images), and four for the rest's
+        /// (`count` images; the first receives the first stages' output).
+        let early: [UnsafeMutablePointer<Float>], late: [UnsafeMutablePointer<Float>]
         let columns: UnsafeMutablePointer<Float>
         /// Winograd's second scratch buffer (its first is `columns`).
         let products: UnsafeMutablePointer<Float>
-        let capacity: Int, columnCapacity: Int
 
         init(network: ResNet50, count: Int, size: Int) {
             self.count = count
             self.size = size
-            let (largest, largestColumns, winograd) = network.bufferSizes(count: count, size: size)
-            let capacity = max(largest, count * size * size * 3)
-            self.capacity = capacity
-            columnCapacity = max(largestColumns, winograd, 1)
-            activations = (0 ..< 4).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: capacity) }
-            columns = UnsafeMutablePointer<Float>.allocate(capacity: columnCapacity)
-            products = UnsafeMutablePointer<Float>.allocate(capacity: max(winograd, 1))
+            input = .allocate(capacity: count * size * size * 3)
+            let perImage = network.bufferSizes(count: 1, size: size)
+            step = max(1, min(count, ResNet50.earlyBudget / perImage.early))
+            let early = network.bufferSizes(count: step, size: size), late = network.bufferSizes(count: count, size: size)
+            self.early = (0 ..< 4).map { _ in .allocate(capacity: early.early) }
+            self.late = [.allocate(capacity: late.handover)] + (1 ..< 4).map { _ in .allocate(capacity: late.late) }
+            columns = .allocate(capacity: max(early.columns, late.columns, early.winograd, late.winograd, 1))
+            products = .allocate(capacity: max(early.winograd, late.winograd, 1))
         }
 
         deinit {
-            activations.forEach { $0.deallocate() }
+            input.deallocate()
+            (early + late).forEach { $0.deallocate() }
             columns.deallocate()
             products.deallocate()
         }
     }
+
+    /// Blocks run `step` images at a time (the first stage, conv2): their activations are the
+    /// largest (3.2 MB an image at 224), and a few images' worth stays in cache from one layer to the
+    /// next where a whole batch's went through memory. Later stages run on the whole batch, where
+    /// their GEMMs have rows enough to amortise their larger weights.
+    static let earlyBlocks = 3
+    /// Floats the largest activation of a step may take (16 MB).
+    static let earlyBudget = 1 << 22
 
     /// Cores and rows per chunk for a convolution that needs im2col: chunks of about 256 KB of patches.
     static func columnPlan(rows: Int, k: Int) -> (parts: Int, chunk: Int) {
@@ -160,27 +174,32 @@ public final class ResNet50: Sendable {
         return (parts, min((rows + parts - 1) / parts, max(14, (1 << 16) / k / 14 * 14)))
     }
 
-    /// The largest activation, the largest im2col matrix and Winograd's scratch, in floats, for a batch.
-    func bufferSizes(count: Int, size: Int) -> (activation: Int, columns: Int, winograd: Int) {
-        var largest = 0, largestColumns = 0, winograd = 0
+    /// For `count` images of `size`: the largest activation of the first stages (`earlyBlocks`),
+    /// the largest of the later ones, the size of the first stages' output, and the largest im2col
+    /// and Winograd scratch, in floats.
+    func bufferSizes(count: Int, size: Int) -> (early: Int, late: Int, handover: Int, columns: Int, winograd: Int) {
+        var largest = [0, 0], columns = 0, winograd = 0, phase = 0
         func visit(_ conv: Conv, _ input: Shape) -> Shape {
             let out = conv.outputShape(input)
-            largest = max(largest, out.elements)
+            largest[phase] = max(largest[phase], out.elements)
             if conv.size > 1 || conv.stride > 1 {
                 let k = conv.size * conv.size * conv.input
                 let (parts, chunk) = Self.columnPlan(rows: out.rows, k: k)
-                largestColumns = max(largestColumns, parts * chunk * k)
+                columns = max(columns, parts * chunk * k)
             }
             return out
         }
         var shape = visit(stem, Shape(count: count, height: size, width: size, channels: 3))
-        for block in blocks {
+        var handover = 0
+        for (index, block) in blocks.enumerated() {
+            if index == Self.earlyBlocks { phase = 1 }
             if let shortcut = block.shortcut { _ = visit(shortcut, shape) }
             let reduced = visit(block.reduce, shape)
             winograd = max(winograd, block.spatial.scratch(reduced))
             shape = visit(block.expand, reduced)
+            if index == Self.earlyBlocks - 1 { handover = shape.elements }
         }
-        return (largest, largestColumns, winograd)
+        return (largest[0], largest[1], handover, columns, winograd)
     }
 
     public func makeWorkspace(count: Int, size: Int) -> Workspace {
@@ -188,17 +207,17 @@ public final class ResNet50: Sendable {
         return Workspace(network: self, count: count, size: size)
     }
 
-    /// `output = relu?(conv(input) + bias [+ output when accumulate])`: the residual add rides on
-    /// the GEMM (in its tiles' epilogue, or sgemm's beta), so the shortcut already in `output` costs no pass.
+    /// `output = relu?(conv(input) + bias [+ residual])`: the residual add rides on the GEMM (in
+    /// its tiles' epilogue, or sgemm's beta), so the shortcut costs no pass of its own.
     func run(_ conv: Conv, _ input: UnsafeMutablePointer<Float>, _ shape: Shape, into output: UnsafeMutablePointer<Float>,
-             columns: UnsafeMutablePointer<Float>, accumulate: Bool = false, relu: Bool) -> Shape {
+             columns: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>? = nil, relu: Bool) -> Shape {
         let out = conv.outputShape(shape)
         let k = conv.size * conv.size * conv.input
         precondition(conv.weights.k == k)
         conv.bias.withUnsafeBufferPointer { b in
             let bias = b.baseAddress!
             guard conv.size > 1 || conv.stride > 1 else {
-                conv.weights.multiply(m: out.rows, a: input, bias: bias, into: output, accumulate: accumulate, relu: relu)
+                conv.weights.multiply(m: out.rows, a: input, bias: bias, residual: residual.map { UnsafePointer($0) }, into: output, relu: relu)
                 return
             }
             // Patches gathered and multiplied a chunk at a time on each core, so that they are still
@@ -211,8 +230,8 @@ public final class ResNet50: Sendable {
                 while start < end {
                     let rows = start ..< min(start + chunk, end)
                     Kernels.im2col(input, shape, size: conv.size, stride: conv.stride, pad: conv.pad, output: out, rows: rows, into: patches)
-                    conv.weights.multiplyOneThread(m: rows.count, a: patches, bias: bias, into: output + rows.lowerBound * conv.output,
-                                                   accumulate: accumulate, relu: relu)
+                    conv.weights.multiplyOneThread(m: rows.count, a: patches, bias: bias, residual: residual.map { UnsafePointer($0 + rows.lowerBound * conv.output) },
+                                                   into: output + rows.lowerBound * conv.output, relu: relu)
                     start = rows.upperBound
                 }
             }
@@ -221,24 +240,41 @@ public final class ResNet50: Sendable {
     }
 
     /// Features of `count` images (`count x size x size x 3` floats, caffe-preprocessed, in
-    /// `workspace.activations[0]`) into `features[count x 2048]`.
+    /// `workspace.input`) into `features[count x 2048]`.
     public func forward(_ workspace: Workspace, count: Int, into features: UnsafeMutablePointer<Float>) {
         withSingleThreadedBLAS { forwardAlone(workspace, count: count, into: features) }
     }
 
     func forwardAlone(_ workspace: Workspace, count: Int, into features: UnsafeMutablePointer<Float>) {
         precondition(count <= workspace.count)
-        let buffers = workspace.activations
+        let columns = workspace.columns, side = workspace.size
+        // The stem and the first stage, `step` images at a time, their output gathered in late[0].
+        var shape = Shape(count: 0, height: 0, width: 0, channels: 0)
+        for first in stride(from: 0, to: count, by: workspace.step) {
+            let buffers = workspace.early
+            var part = Shape(count: min(workspace.step, count - first), height: side, width: side, channels: 3)
+            part = run(stem, workspace.input + first * side * side * 3, part, into: buffers[1], columns: columns, relu: true)
+            let pooled = Shape(count: part.count, height: (part.height - 1) / 2 + 1, width: (part.width - 1) / 2 + 1, channels: part.channels)
+            Kernels.maxPool3x3s2(buffers[1], part, output: pooled, into: buffers[0])
+            var x = 0
+            (x, part) = runBlocks(blocks[..<Self.earlyBlocks], buffers, x: x, shape: pooled, workspace: workspace,
+                                  handover: workspace.late[0] + first * pooled.height * pooled.width * blocks[Self.earlyBlocks - 1].expand.output)
+            shape = part
+        }
+        shape.count = count
+        let (x, last) = runBlocks(blocks[Self.earlyBlocks...], workspace.late, x: 0, shape: shape, workspace: workspace, handover: nil)
+        Kernels.globalAveragePool(workspace.late[x], last, into: features)
+    }
+
+    /// Runs `blocks` on the activation in `buffers[x]`; returns where the output is, and its shape.
+    /// With `handover`, the last block writes its output there instead.
+    private func runBlocks(_ blocks: ArraySlice<Block>, _ buffers: [UnsafeMutablePointer<Float>], x: Int, shape: Shape, workspace: Workspace,
+                           handover: UnsafeMutablePointer<Float>?) -> (Int, Shape) {
         let columns = workspace.columns
-        var shape = Shape(count: count, height: workspace.size, width: workspace.size, channels: 3)
-        shape = run(stem, buffers[0], shape, into: buffers[1], columns: columns, relu: true)
-        let pooled = Shape(count: count, height: (shape.height - 1) / 2 + 1, width: (shape.width - 1) / 2 + 1, channels: shape.channels)
-        Kernels.maxPool3x3s2(buffers[1], shape, output: pooled, into: buffers[0])
-        shape = pooled
-        // x: the block input; the block output lands in the shortcut's buffer (or in x's own, for an
-        // identity shortcut), so nothing is ever copied.
-        var x = 0
-        for block in blocks {
+        var x = x, shape = shape
+        // The block output lands in the shortcut's buffer (or in x's own, for an identity shortcut),
+        // so nothing is ever copied.
+        for (index, block) in zip(blocks.indices, blocks) {
             let free = (0 ..< 4).filter { $0 != x }
             var residual = x
             if let shortcut = block.shortcut {
@@ -247,10 +283,11 @@ public final class ResNet50: Sendable {
             }
             let reduced = run(block.reduce, buffers[x], shape, into: buffers[free[0]], columns: columns, relu: true)
             block.spatial.run(buffers[free[0]], reduced, into: buffers[free[1]], transformed: columns, products: workspace.products)
-            shape = run(block.expand, buffers[free[1]], reduced, into: buffers[residual], columns: columns, accumulate: true, relu: true)
+            let output = index == blocks.indices.last ? handover ?? buffers[residual] : buffers[residual]
+            shape = run(block.expand, buffers[free[1]], reduced, into: output, columns: columns, residual: buffers[residual], relu: true)
             x = residual
         }
-        Kernels.globalAveragePool(buffers[x], shape, into: features)
+        return (x, shape)
     }
 
     /// Caffe preprocessing of RGB bytes (`pixels x 3`) into the network's input floats: BGR order,
@@ -266,7 +303,7 @@ public final class ResNet50: Sendable {
     /// Convenience for whole arrays: RGB bytes of `count` images in, `count x 2048` features out.
     public func features(rgb: [UInt8], count: Int, size: Int, workspace: Workspace? = nil) -> [Float] {
         let workspace = workspace ?? makeWorkspace(count: count, size: size)
-        rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.activations[0]) }
+        rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
         var out = [Float](repeating: 0, count: count * Self.featureCount)
         out.withUnsafeMutableBufferPointer { forward(workspace, count: count, into: $0.baseAddress!) }
         return out

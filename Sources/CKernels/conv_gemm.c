@@ -48,17 +48,17 @@ void st_gemm_pack(const float *b, int ldb, int k, int n, float *packed) {
 
 #define AVX512 __attribute__((target("avx512f")))
 
-// One MR x 32 (or rows x 32) tile: c = (load ? c : 0) + a[rows x kc] * b[kc x 32], then + bias and
+// One MR x 32 (or rows x 32) tile: c = (source or 0) + a[rows x kc] * b[kc x 32], then + bias and
 // ReLU when given. `rows` is a constant at every call, so the loops unroll and the accumulators live
 // in registers.
 AVX512 static inline __attribute__((always_inline)) void tile(const int rows, const int packedA, int kc, const float *a, size_t lda,
-                                                              const float *b, float *c, size_t ldc, __mmask16 left,
-                                                              __mmask16 right, int load, const float *bias, int relu) {
+                                                              const float *b, const float *source, float *c, size_t ldc,
+                                                              __mmask16 left, __mmask16 right, const float *bias, int relu) {
     __m512 x0[MR], x1[MR];
     _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-        if (load) {
-            x0[r] = _mm512_maskz_loadu_ps(left, c + r * ldc);
-            x1[r] = _mm512_maskz_loadu_ps(right, c + r * ldc + 16);
+        if (source) {
+            x0[r] = _mm512_maskz_loadu_ps(left, source + r * ldc);
+            x1[r] = _mm512_maskz_loadu_ps(right, source + r * ldc + 16);
         } else {
             x0[r] = _mm512_setzero_ps();
             x1[r] = _mm512_setzero_ps();
@@ -93,11 +93,11 @@ AVX512 static inline __attribute__((always_inline)) void tile(const int rows, co
 }
 
 #define TILE(R) \
-    case R: if (packedA) tile(R, 1, kc, a, lda, b, c, ldc, left, right, load, bias, relu); \
-            else tile(R, 0, kc, a, lda, b, c, ldc, left, right, load, bias, relu); break;
+    case R: if (packedA) tile(R, 1, kc, a, lda, b, source, c, ldc, left, right, bias, relu); \
+            else tile(R, 0, kc, a, lda, b, source, c, ldc, left, right, bias, relu); break;
 
-AVX512 static void tileRows(int rows, int packedA, int kc, const float *a, size_t lda, const float *b, float *c, size_t ldc,
-                            __mmask16 left, __mmask16 right, int load, const float *bias, int relu) {
+AVX512 static void tileRows(int rows, int packedA, int kc, const float *a, size_t lda, const float *b, const float *source,
+                            float *c, size_t ldc, __mmask16 left, __mmask16 right, const float *bias, int relu) {
     switch (rows) {
         TILE(14) TILE(13) TILE(12) TILE(11) TILE(10) TILE(9) TILE(8)
         TILE(7) TILE(6) TILE(5) TILE(4) TILE(3) TILE(2) TILE(1)
@@ -106,7 +106,7 @@ AVX512 static void tileRows(int rows, int packedA, int kc, const float *a, size_
 }
 
 AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const float *packed, const float *bias,
-                        float *c, size_t ldc, int accumulate, int relu) {
+                        const float *residual, float *c, size_t ldc, int relu) {
     // Inner-dimension blocks of equal size, at most KC each.
     int blocks = (k + KC - 1) / KC;
     int kc0 = (k + blocks - 1) / blocks;
@@ -121,7 +121,6 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const f
             for (int k0 = 0; k0 < k; k0 += kc0) {
                 int kc = k - k0 < kc0 ? k - k0 : kc0;
                 int first = k0 == 0, last = k0 + kc >= k;
-                int load = !first || accumulate;
                 for (int m0 = g0; m0 < g1; m0 += MR) {
                     int rows = g1 - m0 < MR ? g1 - m0 : MR;
                     const float *strip = a + m0 * lda + k0;
@@ -134,8 +133,10 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const f
                         int width = n1 - column;
                         __mmask16 left = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
                         __mmask16 right = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
-                        tileRows(rows, packA, kc, strip, lda, packed + (size_t)column * k + (size_t)k0 * NR,
-                                 c + m0 * ldc + column, ldc, left, right, load, last && bias ? bias + column : 0, last && relu);
+                        // The first block starts from the residual (or zero), the others from the partial sums.
+                        const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
+                        tileRows(rows, packA, kc, strip, lda, packed + (size_t)column * k + (size_t)k0 * NR, source,
+                                 c + m0 * ldc + column, ldc, left, right, last && bias ? bias + column : 0, last && relu);
                     }
                 }
             }
@@ -143,7 +144,7 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const f
     }
 }
 
-void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias, float *c,
-             int ldc, int accumulate, int relu) {
-    gemm(m, n, k, a, (size_t)lda, packed, bias, c, (size_t)ldc, accumulate, relu);
+void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
+             const float *residual, float *c, int ldc, int relu) {
+    gemm(m, n, k, a, (size_t)lda, packed, bias, residual, c, (size_t)ldc, relu);
 }

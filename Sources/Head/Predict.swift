@@ -58,7 +58,7 @@ public final class Predictor {
             var rgb = [UInt8](repeating: 0, count: pixels)
             for (index, image) in chunk.enumerated() {
                 image.withUnsafeBufferPointer { grey in rgb.withUnsafeMutableBufferPointer { resize.resizeToBytes(grey, channels: 3, into: $0) } }
-                rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.activations[0] + index * pixels) }
+                rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input + index * pixels) }
             }
             var features = [Float](repeating: 0, count: chunk.count * ResNet50.featureCount)
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: chunk.count, into: $0.baseAddress!) }

@@ -39,7 +39,7 @@ let benchmarks: @Sendable () -> Void = {
         let network = try ResNet50(weights: RandomWeights(seed: 0))
         let workspace = network.makeWorkspace(count: 32, size: 224)
         let rgb = (0 ..< 32 * 224 * 224 * 3).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
-        rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.activations[0]) }
+        rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
         var features = [Float](repeating: 0, count: 32 * 2048)
         benchmark.startMeasurement()
         features.withUnsafeMutableBufferPointer { network.forward(workspace, count: 32, into: $0.baseAddress!) }

@@ -13,10 +13,11 @@ size_t st_gemm_packed_count(int k, int n);
 /// Packs the row-major `b[k x n]` (row stride `ldb`) into `packed` (`st_gemm_packed_count(k, n)` floats).
 void st_gemm_pack(const float *b, int ldb, int k, int n, float *packed);
 
-/// `c[m x n] = relu?(a[m x k] * B + bias + (accumulate ? c : 0))` with `B` packed by `st_gemm_pack`,
-/// row-major `a` (row stride `lda`) read in place, `bias` optional (NULL), on the calling thread.
-/// The bias, the residual and the ReLU are applied as each tile leaves the registers: no extra pass.
+/// `c[m x n] = relu?(a[m x k] * B + bias + residual)` with `B` packed by `st_gemm_pack`, row-major `a`
+/// (row stride `lda`) read in place, `bias` and `residual` optional (NULL; `residual` has `c`'s row
+/// stride and may be `c` itself), on the calling thread. The bias, the residual and the ReLU are
+/// applied as each tile leaves the registers: no extra pass.
 void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
-             float *c, int ldc, int accumulate, int relu);
+             const float *residual, float *c, int ldc, int relu);
 
 #endif
