@@ -79,12 +79,40 @@ extension WeightsSpec {
             return ResolvedWeights(source: description, digest: Pending(description), isRandom: true, provider: RandomWeights(seed: seed))
         case let .file(url):
             let provider = try KerasWeightsFile(url)
-            return ResolvedWeights(source: url.path, digest: Pending { try fileMD5(url) }, isRandom: false, provider: provider)
+            return ResolvedWeights(source: url.path, digest: Pending { try cachedFileMD5(url) }, isRandom: false, provider: provider)
         case .imagenet:
             let url = try ImageNetWeights.locate(showProgress: showProgress)
             return ResolvedWeights(source: "imagenet", digest: Pending(ImageNetWeights.md5), isRandom: false, provider: try KerasWeightsFile(url))
         }
     }
+}
+
+/// MD5 of a weights file, remembered in `ImageNetWeights.cacheFolder`/md5.json by path, size,
+/// modification time (ns) and inode, as the manifest does for artifacts: the 94 MB file took a sixth
+/// of a second to hash at every extract and predict. A file changed in place gets a new mtime and is
+/// hashed again. The record is an optimisation only: if it cannot be read or written, the file is hashed.
+public func cachedFileMD5(_ url: URL, record: URL = ImageNetWeights.cacheFolder.appendingPathComponent("md5.json")) throws -> String {
+    var info = stat()
+    guard stat(url.path, &info) == 0 else { return try fileMD5(url) }
+    let key = "\(info.st_size):\(Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)):\(info.st_ino):\(info.st_dev)"
+    let path = url.standardizedFileURL.path
+    func entries() -> [String: [String: String]] {
+        guard let data = try? Data(contentsOf: record) else { return [:] }
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: [String: String]] ?? [:]
+    }
+    if let known = entries()[path], known["stat"] == key, let md5 = known["md5"] { return md5 }
+    let md5 = try fileMD5(url)
+    // Reread, add, write to a temporary file and rename: concurrent runs lose at most an entry.
+    var updated = entries()
+    updated[path] = ["stat": key, "md5": md5]
+    if let data = try? JSONSerialization.data(withJSONObject: updated, options: [.sortedKeys]) {
+        let temporary = record.deletingLastPathComponent().appendingPathComponent(".md5.json.\(getpid())")
+        if (try? FileManager.default.createDirectory(at: record.deletingLastPathComponent(), withIntermediateDirectories: true)) != nil,
+           (try? data.write(to: temporary)) != nil, rename(temporary.path, record.path) != 0 {
+            unlink(temporary.path)
+        }
+    }
+    return md5
 }
 
 public func fileMD5(_ url: URL) throws -> String {
@@ -121,7 +149,7 @@ public enum ImageNetWeights {
     public static func locate(showProgress: Bool) throws -> URL {
         for folder in [kerasCache, cacheFolder] {
             let candidate = folder.appendingPathComponent(fileName)
-            if FileManager.default.fileExists(atPath: candidate.path), (try? fileMD5(candidate)) == md5 {
+            if FileManager.default.fileExists(atPath: candidate.path), (try? cachedFileMD5(candidate)) == md5 {
                 return candidate
             }
         }

@@ -73,6 +73,24 @@ private func message(_ body: () throws -> Void) -> String {
     }
 }
 
+@Suite struct WeightsDigest {
+    /// The remembered MD5 is the file's, and a file rewritten in place is hashed again.
+    @Test func rememberedUntilTheFileChanges() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("w.h5"), record = folder.appendingPathComponent("md5.json")
+        try Data("first".utf8).write(to: file)
+        let first = try cachedFileMD5(file, record: record)
+        #expect(first == (try fileMD5(file)))
+        #expect(FileManager.default.fileExists(atPath: record.path))
+        #expect(try cachedFileMD5(file, record: record) == first)
+        try Data("other".utf8).write(to: file)
+        let second = try cachedFileMD5(file, record: record)
+        #expect(second != first)
+        #expect(second == (try fileMD5(file)))
+    }
+}
+
 @Suite struct WeightsDownload {
     let body = Data((0 ..< 300_000).map { (index: Int) -> UInt8 in UInt8(index % 251) })
 

@@ -35,16 +35,20 @@ let benchmarks: @Sendable () -> Void = {
         blackHole(try Preprocess.run(.init(input: images, output: output, size: 64, showProgress: false)))
     }
 
-    Benchmark("ResNet50 forward, batch 32 at 224x224 (images/s = 32 / time)") { benchmark in
-        let network = try ResNet50(weights: RandomWeights(seed: 0))
-        let workspace = network.makeWorkspace(count: 32, size: 224)
-        let rgb = (0 ..< 32 * 224 * 224 * 3).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
-        rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
-        var features = [Float](repeating: 0, count: 32 * 2048)
-        benchmark.startMeasurement()
-        features.withUnsafeMutableBufferPointer { network.forward(workspace, count: 32, into: $0.baseAddress!) }
-        benchmark.stopMeasurement()
-        blackHole(features)
+    // The backbone's steady state, weights loading excluded (extract's whole-process rates are in
+    // scripts/compare_backbone.sh), on the GEMM path the machine picks (see GEMMKernel).
+    for (size, count) in [(224, 32), (64, 64)] {
+        Benchmark("ResNet50 forward, batch \(count) at \(size)x\(size) (images/s = \(count) / time)") { benchmark in
+            let network = try ResNet50(weights: RandomWeights(seed: 0), size: size)
+            let workspace = network.makeWorkspace(count: count, size: size)
+            let rgb = (0 ..< count * size * size * 3).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
+            rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
+            var features = [Float](repeating: 0, count: count * 2048)
+            benchmark.startMeasurement()
+            features.withUnsafeMutableBufferPointer { network.forward(workspace, count: count, into: $0.baseAddress!) }
+            benchmark.stopMeasurement()
+            blackHole(features)
+        }
     }
 
     Benchmark("head: one epoch on 27,455 x 2048 features") { benchmark in
