@@ -9,9 +9,12 @@
 
 #include "conv_gemm.h"
 
+#include <stdint.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__)
 #include <cpuid.h>
 #include <immintrin.h>
-#include <stdint.h>
 
 enum { NR = 32, MR = 14, KC = 256, NC = 512, MC = MR * 8 };
 
@@ -24,6 +27,11 @@ static int detect(void) {
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     return (b >> 16) & 1;  // AVX512F
 }
+
+#else
+// Other CPUs: no kernel here, OpenBLAS does the work (st_gemm_available says so).
+static int detect(void) { return 0; }
+#endif
 
 int st_gemm_available(void) {
     static int state = -1;  // a benign race: every thread computes the same value
@@ -46,6 +54,7 @@ void st_gemm_pack(const float *b, int ldb, int k, int n, float *packed) {
     }
 }
 
+#if defined(__x86_64__)
 #define AVX512 __attribute__((target("avx512f")))
 
 // One MR x 32 (or rows x 32) tile: c = (source or 0) + a[rows x kc] * b[kc x 32], then + bias and
@@ -148,3 +157,9 @@ void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, 
              const float *residual, float *c, int ldc, int relu) {
     gemm(m, n, k, a, (size_t)lda, packed, bias, residual, c, (size_t)ldc, relu);
 }
+#else
+void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
+             const float *residual, float *c, int ldc, int relu) {
+    abort();  // never called: st_gemm_available() is 0
+}
+#endif

@@ -8,6 +8,11 @@
 #include <stddef.h>
 
 #define INLINE static inline __attribute__((always_inline))
+#if defined(__x86_64__)
+#define WIDE __attribute__((target("avx512f")))
+#else
+#define WIDE
+#endif
 
 // Pointers to the (m+2)^2 input pixels of tile t, `zero` where the tile leaves the image.
 INLINE void tilePointers(int m, const float *x, int height, int width, int channels, int t, const float *zero,
@@ -129,7 +134,7 @@ INLINE void outputRange(int m, const float *products, int height, int width, int
     }
 }
 
-__attribute__((target("avx512f"))) static void inputWide(int m, const float *x, int height, int width, int channels,
+WIDE static void inputWide(int m, const float *x, int height, int width, int channels,
                                                          int first, int count, const float *zero, float *v) {
     inputRange(m, x, height, width, channels, first, count, zero, v);
 }
@@ -139,7 +144,7 @@ static void inputBase(int m, const float *x, int height, int width, int channels
     inputRange(m, x, height, width, channels, first, count, zero, v);
 }
 
-__attribute__((target("avx512f"))) static void outputWide(int m, const float *products, int height, int width,
+WIDE static void outputWide(int m, const float *products, int height, int width,
                                                           int channels, int first, int count, const float *bias,
                                                           float *junk, float *out) {
     outputRange(m, products, height, width, channels, first, count, bias, junk, out);
@@ -187,7 +192,7 @@ INLINE void filterRange(int m, int position, const float *w, int input, int outp
     }
 }
 
-__attribute__((target("avx512f"))) static void filterWide(int m, int position, const float *w, int input, int output, float *u) {
+WIDE static void filterWide(int m, int position, const float *w, int input, int output, float *u) {
     filterRange(m, position, w, input, output, u);
 }
 
