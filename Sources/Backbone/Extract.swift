@@ -23,10 +23,13 @@ public enum Extract {
         /// Why `weights` stands in for other, requested weights (a pipeline's fallback); kept in the
         /// output's provenance.
         public var fallbackReason: String?
+        /// The GEMM path (the CPU's best unless SIGNTRANSFER_GEMM=blas).
+        public var kernel: GEMMKernel
 
         public init(input: URL, output: URL, weights: WeightsSpec = .imagenet, batch: Int = 32, showProgress: Bool = true,
-                    fallbackReason: String? = nil) {
+                    fallbackReason: String? = nil, kernel: GEMMKernel = .preferred) {
             self.fallbackReason = fallbackReason
+            self.kernel = kernel
             self.input = input
             self.output = output
             self.weights = weights
@@ -109,7 +112,7 @@ public enum Extract {
         defer { lock.release() }
 
         let weights = try options.weights.resolve(showProgress: options.showProgress)
-        let network = try ResNet50(weights: weights.provider, size: size)
+        let network = try ResNet50(weights: weights.provider, kernel: options.kernel, size: size)
         let weightsMD5 = try weights.md5
         // The kernel is part of the key: the AVX-512 and OpenBLAS paths differ in the last bits.
         let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weightsMD5)|\(size)|\(options.batch)|\(shard?.description ?? "")|\(network.kernel.rawValue)|\(toolVersion)".utf8)
@@ -255,7 +258,12 @@ public enum Extract {
             }
         }
         for shard in shards { try shard.queue.close() }
-        let content = try finish(partial, partialURL: partialURL, into: final, provenance: first.provenance)
+        // Shards made on CPUs with and without AVX-512 merge (their features differ in the last bits),
+        // and the merged file says so.
+        var provenance = first.provenance
+        let kernels = Set(shards.map { $0.provenance["gemm"] ?? "" })
+        if kernels.count > 1 { provenance["gemm"] = "mixed: " + kernels.sorted().joined(separator: ", ") }
+        let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance)
         return Report(images: expected.count, resumed: 0, contentSHA256: content, weightsSource: first.provenance["weights"] ?? "",
                       randomWeights: first.provenance["random"] == "1", size: Int(first.provenance["input_size"] ?? "") ?? 0)
     }

@@ -1,6 +1,7 @@
 import Backbone
 import Fixtures
 import Foundation
+import GRDB
 import PipelineKit
 import Testing
 
@@ -39,6 +40,21 @@ import Testing
         let mixed = #expect(throws: StageError.self) { try Extract.merge(input: preprocessed, output: output, shards: 3) }
         #expect(mixed?.description.contains("weights_md5") == true)
         #expect(!FileManager.default.fileExists(atPath: output.path))
+    }
+
+    /// Shards from CPUs with and without AVX-512 merge, and the merged file says the kernels were mixed.
+    @Test func mergeRecordsMixedKernels() throws {
+        guard GEMMKernel.available.count > 1 else { return }
+        let (folder, preprocessed) = try preprocessedSample(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("features.sqlite")
+        for (index, kernel) in [(0, GEMMKernel.avx512), (1, .blas)] {
+            _ = try Extract.run(.init(input: preprocessed, output: output, weights: .random(seed: 2), batch: 8, showProgress: false, kernel: kernel),
+                                shard: try Extract.Shard(index: index, count: 2))
+        }
+        _ = try Extract.merge(input: preprocessed, output: output, shards: 2)
+        let queue = try DatabaseQueue(path: output.path)
+        #expect(try queue.read { try String.fetchOne($0, sql: "SELECT value FROM backbone WHERE key = 'gemm'") } == "mixed: avx512, blas")
     }
 
     @Test func shardSyntax() throws {
