@@ -52,7 +52,7 @@ final class WeightMatrix: @unchecked Sendable {
     /// product is big enough.
     func multiply(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>? = nil,
                   into c: UnsafeMutablePointer<Float>, relu: Bool = false) {
-        let parts = m * n * k >= 1 << 20 && m >= 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
+        let parts = m * n * k >= 1 << 20 && m >= 64 ? coreCount : 1
         switch kernel {
         case .avx512:
             parallelFor(parts) { part in

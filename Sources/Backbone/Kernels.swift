@@ -12,7 +12,7 @@ public struct Shape: Equatable, Sendable {
 /// Splits `rows` into one contiguous range per core and runs `body` on each in parallel.
 @inline(__always)
 func forEachRowRange(_ rows: Int, minimumRows: Int = 64, _ body: (Range<Int>) -> Void) {
-    let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rows / minimumRows))
+    let parts = max(1, min(coreCount, rows / minimumRows))
     parallelFor(parts) { part in
         body(rows * part / parts ..< rows * (part + 1) / parts)
     }
@@ -103,7 +103,7 @@ enum Kernels {
 /// The split is fixed for a shape, so results repeat exactly from run to run.
 public func splitGEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                       b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    let parts = m * n * k >= 1 << 20 && max(m, n) >= 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
+    let parts = m * n * k >= 1 << 20 && max(m, n) >= 64 ? coreCount : 1
     // Split the longer side: each part packs only its own share of that operand (split by columns,
     // every part would pack all of a tall activation matrix).
     let byRows = m >= n

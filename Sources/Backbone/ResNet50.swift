@@ -170,7 +170,7 @@ public final class ResNet50: Sendable {
 
     /// Cores and rows per chunk for a convolution that needs im2col: chunks of about 256 KB of patches.
     static func columnPlan(rows: Int, k: Int) -> (parts: Int, chunk: Int) {
-        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, rows / 64))
+        let parts = max(1, min(coreCount, rows / 64))
         return (parts, min((rows + parts - 1) / parts, max(14, (1 << 16) / k / 14 * 14)))
     }
 
@@ -210,14 +210,14 @@ public final class ResNet50: Sendable {
     /// `output = relu?(conv(input) + bias [+ residual])`: the residual add rides on the GEMM (in
     /// its tiles' epilogue, or sgemm's beta), so the shortcut costs no pass of its own.
     func run(_ conv: Conv, _ input: UnsafeMutablePointer<Float>, _ shape: Shape, into output: UnsafeMutablePointer<Float>,
-             columns: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>? = nil, relu: Bool) -> Shape {
+             columns: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil, relu: Bool) -> Shape {
         let out = conv.outputShape(shape)
         let k = conv.size * conv.size * conv.input
         precondition(conv.weights.k == k)
         conv.bias.withUnsafeBufferPointer { b in
             let bias = b.baseAddress!
             guard conv.size > 1 || conv.stride > 1 else {
-                conv.weights.multiply(m: out.rows, a: input, bias: bias, residual: residual.map { UnsafePointer($0) }, into: output, relu: relu)
+                conv.weights.multiply(m: out.rows, a: input, bias: bias, residual: residual, into: output, relu: relu)
                 return
             }
             // Patches gathered and multiplied a chunk at a time on each core, so that they are still
@@ -230,7 +230,7 @@ public final class ResNet50: Sendable {
                 while start < end {
                     let rows = start ..< min(start + chunk, end)
                     Kernels.im2col(input, shape, size: conv.size, stride: conv.stride, pad: conv.pad, output: out, rows: rows, into: patches)
-                    conv.weights.multiplyOneThread(m: rows.count, a: patches, bias: bias, residual: residual.map { UnsafePointer($0 + rows.lowerBound * conv.output) },
+                    conv.weights.multiplyOneThread(m: rows.count, a: patches, bias: bias, residual: residual.map { $0 + rows.lowerBound * conv.output },
                                                    into: output + rows.lowerBound * conv.output, relu: relu)
                     start = rows.upperBound
                 }
@@ -249,27 +249,25 @@ public final class ResNet50: Sendable {
         precondition(count <= workspace.count)
         let columns = workspace.columns, side = workspace.size
         // The stem and the first stage, `step` images at a time, their output gathered in late[0].
-        var shape = Shape(count: 0, height: 0, width: 0, channels: 0)
+        var handedOver = Shape(count: 0, height: 0, width: 0, channels: 0)
         for first in stride(from: 0, to: count, by: workspace.step) {
             let buffers = workspace.early
             var part = Shape(count: min(workspace.step, count - first), height: side, width: side, channels: 3)
             part = run(stem, workspace.input + first * side * side * 3, part, into: buffers[1], columns: columns, relu: true)
             let pooled = Shape(count: part.count, height: (part.height - 1) / 2 + 1, width: (part.width - 1) / 2 + 1, channels: part.channels)
             Kernels.maxPool3x3s2(buffers[1], part, output: pooled, into: buffers[0])
-            var x = 0
-            (x, part) = runBlocks(blocks[..<Self.earlyBlocks], buffers, x: x, shape: pooled, workspace: workspace,
-                                  handover: workspace.late[0] + first * pooled.height * pooled.width * blocks[Self.earlyBlocks - 1].expand.output)
-            shape = part
+            handedOver = runBlocks(blocks[..<Self.earlyBlocks], buffers, x: 0, shape: pooled, workspace: workspace,
+                                   handover: workspace.late[0] + first * pooled.height * pooled.width * blocks[Self.earlyBlocks - 1].expand.output).shape
         }
-        shape.count = count
-        let (x, last) = runBlocks(blocks[Self.earlyBlocks...], workspace.late, x: 0, shape: shape, workspace: workspace, handover: nil)
-        Kernels.globalAveragePool(workspace.late[x], last, into: features)
+        handedOver.count = count
+        let last = runBlocks(blocks[Self.earlyBlocks...], workspace.late, x: 0, shape: handedOver, workspace: workspace, handover: nil)
+        Kernels.globalAveragePool(workspace.late[last.x], last.shape, into: features)
     }
 
     /// Runs `blocks` on the activation in `buffers[x]`; returns where the output is, and its shape.
     /// With `handover`, the last block writes its output there instead.
     private func runBlocks(_ blocks: ArraySlice<Block>, _ buffers: [UnsafeMutablePointer<Float>], x: Int, shape: Shape, workspace: Workspace,
-                           handover: UnsafeMutablePointer<Float>?) -> (Int, Shape) {
+                           handover: UnsafeMutablePointer<Float>?) -> (x: Int, shape: Shape) {
         let columns = workspace.columns
         var x = x, shape = shape
         // The block output lands in the shortcut's buffer (or in x's own, for an identity shortcut),
@@ -284,7 +282,7 @@ public final class ResNet50: Sendable {
             let reduced = run(block.reduce, buffers[x], shape, into: buffers[free[0]], columns: columns, relu: true)
             block.spatial.run(buffers[free[0]], reduced, into: buffers[free[1]], transformed: columns, products: workspace.products)
             let output = index == blocks.indices.last ? handover ?? buffers[residual] : buffers[residual]
-            shape = run(block.expand, buffers[free[1]], reduced, into: output, columns: columns, residual: buffers[residual], relu: true)
+            shape = run(block.expand, buffers[free[1]], reduced, into: output, columns: columns, residual: UnsafePointer(buffers[residual]), relu: true)
             x = residual
         }
         return (x, shape)

@@ -47,27 +47,24 @@ public struct ResolvedWeights {
 
 /// A value computed on a thread of its own from creation, waited for where it is read.
 final class Pending<Value: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private let finished = DispatchSemaphore(value: 0)
+    private let done = DispatchGroup()
+    /// Written once, before `done` is left; read only after waiting on it.
     private var result: Result<Value, Error>?
 
     init(_ value: Value) { result = .success(value) }
 
     init(computing work: @escaping @Sendable () throws -> Value) {
+        done.enter()
         Thread.detachNewThread { [self] in
-            let outcome = Result { try work() }
-            lock.withLock { result = outcome }
-            finished.signal()
+            result = Result { try work() }
+            done.leave()
         }
     }
 
     var value: Value {
         get throws {
-            while true {
-                if let result = lock.withLock({ result }) { return try result.get() }
-                finished.wait()
-                finished.signal()  // let any other reader through too
-            }
+            done.wait()
+            return try result!.get()
         }
     }
 }
@@ -92,9 +89,7 @@ extension WeightsSpec {
 /// of a second to hash at every extract and predict. A file changed in place gets a new mtime and is
 /// hashed again. The record is an optimisation only: if it cannot be read or written, the file is hashed.
 public func cachedFileMD5(_ url: URL, record: URL = ImageNetWeights.cacheFolder.appendingPathComponent("md5.json")) throws -> String {
-    var info = stat()
-    guard stat(url.path, &info) == 0 else { return try fileMD5(url) }
-    let key = "\(info.st_size):\(Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)):\(info.st_ino):\(info.st_dev)"
+    guard let key = FileStamp(url)?.description else { return try fileMD5(url) }
     let path = url.standardizedFileURL.path
     func entries() -> [String: [String: String]] {
         guard let data = try? Data(contentsOf: record) else { return [:] }

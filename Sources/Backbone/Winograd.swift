@@ -46,7 +46,7 @@ struct WinogradConv: Sendable {
     /// batch 32 the first stage's were 103 MB each.
     func plan(_ shape: Shape) -> (parts: Int, chunk: Int) {
         let tiles = tiles(shape)
-        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, tiles / 8))
+        let parts = max(1, min(coreCount, tiles / 8))
         let perPart = (tiles + parts - 1) / parts
         return (parts, min(perPart, max(8, (1 << 19) / ((m + 2) * (m + 2) * max(input, output)))))
     }

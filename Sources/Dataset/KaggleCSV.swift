@@ -31,7 +31,7 @@ public enum KaggleCSV {
 
     /// Parses `bytes` (the whole file); `name` is the path used in messages.
     public static func parse(_ bytes: UnsafeRawBufferPointer, name: String, maxErrors: Int = 20,
-                             chunks requested: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> KaggleImages {
+                             chunks requested: Int = coreCount) throws -> KaggleImages {
         let base = bytes.bindMemory(to: UInt8.self)
         var start = 0
         if base.count >= 3, base[0] == 0xEF, base[1] == 0xBB, base[2] == 0xBF { start = 3 }

@@ -77,7 +77,7 @@ public enum Preprocess {
                 }
                 var thumbnails = [[UInt8]](repeating: [], count: images.count)
                 var failure: Error?
-                let chunks = min(images.count, ProcessInfo.processInfo.activeProcessorCount * 4)
+                let chunks = min(images.count, coreCount * 4)
                 encoded.withUnsafeMutableBufferPointer { slots in
                     thumbnails.withUnsafeMutableBufferPointer { thumbs in
                         parallelFor(chunks) { chunk in

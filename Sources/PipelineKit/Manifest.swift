@@ -71,14 +71,12 @@ public struct Manifest: Codable, Sendable {
     /// The file's SHA-256, from the state table when the file's size, modification time and inode
     /// are as recorded; otherwise hashed and recorded. nil when the file does not exist.
     public mutating func sha256(of url: URL) throws -> String? {
-        var info = stat()
-        guard stat(url.path, &info) == 0 else { return nil }
-        let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-        if let known = files[url.path], known.size == Int64(info.st_size), known.modified == modified, known.inode == UInt64(info.st_ino) {
+        guard let stamp = FileStamp(url) else { return nil }
+        if let known = files[url.path], FileStamp(size: known.size, modified: known.modified, inode: known.inode) == stamp {
             return known.sha256
         }
         let hash = try PipelineKit.sha256(ofFile: url)
-        files[url.path] = FileState(size: Int64(info.st_size), modified: modified, inode: UInt64(info.st_ino), sha256: hash)
+        files[url.path] = FileState(size: stamp.size, modified: stamp.modified, inode: stamp.inode, sha256: hash)
         return hash
     }
 }

@@ -1,4 +1,9 @@
 import Dispatch
+import Foundation
+
+/// The cores this process may use, read once: `ProcessInfo.activeProcessorCount` costs about 16 µs
+/// a call here, and the backbone asks for every layer of every batch.
+public let coreCount = ProcessInfo.processInfo.activeProcessorCount
 
 /// Runs `body(0..<iterations)` across the machine's cores and returns when all are done. The body
 /// may capture pointers: callers promise that iterations touch disjoint memory.
