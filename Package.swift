@@ -81,11 +81,11 @@ let package = Package(
             name: "ingest",
             dependencies: ["ToolSupport", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "Fixtures", path: "Tests/Fixtures", exclude: ["keras3-conv1.h5", "grey16-40x30.png", "rgb8-56x56.png"]),
+        .target(name: "Fixtures", dependencies: ["CHDF5", "PipelineKit"], path: "Tests/Fixtures", exclude: ["keras-parity", "grey16-40x30.png", "rgb8-56x56.png"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HeadTests", dependencies: ["Head", "Backbone", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

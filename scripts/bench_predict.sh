@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # predict's whole-process time for one image at 224 (weights loading and MD5 check included), with
-# hyperfine, on a head trained over the sample with the parity fixture's HDF5 weights (the same size
-# and layout as the ImageNet file). Needs: a release build, hyperfine (apt-get install hyperfine).
+# hyperfine, on a head trained over the sample with the parity fixture's weights, generated as a
+# 94 MB Keras 2 HDF5 file (the same size and layout as the ImageNet file). Needs: a release build,
+# hyperfine (apt-get install hyperfine), python3 with numpy and h5py.
 # Usage: scripts/bench_predict.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
-shared=${SIGNTRANSFER_SHARED:-$root/../shared}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+python3 scripts/make_parity_fixture.py --weights "$work/weights.h5" > /dev/null
 cp pipelines/data/sign-mnist-sample/*.csv "$work/"
 cat > "$work/p.yaml" <<YAML
 name: bench-predict
@@ -16,7 +16,7 @@ artifacts: out
 stages:
   ingest: {train: train.csv, test: test.csv}
   preprocess: {size: 224}
-  extract: {weights: $shared/fixtures/resnet50-keras-parity/weights.h5}
+  extract: {weights: $work/weights.h5}
   train: {epochs: 5}
 YAML
 .build/release/pipeline run "$work/p.yaml" > /dev/null 2>&1

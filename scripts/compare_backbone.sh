@@ -8,14 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${1:-224}; batch=${2:-32}; n=${3:-256}
 shared=${SIGNTRANSFER_SHARED:-../shared}
+[ -f "$shared/bench/keras_throughput.py" ] || {
+  echo "compare_backbone.sh: needs the peers' measuring script $shared/bench/keras_throughput.py (the project's shared folder beside the repository, or SIGNTRANSFER_SHARED)" >&2
+  exit 2
+}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # N images tiled from the sample's real rows, through our own ingest and preprocess.
-tail -n +2 pipelines/data/sign-mnist-sample/train.csv > "$work/rows.csv"
-python3 "$shared/bench/make_fullsize_csv.py" "$work/rows.csv" "$work/train.csv" "$n"
+python3 scripts/tile_csv.py pipelines/data/sign-mnist-sample/train.csv "$work/train.csv" "$n"
 .build/release/ingest --train "$work/train.csv" --output "$work/images.sqlite" > /dev/null
 .build/release/preprocess --input "$work/images.sqlite" --output "$work/preprocessed.sqlite" --size "$size" > /dev/null 2>&1
-weights=${SIGNTRANSFER_WEIGHTS:-$shared/fixtures/resnet50-keras-parity/weights.h5}
+# A real-sized Keras weights file (the parity fixture's, generated) unless SIGNTRANSFER_WEIGHTS names one.
+weights=${SIGNTRANSFER_WEIGHTS:-$work/weights.h5}
+[ -f "$weights" ] || python3 scripts/make_parity_fixture.py --weights "$weights" > /dev/null
 # Three runs, the median reported: on this 2-core VM one run can be 20% off (a first run right after
 # preprocess was the slow one more than once). Each run starts from no output, so nothing is resumed.
 sync

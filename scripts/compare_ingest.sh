@@ -9,9 +9,11 @@ rows=${1:-27455}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 shared=${SIGNTRANSFER_SHARED:-../shared}
-# make_fullsize_csv.py reads its source with np.loadtxt, which cannot skip the header: give it the rows alone.
-tail -n +2 pipelines/data/sign-mnist-sample/train.csv > "$work/rows.csv"
-python3 "$shared/bench/make_fullsize_csv.py" "$work/rows.csv" "$work/train.csv" "$rows"
+[ -f "$shared/bench/seed_ingest.py" ] || {
+  echo "compare_ingest.sh: needs the peers' measuring script $shared/bench/seed_ingest.py (the project's shared folder beside the repository, or SIGNTRANSFER_SHARED)" >&2
+  exit 2
+}
+python3 scripts/tile_csv.py pipelines/data/sign-mnist-sample/train.csv "$work/train.csv" "$rows"
 echo "input: $(du -h "$work/train.csv" | cut -f1), $rows rows"
 
 best=999

@@ -23,7 +23,7 @@ func preprocessedSample(size: Int) throws -> (folder: URL, preprocessed: URL) {
         let (folder, preprocessed) = try preprocessedSample(size: 32)
         defer { try? FileManager.default.removeItem(at: folder) }
         let output = folder.appendingPathComponent("features.sqlite")
-        let weights = Fixtures.parity.appendingPathComponent("weights.h5")
+        let weights = try Fixtures.parityWeights()
         let report = try Extract.run(.init(input: preprocessed, output: output, weights: .file(weights), batch: 16, showProgress: false))
         #expect(report.images == 199)
         #expect(!report.randomWeights)
@@ -71,7 +71,7 @@ func preprocessedSample(size: Int) throws -> (folder: URL, preprocessed: URL) {
         #expect(throws: StageError.self) {
             try Extract.run(.init(input: preprocessed, output: folder.appendingPathComponent("f.sqlite"), weights: .random(seed: 0), batch: 0, showProgress: false))
         }
-        #expect(throws: (any Error).self) {
+        #expect(throws: WeightsError.self) {
             try Extract.run(.init(input: preprocessed, output: folder.appendingPathComponent("f.sqlite"),
                                   weights: .file(folder.appendingPathComponent("none.h5")), showProgress: false))
         }

@@ -3,8 +3,8 @@ import Fixtures
 import Foundation
 import Testing
 
-private let keras2 = Fixtures.parity.appendingPathComponent("weights.h5")
-private let keras3 = Fixtures.repositoryRoot.appendingPathComponent("Tests/Fixtures/keras3-conv1.h5")
+private let keras2 = ParityWeights.file("keras2-conv1.h5")
+private let keras3 = ParityWeights.file("keras3-conv1.h5")
 
 private func message(_ body: () throws -> Void) -> String {
     do {
@@ -16,14 +16,37 @@ private func message(_ body: () throws -> Void) -> String {
 }
 
 @Suite struct KerasWeightsLayouts {
-    @Test func keras3LayoutReadsTheSameWeightsAsKeras2() throws {
-        let old = try KerasWeightsFile(keras2), new = try KerasWeightsFile(keras3)
-        let a = try old.conv("conv1_conv", size: 7, input: 3, output: 64), b = try new.conv("conv1_conv", size: 7, input: 3, output: 64)
-        #expect(a.kernel == b.kernel)
-        #expect(a.bias == b.bias)
-        #expect(a.kernel.count == 7 * 7 * 3 * 64)
-        let x = try old.batchNorm("conv1_bn", channels: 64), y = try new.batchNorm("conv1_bn", channels: 64)
-        #expect(x.gamma == y.gamma && x.beta == y.beta && x.mean == y.mean && x.variance == y.variance)
+    /// The small committed files hold the fixture's first two layers; the generator says what they must read as.
+    func expected(_ layer: String) throws -> [String: [Float]] {
+        let meta = try ParityWeights.meta()
+        let entry = try #require(try ParityWeights.layout().first { $0.name == layer })
+        return Dictionary(uniqueKeysWithValues: entry.weights.map {
+            ($0.name, ParityWeights.values(seed: meta.seed, tensor: $0.tensor, kind: $0.name, shape: $0.shape))
+        })
+    }
+
+    @Test(arguments: [keras2, keras3])
+    func bothLayoutsReadTheFixturesWeights(file: URL) throws {
+        let weights = try KerasWeightsFile(file)
+        let conv = try weights.conv("conv1_conv", size: 7, input: 3, output: 64)
+        let convExpected = try expected("conv1_conv")
+        #expect(conv.kernel.count == 7 * 7 * 3 * 64)
+        #expect(conv.kernel == convExpected["kernel"])
+        #expect(conv.bias == convExpected["bias"])
+        let norm = try weights.batchNorm("conv1_bn", channels: 64)
+        let normExpected = try expected("conv1_bn")
+        #expect(norm.gamma == normExpected["gamma"] && norm.beta == normExpected["beta"])
+        #expect(norm.mean == normExpected["moving_mean"] && norm.variance == normExpected["moving_variance"])
+    }
+
+    /// The full-size file the parity tests use, written by our libhdf5 writer, reads as the generator made it.
+    @Test func fullSizeFileReadsBackEveryLayer() throws {
+        let weights = try KerasWeightsFile(Fixtures.parityWeights())
+        let conv = try weights.conv("conv5_block3_3_conv", size: 1, input: 512, output: 2048)
+        let meta = try ParityWeights.meta()
+        let entry = try #require(try ParityWeights.layout().first { $0.name == "conv5_block3_3_conv" })
+        #expect(conv.kernel == ParityWeights.values(seed: meta.seed, tensor: entry.weights[0].tensor, kind: "kernel", shape: [1, 1, 512, 2048]))
+        #expect(throws: Never.self) { try ResNet50(weights: weights, size: 32) }
     }
 
     @Test func missingLayerIsNamed() {
@@ -32,9 +55,14 @@ private func message(_ body: () throws -> Void) -> String {
         #expect(text.contains("layer 'conv2_block1_0_conv' is missing"))
     }
 
+    @Test func layerListedButAbsentIsNamed() {
+        let text = message { _ = try ResNet50(weights: KerasWeightsFile(ParityWeights.file("keras2-missing-bn.h5"))) }
+        #expect(text.contains("keras2-missing-bn.h5: layer 'conv1_bn' is missing"), "\(text)")
+    }
+
     @Test func wrongShapeNamesLayerExpectedAndFound() {
         let text = message { _ = try KerasWeightsFile(keras2).conv("conv1_conv", size: 7, input: 3, output: 32) }
-        #expect(text.contains("weights.h5: layer 'conv1_conv' weight 'kernel': expected shape [7, 7, 3, 32], found [7, 7, 3, 64]"))
+        #expect(text.contains("keras2-conv1.h5: layer 'conv1_conv' weight 'kernel': expected shape [7, 7, 3, 32], found [7, 7, 3, 64]"))
     }
 
     @Test func notHDF5AndMissingFiles() throws {
@@ -46,16 +74,10 @@ private func message(_ body: () throws -> Void) -> String {
         #expect(message { _ = try KerasWeightsFile(folder.appendingPathComponent("nope.h5")) }.contains("nope.h5: no such file"))
     }
 
+    /// The committed file cut in half: an error naming it, never a crash.
     @Test func truncatedFileIsAnErrorNotACrash() throws {
-        let folder = try Fixtures.temporaryFolder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let handle = try FileHandle(forReadingFrom: keras2)
-        let head = try handle.read(upToCount: 20 << 20) ?? Data()
-        try handle.close()
-        let truncated = folder.appendingPathComponent("truncated.h5")
-        try head.write(to: truncated)
-        let text = message { _ = try ResNet50(weights: KerasWeightsFile(truncated)) }
-        #expect(text.contains("truncated.h5"))
+        let text = message { _ = try ResNet50(weights: KerasWeightsFile(ParityWeights.file("keras2-truncated.h5"))) }
+        #expect(text.contains("keras2-truncated.h5"))
         #expect(text != "no error")
     }
 }

@@ -94,15 +94,25 @@ import Testing
         #expect(report.warnings.contains { $0.hasPrefix("extra: 1 image(s) also appear in train, which may leak between splits (row 1 = train row 1)") })
     }
 
-    @Test func unwritableOutputFolderFailsBeforeWork() {
+    /// The output's folder is a regular file, which no user, root included, can write into.
+    @Test func unwritableOutputFolderFailsBeforeWork() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let notAFolder = folder.appendingPathComponent("file")
+        try Data("x".utf8).write(to: notAFolder)
         #expect(throws: StageError.self) {
-            try Ingest.run(.init(splits: [("train", train)], output: URL(fileURLWithPath: "/nonexistent-folder/images.sqlite")))
+            try Ingest.run(.init(splits: [("train", train)], output: notAFolder.appendingPathComponent("images.sqlite")))
         }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["file"])
     }
 
-    @Test func badSplitNamesAreRefused() {
-        #expect(throws: StageError.self) { try Ingest.run(.init(splits: [("a b", train)], output: URL(fileURLWithPath: "/tmp/x.sqlite"))) }
-        #expect(throws: StageError.self) { try Ingest.run(.init(splits: [("t", train), ("t", test)], output: URL(fileURLWithPath: "/tmp/x.sqlite"))) }
-        #expect(throws: StageError.self) { try Ingest.run(.init(splits: [], output: URL(fileURLWithPath: "/tmp/x.sqlite"))) }
+    @Test func badSplitNamesAreRefused() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("x.sqlite")
+        #expect(throws: StageError.self) { try Ingest.run(.init(splits: [("a b", train)], output: output)) }
+        #expect(throws: StageError.self) { try Ingest.run(.init(splits: [("t", train), ("t", test)], output: output)) }
+        #expect(throws: StageError.self) { try Ingest.run(.init(splits: [], output: output)) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
 }

@@ -52,14 +52,7 @@ struct SamplePipeline {
 /// An artifact's content hash from its meta table (head.sqlite keeps per-epoch timings, so its
 /// bytes differ between runs while its content does not).
 func contentHash(_ file: URL) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-    process.arguments = ["-readonly", file.path, "SELECT value FROM meta WHERE key = 'content_sha256'"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    process.waitUntilExit()
-    return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    try sqliteValue(file, "SELECT value FROM meta WHERE key = 'content_sha256'") ?? ""
 }
 
 @Suite(.serialized) struct PipelineRules {
@@ -213,18 +206,20 @@ func contentHash(_ file: URL) throws -> String {
         let pipeline = try SamplePipeline()
         defer { pipeline.remove() }
         let cases: [(String, String)] = [
-            ("name: e2e\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    sise: 32\n", "pipeline.yaml:6:5: unknown key 'sise' in stage preprocess"),
-            ("name: e2e\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    size: big\n", "pipeline.yaml:6:5: preprocess.size: expected a whole number, found 'big'"),
-            ("name: e2e\nstages:\n  ingest:\n    train: train.csv\n  predict:\n    top: 3\n", "pipeline.yaml:5:3: unknown stage 'predict'"),
-            ("name: e2e\nstages:\n  ingest:\n    train: missing.csv\n", "pipeline.yaml:4:5: ingest.train: no such file"),
-            ("name: e2e\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    size: 9\n", "pipeline.yaml:6:5: preprocess.size: expected 32 to 512, found 9"),
+            ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    sise: 32\n", "pipeline.yaml:7:5: unknown key 'sise' in stage preprocess"),
+            ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    size: big\n", "pipeline.yaml:7:5: preprocess.size: expected a whole number, found 'big'"),
+            ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  predict:\n    top: 3\n", "pipeline.yaml:6:3: unknown stage 'predict'"),
+            ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: missing.csv\n", "pipeline.yaml:5:5: ingest.train: no such file"),
+            ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    size: 9\n", "pipeline.yaml:7:5: preprocess.size: expected 32 to 512, found 9"),
         ]
+        // Every case names the artifacts folder inside the test's own folder: the default,
+        // ../artifacts/NAME, would be outside it.
         for (text, expected) in cases {
             try text.write(to: pipeline.file, atomically: true, encoding: .utf8)
             let result = try runTool("pipeline", ["run", pipeline.file.path])
             #expect(result.status != 0)
             #expect(result.stderr.contains(expected), "\(result.stderr)")
-            #expect(!FileManager.default.fileExists(atPath: pipeline.folder.appendingPathComponent("artifacts/e2e/images.sqlite").path))
+            #expect(!FileManager.default.fileExists(atPath: pipeline.artifacts.appendingPathComponent("images.sqlite").path))
         }
     }
 

@@ -70,8 +70,7 @@ import Testing
         defer { pipeline.remove() }
         try pipeline.run()
         let head = pipeline.artifacts.appendingPathComponent("head.sqlite")
-        let edit = try Process.run(URL(fileURLWithPath: "/usr/bin/sqlite3"), arguments: [head.path, "UPDATE params SET value = 'random:2' WHERE key = 'backbone_weights'"])
-        edit.waitUntilExit()
+        try sqliteEdit(head, "UPDATE params SET value = 'random:2' WHERE key = 'backbone_weights'")
         let result = try runTool("predict", ["--model", head.path, sample("test.csv")])
         #expect(result.status != 0)
         #expect(result.stderr.contains("the head was trained on features of the weights random:2"))

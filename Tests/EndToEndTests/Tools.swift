@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -60,13 +61,22 @@ func launchTool(_ name: String, _ arguments: [String]) throws -> Process {
 /// Rows in `file`'s features table, 0 if it cannot be read. `readOnly: false` after the writer was
 /// killed: a batch cut off mid-transaction leaves a hot journal that only a writable connection rolls back.
 func rowCount(_ file: URL, readOnly: Bool = true) -> Int {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-    process.arguments = (readOnly ? ["-readonly"] : []) + [file.path, "SELECT count(*) FROM features"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return 0 }
-    process.waitUntilExit()
-    return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    guard FileManager.default.fileExists(atPath: file.path) else { return 0 }
+    var configuration = Configuration()
+    configuration.readonly = readOnly
+    configuration.busyMode = .timeout(2)
+    guard let queue = try? DatabaseQueue(path: file.path, configuration: configuration) else { return 0 }
+    return (try? queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM features") }) ?? 0
+}
+
+/// One value read from an SQLite file, opened read-only.
+func sqliteValue(_ file: URL, _ sql: String) throws -> String? {
+    var configuration = Configuration()
+    configuration.readonly = true
+    return try DatabaseQueue(path: file.path, configuration: configuration).read { try String.fetchOne($0, sql: sql) }
+}
+
+/// Runs one statement that changes an SQLite file, as a user editing an artifact by hand would.
+func sqliteEdit(_ file: URL, _ sql: String) throws {
+    try DatabaseQueue(path: file.path).write { try $0.execute(sql: sql) }
 }

@@ -5,12 +5,11 @@ public enum Fixtures {
     public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     public static let sample = repositoryRoot.appendingPathComponent("pipelines/data/sign-mnist-sample")
 
-    /// The Keras parity fixture: `../shared/fixtures/resnet50-keras-parity` beside the repository, or
-    /// wherever SIGNTRANSFER_PARITY_FIXTURE points.
-    public static let parity: URL = {
-        if let path = ProcessInfo.processInfo.environment["SIGNTRANSFER_PARITY_FIXTURE"] { return URL(fileURLWithPath: path) }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures/resnet50-keras-parity")
-    }()
+    /// The committed Keras parity fixture (made by `scripts/make_parity_fixture.py`).
+    public static let parity = ParityWeights.folder
+
+    /// The fixture's 94 MB Keras 2 weights file, generated and written on first use in this process.
+    public static func parityWeights() throws -> URL { try ParityWeights.kerasFile.get() }
 
     public static func temporaryFolder() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("signtransfer-test-\(UUID().uuidString)")

@@ -93,8 +93,9 @@ import Testing
         #expect(throws: StageError.self) {
             try Preprocess.run(.init(input: text, output: folder.appendingPathComponent("y.sqlite"), size: 32, showProgress: false))
         }
+        // An output whose folder is a regular file.
         #expect(throws: StageError.self) {
-            try Preprocess.run(.init(input: images, output: URL(fileURLWithPath: "/nonexistent/p.sqlite"), size: 32, showProgress: false))
+            try Preprocess.run(.init(input: images, output: text.appendingPathComponent("p.sqlite"), size: 32, showProgress: false))
         }
         #expect(try Data(contentsOf: output) == before)
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains(".tmp-") }.isEmpty)
