@@ -37,6 +37,11 @@ OUT defaults to Tests/Fixtures/keras-parity, SEED to 1.
 The full 94 MB weights file alone, in the official file's Keras 2 layout, from the committed
 layout.json (NumPy and h5py only, no TensorFlow; for benchmarks that need a real-sized file):
   python3 scripts/make_parity_fixture.py --weights OUT.h5
+
+Keras's own initialisation of ResNet50 (Glorot-uniform kernels, zero biases, identity BatchNorm),
+seeded, in the same layout: the "Keras-initialised backbone" whose features are not centred, for
+measuring the head on real images without the ImageNet weights (needs TensorFlow):
+  python3 scripts/make_parity_fixture.py --keras-init OUT.h5 SEED
 """
 import hashlib
 import json
@@ -50,8 +55,9 @@ import numpy as np  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "Tests/Fixtures/keras-parity")
 WEIGHTS_ONLY = len(sys.argv) == 3 and sys.argv[1] == "--weights"
-OUT = sys.argv[1] if len(sys.argv) > 1 and not WEIGHTS_ONLY else FIXTURE
-SEED = int(sys.argv[2]) if len(sys.argv) > 2 and not WEIGHTS_ONLY else 1
+KERAS_INIT = len(sys.argv) == 4 and sys.argv[1] == "--keras-init"
+OUT = sys.argv[1] if len(sys.argv) > 1 and not (WEIGHTS_ONLY or KERAS_INIT) else FIXTURE
+SEED = int(sys.argv[2]) if len(sys.argv) > 2 and not (WEIGHTS_ONLY or KERAS_INIT) else 1
 SAMPLE = os.path.join(ROOT, "pipelines/data/sign-mnist-sample/train.csv")
 SIZES = [32, 64, 224]
 COUNT = 4
@@ -192,8 +198,21 @@ def weights_only(path):
     print(f"{path}: {sum(len(e['weights']) for e in layers)} tensors, seed {seed}")
 
 
+def keras_init(path, seed):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.applications.ResNet50(include_top=False, weights=None, pooling="avg")
+    layers = [{"name": layer.name, "weights": [{"name": w.path.split("/")[-1], "values": np.asarray(w.numpy(), dtype="float32")}
+                                               for w in layer.weights]} for layer in model.layers]
+    write_weights(path, layers, "keras2")
+    print(f"{path}: Keras's initialisation, seed {seed}")
+
+
 if __name__ == "__main__":
-    if WEIGHTS_ONLY:
+    if KERAS_INIT:
+        keras_init(sys.argv[2], int(sys.argv[3]))
+    elif WEIGHTS_ONLY:
         weights_only(sys.argv[2])
     else:
         main()

@@ -7,6 +7,8 @@ import PipelineKit
 /// `head.sqlite`, the train stage's output:
 /// - `classes(idx, label, letter)`: the output units, in order;
 /// - `layers(layer, inputs, outputs, weights, bias)`: float32 little-endian, weights `[inputs x outputs]`;
+/// - `standardization(dimension, mean, deviation)`: what each input dimension is z-scored with before
+///   the first layer (empty when the head was trained on raw features);
 /// - `history(epoch, loss, accuracy, val_loss, val_accuracy, seconds)`;
 /// - `predictions(id, split, label, predicted, confidence, probabilities)`: the test split;
 /// - `metrics(key, value)`, `per_class(label, letter, precision, recall, f1, support)`,
@@ -25,6 +27,7 @@ public enum HeadStore {
             CREATE TABLE classes (idx INTEGER PRIMARY KEY NOT NULL, label INTEGER NOT NULL, letter TEXT NOT NULL);
             CREATE TABLE layers (layer INTEGER PRIMARY KEY NOT NULL, inputs INTEGER NOT NULL, outputs INTEGER NOT NULL,
                                  weights BLOB NOT NULL, bias BLOB NOT NULL);
+            CREATE TABLE standardization (dimension INTEGER PRIMARY KEY NOT NULL, mean REAL NOT NULL, deviation REAL NOT NULL);
             CREATE TABLE history (epoch INTEGER PRIMARY KEY NOT NULL, loss REAL NOT NULL, accuracy REAL NOT NULL,
                                   val_loss REAL, val_accuracy REAL, seconds REAL NOT NULL);
             CREATE TABLE predictions (id INTEGER PRIMARY KEY NOT NULL, split TEXT NOT NULL, label INTEGER NOT NULL,
@@ -42,9 +45,10 @@ public enum HeadStore {
         try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)")
     }
 
-    /// A trained head as predict needs it: the network, its classes and the provenance it was trained with.
+    /// A trained head as predict needs it: the classifier, its classes and the provenance it was trained with.
     public struct Model: Sendable {
-        public var network: DenseNetwork
+        public var classifier: Classifier
+        public var network: DenseNetwork { classifier.network }
         /// The label of each output unit.
         public var labels: [Int]
         public var params: [String: String]
@@ -59,7 +63,31 @@ public enum HeadStore {
                                    weights: FeaturesStore.decode(row["weights"]), bias: FeaturesStore.decode(row["bias"]))
             }
             let params = try Artifact.keyValues(db, table: "params")
-            return Model(network: DenseNetwork(layers: layers, dropout: 0), labels: labels, params: params)
+            let standardization = try loadStandardization(db, file: url.path, dimension: layers.first?.inputs ?? 0)
+            return Model(classifier: Classifier(standardization: standardization, network: DenseNetwork(layers: layers, dropout: 0)),
+                         labels: labels, params: params)
         }
+    }
+
+    /// The stored standardization, checked: one row per input dimension, numbered from 0, every
+    /// mean finite and every deviation positive; nil when the table is empty (a head trained raw).
+    static func loadStandardization(_ db: Database, file: String, dimension: Int) throws -> Standardization? {
+        // Heads written before standardization existed (schema 1) have no such table: they were trained raw.
+        guard try db.tableExists("standardization") else { return nil }
+        let rows = try Row.fetchAll(db, sql: "SELECT dimension, mean, deviation FROM standardization ORDER BY dimension")
+        guard !rows.isEmpty else { return nil }
+        guard rows.count == dimension else {
+            throw StageError("\(file): table standardization has \(rows.count) rows, expected one for each of the \(dimension) input dimensions")
+        }
+        var mean: [Float] = [], deviation: [Float] = []
+        for (index, row) in rows.enumerated() {
+            let number: Int? = row["dimension"], m: Double? = row["mean"], d: Double? = row["deviation"]
+            guard number == index, let m, let d, m.isFinite, d.isFinite, d > 0 else {
+                throw StageError("\(file): table standardization, row for dimension \(index): expected the dimension number, a finite mean and a positive deviation")
+            }
+            mean.append(Float(m))
+            deviation.append(Float(d))
+        }
+        return Standardization(mean: mean, deviation: deviation)
     }
 }

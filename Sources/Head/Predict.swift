@@ -62,7 +62,7 @@ public final class Predictor {
             }
             var features = [Float](repeating: 0, count: chunk.count * ResNet50.featureCount)
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: chunk.count, into: $0.baseAddress!) }
-            let probabilities = features.withUnsafeBufferPointer { model.network.probabilities($0, count: chunk.count) }
+            let probabilities = features.withUnsafeBufferPointer { model.classifier.probabilities($0, count: chunk.count) }
             let classes = model.labels.count
             for row in 0 ..< chunk.count {
                 let p: [Float] = Array(probabilities[row * classes ..< (row + 1) * classes])

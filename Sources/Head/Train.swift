@@ -77,7 +77,7 @@ public enum Train {
         if testRows.isEmpty {
             options.log("no test split: evaluation skipped")
         } else {
-            let probabilities = Trainer.predict(result.network, features: data.features, rows: testRows, dimension: dimension)
+            let probabilities = Trainer.predict(result.classifier, features: data.features, rows: testRows, dimension: dimension)
             for (index, row) in testRows.enumerated() {
                 let p = Array(probabilities[index * classes.count ..< (index + 1) * classes.count])
                 let best = p.indices.max { p[$0] < p[$1] }!
@@ -104,6 +104,14 @@ public enum Train {
                     try db.execute(sql: "INSERT INTO layers VALUES (?, ?, ?, ?, ?)", arguments: [index, layer.inputs, layer.outputs, weights, bias])
                     hasher.update(weights)
                     hasher.update(bias)
+                }
+                if let standardization = result.standardization {
+                    for d in 0 ..< standardization.dimension {
+                        try db.execute(sql: "INSERT INTO standardization VALUES (?, ?, ?)",
+                                       arguments: [d, Double(standardization.mean[d]), Double(standardization.deviation[d])])
+                    }
+                    hasher.update(HeadStore.floats(standardization.mean))
+                    hasher.update(HeadStore.floats(standardization.deviation))
                 }
                 for record in result.history {
                     try db.execute(sql: "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)", arguments: [record.epoch, record.loss, record.accuracy,
@@ -144,7 +152,7 @@ public enum Train {
                     hasher.update(key)
                     hasher.update(value)
                 }
-                try Artifact.writeMeta(db, [Artifact.kindKey: HeadStore.kind, "schema_version": "1",
+                try Artifact.writeMeta(db, [Artifact.kindKey: HeadStore.kind, "schema_version": "2",
                                             Artifact.contentKey: hasher.finalize(), "tool_version": toolVersion])
             }
             try db.close()
@@ -176,12 +184,15 @@ public enum Train {
         guard options.learningRate > 0 else { throw StageError("--learning-rate must be positive") }
         guard options.validation >= 0 && options.validation < 1 else { throw StageError("--validation \(options.validation): choose 0 or more and below 1") }
         guard options.patience >= 0 else { throw StageError("--patience must be 0 (never stop early) or more") }
+        guard options.weightDecay >= 0 && options.weightDecay.isFinite else { throw StageError("--weight-decay must be 0 or more") }
     }
 
     public static func paramsDictionary(_ options: TrainingOptions) -> [String: String] {
         ["hidden": options.hidden.map(String.init).joined(separator: ","), "dropout": String(options.dropout), "epochs": String(options.epochs),
          "batch": String(options.batch), "learning_rate": String(options.learningRate), "validation": String(options.validation),
-         "patience": String(options.patience), "seed": String(options.seed), "optimizer": "adam (beta1 0.9, beta2 0.999, epsilon 1e-7)"]
+         "patience": String(options.patience), "seed": String(options.seed), "standardize": options.standardize.rawValue,
+         "schedule": options.schedule.rawValue, "weight_decay": String(options.weightDecay),
+         "optimizer": "adam (beta1 0.9, beta2 0.999, epsilon 1e-7)"]
     }
 
     struct Loaded {

@@ -9,7 +9,10 @@ public enum TrainStage {
                      ParameterSpec("epochs", .integer(1 ... 100_000), default: "30"), ParameterSpec("batch", .integer(1 ... 1 << 20), default: "64"),
                      ParameterSpec("learning_rate", .number(1e-9 ... 10), default: "0.001"),
                      ParameterSpec("validation", .number(0 ... 0.9), default: "0.1"), ParameterSpec("patience", .integer(0 ... 100_000), default: "5"),
-                     ParameterSpec("seed", .integer(0 ... Int.max), default: "0")],
+                     ParameterSpec("seed", .integer(0 ... Int.max), default: "0"),
+                     ParameterSpec("standardize", .choice(StandardizeMode.allCases.map(\.rawValue)), default: StandardizeMode.zscore.rawValue),
+                     ParameterSpec("schedule", .choice(LearningRateSchedule.allCases.map(\.rawValue)), default: LearningRateSchedule.cosine.rawValue),
+                     ParameterSpec("weight_decay", .number(0 ... 1), default: "0.0")],
         output: "head.sqlite",
         upstream: "extract",
         run: { context in
@@ -23,6 +26,9 @@ public enum TrainStage {
             options.validation = Double(values["validation"]!)!
             options.patience = Int(values["patience"]!)!
             options.seed = UInt64(values["seed"]!)!
+            options.standardize = StandardizeMode(rawValue: values["standardize"]!)!
+            options.schedule = LearningRateSchedule(rawValue: values["schedule"]!)!
+            options.weightDecay = Float(values["weight_decay"]!)!
             let report = try Train.run(.init(input: context.input!, output: context.output, training: options, log: { context.log("train: " + $0) }))
             context.log("train: report \(report.reportURL.path)")
             var notes = ["report": report.reportURL.path]

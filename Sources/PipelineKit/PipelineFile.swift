@@ -7,6 +7,8 @@ public enum ParameterKind: Sendable {
     case integer(ClosedRange<Int>)
     case number(ClosedRange<Double>)
     case text
+    /// One of the listed words.
+    case choice([String])
     case integerList
     case inputFile(required: Bool)
 }
@@ -146,6 +148,10 @@ public struct PipelineFile: Sendable {
                 parameters.values[spec.name] = String(number)
             case .text:
                 parameters.values[spec.name] = value?.text ?? spec.defaultValue ?? ""
+            case let .choice(words):
+                let text = value?.text ?? spec.defaultValue ?? ""
+                guard words.contains(text) else { throw fail("expected one of \(words.joined(separator: ", ")), found '\(text)'") }
+                parameters.values[spec.name] = text
             case .integerList:
                 let items = value?.list ?? (value?.text ?? spec.defaultValue ?? "").split(separator: ",").map(String.init)
                 let numbers = try items.map { item -> Int in

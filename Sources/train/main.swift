@@ -45,6 +45,15 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed for the initial weights, the validation split, shuffling and dropout.")
     var seed: UInt64 = 0
 
+    @Option(help: ArgumentHelp("Input scaling: zscore (each dimension minus its training mean, divided by its training standard deviation; stored with the head and applied by predict) or none (the raw vectors).", valueName: "none|zscore"))
+    var standardize: String = StandardizeMode.zscore.rawValue
+
+    @Option(help: ArgumentHelp("The learning rate over the run: cosine (decays to zero over all the epochs' steps) or constant.", valueName: "cosine|constant"))
+    var schedule: String = LearningRateSchedule.cosine.rawValue
+
+    @Option(help: "L2 penalty on the weights, as Keras's kernel_regularizer=l2(...); 0 for none.")
+    var weightDecay: Float = 0
+
     @Option(help: ArgumentHelp("The preprocess output whose images the report shows (default: preprocessed.sqlite beside the input).", valueName: "file"))
     var images: String?
 
@@ -67,6 +76,15 @@ struct TrainCommand: ParsableCommand {
         options.validation = validation
         options.patience = patience
         options.seed = seed
+        guard let mode = StandardizeMode(rawValue: standardize) else {
+            throw ValidationError("--standardize: none or zscore, not '\(standardize)'")
+        }
+        options.standardize = mode
+        guard let rate = LearningRateSchedule(rawValue: schedule) else {
+            throw ValidationError("--schedule: cosine or constant, not '\(schedule)'")
+        }
+        options.schedule = rate
+        options.weightDecay = weightDecay
         let report = try Train.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), training: options,
                                          images: images.map { URL(fileURLWithPath: $0) }, log: { print($0) }))
         print("wrote \(output), \(report.metricsURL.path), \(report.reportURL.path)")
