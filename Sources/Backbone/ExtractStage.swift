@@ -61,8 +61,7 @@ public enum ExtractStage {
 }
 
 extension ImageNetWeights {
-    /// Whether a copy sits in Keras's cache or ours (its MD5 is checked when it is used).
-    public static var isCached: Bool {
-        [kerasCache, cacheFolder].contains { FileManager.default.fileExists(atPath: $0.appendingPathComponent(fileName).path) }
-    }
+    /// Whether a good copy sits in Keras's cache or ours: one with the wrong MD5 must not keep the
+    /// pipeline from its fallback.
+    public static var isCached: Bool { cachedCopy != nil }
 }

@@ -142,13 +142,20 @@ public enum ImageNetWeights {
 
     /// The first cached copy whose MD5 is right, or a fresh download into our cache.
     public static func locate(showProgress: Bool) throws -> URL {
+        if let cached = cachedCopy { return cached }
+        return try download(from: url, showProgress: showProgress)
+    }
+
+    /// A copy in Keras's cache or ours whose MD5 is right (remembered by path, size, mtime and inode,
+    /// so asking again costs a stat); a damaged copy does not count.
+    public static var cachedCopy: URL? {
         for folder in [kerasCache, cacheFolder] {
             let candidate = folder.appendingPathComponent(fileName)
             if FileManager.default.fileExists(atPath: candidate.path), (try? cachedFileMD5(candidate)) == md5 {
                 return candidate
             }
         }
-        return try download(from: url, showProgress: showProgress)
+        return nil
     }
 
     /// Downloads to a temporary file in the cache folder, checks the MD5, then renames into place: a

@@ -9,6 +9,7 @@
 
 #include "conv_gemm.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -34,9 +35,15 @@ static int detect(void) { return 0; }
 #endif
 
 int st_gemm_available(void) {
-    static int state = -1;  // a benign race: every thread computes the same value
-    if (state < 0) state = detect();
-    return state;
+    // Asked from many threads at once: an atomic, so that the first callers' concurrent detection
+    // (all computing the same value) is not a data race.
+    static _Atomic int state = -1;
+    int known = atomic_load_explicit(&state, memory_order_relaxed);
+    if (known < 0) {
+        known = detect();
+        atomic_store_explicit(&state, known, memory_order_relaxed);
+    }
+    return known;
 }
 
 size_t st_gemm_packed_count(int k, int n) { return (size_t)((n + NR - 1) / NR) * NR * (size_t)k; }

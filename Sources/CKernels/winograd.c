@@ -6,6 +6,8 @@
 #include "conv_gemm.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define INLINE static inline __attribute__((always_inline))
 #if defined(__x86_64__)
@@ -155,14 +157,25 @@ static void outputBase(int m, const float *products, int height, int width, int 
     outputRange(m, products, height, width, channels, first, count, bias, junk, out);
 }
 
+// Only F(2x2,3x3) and F(4x4,3x3) exist here: the tile arrays are sized for them, so any other m is
+// a programming error, stopped before it writes out of bounds.
+static void checkTile(int m) {
+    if (m != 2 && m != 4) {
+        fprintf(stderr, "winograd: output tile %d is not supported (2 or 4)\n", m);
+        abort();
+    }
+}
+
 void st_winograd_input(int m, const float *x, int height, int width, int channels, int first, int count,
                        const float *zero, float *v) {
+    checkTile(m);
     if (st_gemm_available()) inputWide(m, x, height, width, channels, first, count, zero, v);
     else inputBase(m, x, height, width, channels, first, count, zero, v);
 }
 
 void st_winograd_output(int m, const float *products, int height, int width, int channels, int first, int count,
                         const float *bias, float *junk, float *out) {
+    checkTile(m);
     if (st_gemm_available()) outputWide(m, products, height, width, channels, first, count, bias, junk, out);
     else outputBase(m, products, height, width, channels, first, count, bias, junk, out);
 }
@@ -201,6 +214,7 @@ static void filterBase(int m, int position, const float *w, int input, int outpu
 }
 
 void st_winograd_filter(int m, int position, const float *w, int input, int output, float *u) {
+    checkTile(m);
     if (st_gemm_available()) filterWide(m, position, w, input, output, u);
     else filterBase(m, position, w, input, output, u);
 }

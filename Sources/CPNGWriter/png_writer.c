@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include "png_writer.h"
 #include <png.h>
 #include <setjmp.h>
@@ -44,7 +45,18 @@ int st_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int ch
     sink s = {0};
     s.message = message;
     s.message_size = message_size;
-    int color = channels == 1 ? PNG_COLOR_TYPE_GRAY : channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_RGBA;
+    // Each channel count has its own colour type; anything else would make libpng read rows of a
+    // width the buffer does not have.
+    int color;
+    switch (channels) {
+    case 1: color = PNG_COLOR_TYPE_GRAY; break;
+    case 2: color = PNG_COLOR_TYPE_GRAY_ALPHA; break;
+    case 3: color = PNG_COLOR_TYPE_RGB; break;
+    case 4: color = PNG_COLOR_TYPE_RGBA; break;
+    default:
+        snprintf(message, message_size, "a PNG has 1 to 4 channels, not %d", channels);
+        return -1;
+    }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &s, on_error, on_warning);
     if (!png) return -1;
     png_infop info = png_create_info_struct(png);

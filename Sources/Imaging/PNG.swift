@@ -33,9 +33,10 @@ public enum PNG {
     static func format(channels: Int) -> UInt32 {
         switch channels {
         case 1: return UInt32(PNG_FORMAT_GRAY)
+        case 2: return UInt32(PNG_FORMAT_FLAG_ALPHA)
         case 3: return UInt32(PNG_FORMAT_RGB)
         case 4: return UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)
-        default: preconditionFailure("PNG bitmaps have 1, 3 or 4 channels, not \(channels)")
+        default: preconditionFailure("PNG bitmaps have 1 to 4 channels, not \(channels)")
         }
     }
 

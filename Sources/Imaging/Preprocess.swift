@@ -76,29 +76,32 @@ public enum Preprocess {
                     planned[image.label, default: 0] += 1
                 }
                 var thumbnails = [[UInt8]](repeating: [], count: images.count)
-                var failure: Error?
                 let chunks = min(images.count, coreCount * 4)
+                // One slot per chunk: the chunks run at once, so they must not share a variable.
+                var failures = [Error?](repeating: nil, count: chunks)
                 encoded.withUnsafeMutableBufferPointer { slots in
                     thumbnails.withUnsafeMutableBufferPointer { thumbs in
-                        parallelFor(chunks) { chunk in
-                            var rgb = [UInt8](repeating: 0, count: size * size * 3)
-                            for index in stride(from: chunk, to: images.count, by: chunks) {
-                                images[index].pixels.withUnsafeBufferPointer { grey in
-                                    rgb.withUnsafeMutableBufferPointer { resize.resizeToBytes(grey, channels: 3, into: $0) }
-                                }
-                                do {
-                                    slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)
-                                } catch {
-                                    failure = error
-                                }
-                                if wanted[index] {
-                                    thumbs[index] = ContactSheet.thumbnail(rgb, size: size, channels: 3, side: thumbnailSide)
+                        failures.withUnsafeMutableBufferPointer { failures in
+                            parallelFor(chunks) { chunk in
+                                var rgb = [UInt8](repeating: 0, count: size * size * 3)
+                                for index in stride(from: chunk, to: images.count, by: chunks) {
+                                    images[index].pixels.withUnsafeBufferPointer { grey in
+                                        rgb.withUnsafeMutableBufferPointer { resize.resizeToBytes(grey, channels: 3, into: $0) }
+                                    }
+                                    do {
+                                        slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)
+                                    } catch {
+                                        failures[chunk] = error
+                                    }
+                                    if wanted[index] {
+                                        thumbs[index] = ContactSheet.thumbnail(rgb, size: size, channels: 3, side: thumbnailSide)
+                                    }
                                 }
                             }
                         }
                     }
                 }
-                if let failure { throw failure }
+                if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
                 try output.write { db in
                     let insert = try db.cachedStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)")
                     for (image, png) in zip(images, encoded) {

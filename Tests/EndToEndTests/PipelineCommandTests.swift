@@ -236,3 +236,40 @@ func contentHash(_ file: URL) throws -> String {
         #expect(query.stdout.contains("11"))
     }
 }
+
+@Suite struct WeightsFallback {
+    /// A damaged ImageNet file in Keras's cache (wrong MD5) does not keep the pipeline from its
+    /// fallback: the run uses random:0, says why, and records it.
+    @Test func damagedCachedWeightsFallBack() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try """
+        name: e2e
+        artifacts: artifacts
+        stages:
+          ingest:
+            train: train.csv
+            test: test.csv
+          preprocess:
+            size: 32
+          extract:
+            weights: imagenet
+            fallback: random:0
+          train:
+            hidden: [32]
+            epochs: 2
+        """.write(to: pipeline.file, atomically: true, encoding: .utf8)
+        let home = pipeline.folder.appendingPathComponent("home")
+        let keras = home.appendingPathComponent(".keras/models")
+        try FileManager.default.createDirectory(at: keras, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("Tests/Fixtures/keras-parity/keras2-conv1.h5"),
+                                         to: keras.appendingPathComponent("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"))
+        let environment = ["HOME": home.path, "XDG_CACHE_HOME": pipeline.folder.appendingPathComponent("cache").path,
+                           "SIGNTRANSFER_WEIGHTS_URL": "http://127.0.0.1:9/weights.h5"]
+        let result = try runTool("pipeline", ["run", pipeline.file.path], environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect((result.stdout + result.stderr).contains("using the fallback random:0"))
+        let status = try runTool("pipeline", ["status", pipeline.file.path], environment: environment)
+        #expect(status.stdout.contains("extract: up to date"), "\(status.stdout)")
+    }
+}

@@ -37,7 +37,7 @@ import Testing
 }
 
 @Suite struct PNGCodec {
-    @Test(arguments: [1, 3, 4])
+    @Test(arguments: [1, 2, 3, 4])
     func roundTrip(channels: Int) throws {
         let pixels = (0 ..< 37 * 23 * channels).map { UInt8(($0 * 7) % 256) }
         let bitmap = Bitmap(width: 37, height: 23, channels: channels, pixels: pixels)
@@ -45,6 +45,13 @@ import Testing
             let decoded = try PNG.decode(try PNG.encode(bitmap, fast: fast), channels: channels)
             #expect(decoded == bitmap)
         }
+    }
+
+    /// The fast writer refuses a channel count PNG has no colour type for, instead of reading past
+    /// the rows it was given.
+    @Test func fiveChannelsAreRefused() {
+        let error = #expect(throws: PNGError.self) { try PNG.encodeFast(Bitmap(width: 3, height: 2, channels: 5)) }
+        #expect(error?.description.contains("1 to 4 channels, not 5") == true)
     }
 
     @Test func greyDecodesToReplicatedRGB() throws {
