@@ -6,12 +6,15 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "PipelineKit", targets: ["PipelineKit"]),
+        .library(name: "Numerics", targets: ["Numerics"]),
         .library(name: "Dataset", targets: ["Dataset"]),
+        .library(name: "Artifacts", targets: ["Artifacts"]),
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "Backbone", targets: ["Backbone"]),
+        .library(name: "Head", targets: ["Head"]),
+        .library(name: "Stages", targets: ["Stages"]),
         .executable(name: "ingest", targets: ["ingest"]),
         .executable(name: "preprocess", targets: ["preprocess"]),
-        .library(name: "Head", targets: ["Head"]),
         .executable(name: "extract", targets: ["extract"]),
         .executable(name: "train", targets: ["train"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
@@ -25,67 +28,66 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        .target(
-            name: "PipelineKit",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]
-        ),
-        .target(
-            name: "Dataset",
-            dependencies: ["PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
-        ),
-        .target(
-            name: "ToolSupport",
-            dependencies: ["PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
+        // C libraries and our C kernels.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CPNGWriter", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png16")]),
-        .target(
-            name: "Imaging",
-            dependencies: ["CPNG", "CPNGWriter", "Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]
-        ),
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "CKernels"),
-        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+
+        // The base: threads, the RNG, the split GEMM, the error protocol. No files, no SQLite.
+        .target(name: "Numerics", dependencies: ["CBLAS"]),
+        // Pipeline files, the manifest, the runner, atomic outputs, locks, hashing, progress.
+        .target(name: "PipelineKit", dependencies: ["Numerics", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
+
+        // Pure compute: they know nothing of SQLite, the manifest or the command line.
+        .target(name: "Dataset", dependencies: ["PipelineKit", "Numerics"]),
+        .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "Numerics"]),
+        .target(name: "Backbone", dependencies: ["CBLAS", "CKernels", "CHDF5", "Numerics"]),
+        .target(name: "Head", dependencies: ["CBLAS", "Numerics"]),
+
+        // The artifacts at the centre: every SQLite file's schema, written and read in one place.
+        .target(name: "Artifacts", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
+
+        // Around them: the report, the ImageNet weights' fetcher, the stages, the executors.
+        .target(name: "Report", dependencies: ["Head", "Dataset", .product(name: "Mustache", package: "swift-mustache")]),
+        .target(name: "WeightsFetch", dependencies: ["Backbone", "PipelineKit", "Numerics", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
-            name: "Backbone",
-            dependencies: ["CBLAS", "CKernels", "CHDF5", "Imaging", "Dataset", "PipelineKit",
-                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
+            name: "Stages",
+            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "Report", "WeightsFetch", "PipelineKit", "Numerics",
+                           .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(name: "Executors", dependencies: ["Stages", "Artifacts", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
+
+        // The executables: parse arguments, call a stage.
         .target(
-            name: "Head",
-            dependencies: ["CBLAS", "Backbone", "Imaging", "Dataset", "PipelineKit",
-                           .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Mustache", package: "swift-mustache")]
+            name: "ToolSupport",
+            dependencies: ["PipelineKit", "Numerics", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "ingest", dependencies: ["ToolSupport", "Stages", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "preprocess", dependencies: ["ToolSupport", "Stages", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "extract",
+            dependencies: ["ToolSupport", "Stages", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(name: "train", dependencies: ["ToolSupport", "Stages", "Head", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "predict",
-            dependencies: ["ToolSupport", "Head", "Backbone", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
-        .executableTarget(
-            name: "pipeline",
-            dependencies: ["ToolSupport", "Dataset", "Imaging", "Backbone", "Head", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["ToolSupport", "Stages", "Artifacts", "Backbone", "Dataset", "WeightsFetch", "PipelineKit", "Numerics",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
-            name: "train",
-            dependencies: ["ToolSupport", "Head", "Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            name: "pipeline",
+            dependencies: ["ToolSupport", "Stages", "Executors", "Artifacts", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(
-            name: "extract",
-            dependencies: ["ToolSupport", "Backbone", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
-        .executableTarget(
-            name: "preprocess",
-            dependencies: ["ToolSupport", "Imaging", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
-        .executableTarget(
-            name: "ingest",
-            dependencies: ["ToolSupport", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
+
         .target(name: "Fixtures", dependencies: ["CHDF5", "PipelineKit"], path: "Tests/Fixtures", exclude: ["keras-parity", "grey16-40x30.png", "rgb8-56x56.png"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "Imaging", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "HeadTests", dependencies: ["Head", "Backbone", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "DatasetTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Stages", "Artifacts", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "WeightsFetch", "Stages", "Artifacts", "Imaging", "Dataset", "PipelineKit", "Numerics", "Fixtures",
+                                                          .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "HeadTests", dependencies: ["Head", "Stages", "Artifacts", "Dataset", "PipelineKit", "Numerics", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Stages", "Artifacts", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

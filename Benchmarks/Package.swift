@@ -15,9 +15,9 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        suite("IngestBenchmark", using: ["Dataset", "PipelineKit"]),
-        suite("PipelineBenchmark", using: ["Dataset", "Imaging", "Backbone", "Head", "PipelineKit"]),
-        suite("StagesBenchmark", using: ["Dataset", "Imaging", "Backbone", "Head", "PipelineKit"]),
+        suite("IngestBenchmark", using: ["Dataset", "Stages", "PipelineKit"]),
+        suite("PipelineBenchmark", using: ["Stages", "PipelineKit"]),
+        suite("StagesBenchmark", using: ["Dataset", "Imaging", "Backbone", "Head", "Stages", "Numerics", "PipelineKit"]),
     ]
 )
 

@@ -1,7 +1,7 @@
 import CBLAS
 import CKernels
 import Foundation
-import PipelineKit
+import Numerics
 
 /// Which matrix multiplication the backbone's convolutions use.
 public enum GEMMKernel: String, Sendable, CaseIterable {

@@ -1,6 +1,6 @@
 import CHDF5
 import Foundation
-import PipelineKit
+import Numerics
 
 public struct WeightsError: UserFacingError, Sendable {
     public var description: String

@@ -1,7 +1,6 @@
-import Backbone
 import CBLAS
 import Foundation
-import PipelineKit
+import Numerics
 
 /// A dense classifier head: `input -> [hidden, ReLU, dropout]* -> classes -> softmax`, as Keras's
 /// `Dense(h, relu), Dropout(p), ..., Dense(classes, softmax)`. Weights are `[in x out]` row-major
@@ -12,6 +11,13 @@ public struct DenseNetwork: Sendable {
         public var outputs: Int
         public var weights: [Float]
         public var bias: [Float]
+
+        public init(inputs: Int, outputs: Int, weights: [Float], bias: [Float]) {
+            self.inputs = inputs
+            self.outputs = outputs
+            self.weights = weights
+            self.bias = bias
+        }
     }
 
     public var layers: [Layer]

@@ -1,3 +1,5 @@
+
+
 /// Classification metrics over labels: accuracy, per-class precision, recall, F1 and support, the
 /// macro-averaged F1 and the confusion matrix.
 public struct Evaluation: Sendable, Equatable {

@@ -1,6 +1,6 @@
-import Backbone
 import CBLAS
 import Foundation
+import Numerics
 
 /// How to train a head; the defaults are the notebook's Keras head.
 public struct TrainingOptions: Sendable, Equatable {
@@ -159,7 +159,7 @@ public enum Trainer {
         return (0 ..< count).map { _ in Float(generator.nextUniform()) >= rate ? keep : 0 }
     }
 
-    static func gather(_ features: [Float], rows: [Int], dimension: Int, into batch: inout [Float]) {
+    public static func gather(_ features: [Float], rows: [Int], dimension: Int, into batch: inout [Float]) {
         features.withUnsafeBufferPointer { source in
             batch.withUnsafeMutableBufferPointer { destination in
                 for (index, row) in rows.enumerated() {

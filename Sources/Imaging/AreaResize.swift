@@ -1,3 +1,5 @@
+
+
 /// Area averaging: each output pixel is the mean of the input area it covers, fractional pixels at
 /// its edges weighted by their covered fraction. The way to reduce a photo to 28x28 without aliasing.
 public func areaResize(_ pixels: [UInt8], width: Int, height: Int, to side: Int) -> [UInt8] {

@@ -1,3 +1,5 @@
+
+
 /// A grid of images to look at: one row per class, its label drawn at the left.
 public enum ContactSheet {
     /// `rows`: a caption (one or two letters) and the grey images of that row, each `tile x tile`.

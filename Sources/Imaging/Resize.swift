@@ -1,3 +1,5 @@
+
+
 /// Bilinear resizing with the semantics of TensorFlow's `tf.image.resize(method="bilinear")`:
 /// half-pixel centres, no antialiasing, float32 arithmetic in TensorFlow's order, so that results
 /// agree to float rounding.

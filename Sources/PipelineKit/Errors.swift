@@ -1,10 +1,8 @@
 import Foundation
+import Numerics
 
 /// A problem found at a place in a text file: printed as `FILE:LINE:COLUMN: message`, the form editors
 /// and terminals turn into a link.
-/// An error of ours whose description is written for the user.
-public protocol UserFacingError: Error, CustomStringConvertible {}
-
 public struct LocatedError: UserFacingError, Equatable, Sendable {
     public var file: String
     public var line: Int
@@ -46,13 +44,4 @@ public struct StageError: UserFacingError, Sendable {
     public init(_ message: String) { self.message = message }
 
     public var description: String { message }
-}
-
-extension Error {
-    /// The text to show a user: our own errors describe themselves; system errors (URLError,
-    /// CocoaError) give their localized description rather than a debug dump.
-    public var userMessage: String {
-        if let ours = self as? UserFacingError { return ours.description }
-        return (self as NSError).localizedDescription
-    }
 }

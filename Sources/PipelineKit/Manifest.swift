@@ -1,4 +1,5 @@
 import Foundation
+import Numerics
 
 /// `artifacts/NAME/manifest.json`: what each stage last did, and a state table of file hashes.
 public struct Manifest: Codable, Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import Numerics
 import Yams
 
 /// What a stage parameter may hold. Paths are the stage's inputs from outside the pipeline: they are

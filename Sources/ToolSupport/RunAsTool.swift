@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Numerics
 import PipelineKit
 
 extension ParsableCommand {

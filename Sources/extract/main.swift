@@ -2,7 +2,9 @@ import ArgumentParser
 import Backbone
 import Foundation
 import PipelineKit
+import Stages
 import ToolSupport
+import WeightsFetch
 
 struct ExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

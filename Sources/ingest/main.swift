@@ -2,6 +2,7 @@ import ArgumentParser
 import Dataset
 import Foundation
 import PipelineKit
+import Stages
 import ToolSupport
 
 struct IngestCommand: ParsableCommand {

@@ -1,12 +1,12 @@
 import ArgumentParser
 import Backbone
-import Dataset
+import Executors
 import Foundation
 import GRDB
-import Head
-import Imaging
 import PipelineKit
+import Stages
 import ToolSupport
+import WeightsFetch
 
 let allStages = [IngestStage.definition, PreprocessStage.definition, ExtractStage.definition, TrainStage.definition]
 

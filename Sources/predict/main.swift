@@ -2,9 +2,11 @@ import ArgumentParser
 import Backbone
 import Dataset
 import Foundation
-import Head
+import Numerics
 import PipelineKit
+import Stages
 import ToolSupport
+import WeightsFetch
 
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

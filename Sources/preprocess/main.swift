@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import Imaging
 import PipelineKit
+import Stages
 import ToolSupport
 
 struct PreprocessCommand: ParsableCommand {

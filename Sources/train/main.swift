@@ -3,7 +3,9 @@ import Backbone
 import Foundation
 import Head
 import PipelineKit
+import Stages
 import ToolSupport
+import WeightsFetch
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

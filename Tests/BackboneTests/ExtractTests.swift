@@ -1,11 +1,15 @@
+import Artifacts
 import Backbone
 import Dataset
 import Fixtures
 import Foundation
 import GRDB
 import Imaging
+import Numerics
 import PipelineKit
+import Stages
 import Testing
+import WeightsFetch
 
 /// The sample ingested and preprocessed at `size` in a fresh folder.
 func preprocessedSample(size: Int) throws -> (folder: URL, preprocessed: URL) {

@@ -1,7 +1,11 @@
+import Artifacts
 import Backbone
 import Fixtures
 import Foundation
+import Numerics
+import Stages
 import Testing
+import WeightsFetch
 
 @Suite struct KerasParity {
     /// The fixture's weights, generated, written through libhdf5 and read back through the real reader.

@@ -1,9 +1,13 @@
+import Artifacts
 import Backbone
 import Fixtures
 import Foundation
 import GRDB
+import Numerics
 import PipelineKit
+import Stages
 import Testing
+import WeightsFetch
 
 @Suite struct Sharding {
     @Test func shardsMergeToTheOneProcessFile() throws {

@@ -1,7 +1,11 @@
+import Artifacts
 import Backbone
 import Fixtures
 import Foundation
+import Numerics
+import Stages
 import Testing
+import WeightsFetch
 
 private let keras2 = ParityWeights.file("keras2-conv1.h5")
 private let keras3 = ParityWeights.file("keras3-conv1.h5")

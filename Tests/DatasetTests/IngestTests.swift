@@ -1,7 +1,9 @@
+import Artifacts
 import Dataset
 import Foundation
 import GRDB
 import PipelineKit
+import Stages
 import Testing
 
 @Suite struct IngestStage {

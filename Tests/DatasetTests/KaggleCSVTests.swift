@@ -1,6 +1,8 @@
+import Artifacts
 import Dataset
 import Foundation
 import PipelineKit
+import Stages
 import Testing
 
 private let header = KaggleCSV.header

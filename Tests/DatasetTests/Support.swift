@@ -1,4 +1,6 @@
+import Artifacts
 import Foundation
+import Stages
 
 /// The repository's root, found from this file's own path.
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -1,10 +1,13 @@
+import Artifacts
 import Backbone
 import Dataset
 import Fixtures
 import Foundation
 import GRDB
 import Head
+import Numerics
 import PipelineKit
+import Stages
 import Testing
 
 /// A features.sqlite written by hand: `vectors` per split with labels, of any length.
@@ -171,7 +174,7 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
         #expect(lines.filter { $0.hasPrefix("epoch") }.count == report.history.count)
         #expect(lines.first { $0.hasPrefix("epoch   1") }?.contains("val_loss") == true)
 
-        let model = try HeadStore.load(output)
+        let model = try HeadModel(output)
         #expect(model.labels == [0, 1, 2, 24])
         #expect(model.network.layers.map(\.outputs) == [256, 4])
         let (queue, _) = try HeadStore.open(output)
@@ -333,7 +336,7 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
         options.epochs = 3
         options.standardize = mode
         let report = try Train.run(.init(input: input, output: output, training: options))
-        let model = try HeadStore.load(output)
+        let model = try HeadModel(output)
         #expect(model.params["standardize"] == mode.rawValue)
         #expect((model.classifier.standardization == nil) == (mode == .none))
         #expect(model.classifier.standardization?.dimension ?? 2048 == 2048)

@@ -1,9 +1,11 @@
+import Artifacts
 import Dataset
 import Fixtures
 import Foundation
 import GRDB
 import Imaging
 import PipelineKit
+import Stages
 import Testing
 
 @Suite struct PreprocessStage {

@@ -1,6 +1,8 @@
+import Artifacts
 import Fixtures
 import Foundation
 import Imaging
+import Stages
 import Testing
 
 @Suite struct ResizeParity {

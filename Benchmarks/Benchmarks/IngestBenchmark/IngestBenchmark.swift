@@ -2,6 +2,7 @@ import Benchmark
 import Dataset
 import Foundation
 import PipelineKit
+import Stages
 
 /// A full-size train CSV (27,455 rows, about 83 MB) tiled from the embedded sample's real rows with a
 /// small deterministic jitter, as `shared/bench/make_fullsize_csv.py` makes one.

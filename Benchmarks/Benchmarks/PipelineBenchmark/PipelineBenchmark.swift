@@ -1,10 +1,7 @@
-import Backbone
 import Benchmark
-import Dataset
 import Foundation
-import Head
-import Imaging
 import PipelineKit
+import Stages
 
 /// The embedded sample pipeline at 32x32 with a random backbone, run once so that every stage is up
 /// to date; the benchmarks then time what a no-op costs.

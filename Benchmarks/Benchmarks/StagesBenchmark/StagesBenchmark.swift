@@ -4,7 +4,9 @@ import Dataset
 import Foundation
 import Head
 import Imaging
+import Numerics
 import PipelineKit
+import Stages
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent()

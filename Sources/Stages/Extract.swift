@@ -1,8 +1,14 @@
+import Artifacts
+import Backbone
 import Dataset
 import Foundation
 import GRDB
+import Head
 import Imaging
+import Numerics
 import PipelineKit
+import Report
+import WeightsFetch
 
 /// The extract stage: preprocessed PNGs through the frozen ResNet50 to one 2048-vector per image.
 ///

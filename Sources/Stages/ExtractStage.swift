@@ -1,5 +1,14 @@
+import Artifacts
+import Backbone
+import Dataset
 import Foundation
+import GRDB
+import Head
+import Imaging
+import Numerics
 import PipelineKit
+import Report
+import WeightsFetch
 
 /// The extract stage as a pipeline runs it. `fallback` (e.g. random:0) is used only when the
 /// `weights` cannot be had (no network, no cached file): announced as a warning, recorded in the
@@ -52,7 +61,7 @@ public enum ExtractStage {
 
     /// The weights a run would use now: ImageNet when its file is cached (or there is no fallback, so
     /// the run will try to download it), else the fallback.
-    static func effectiveWeights(_ parameters: StageParameters) -> String {
+    public static func effectiveWeights(_ parameters: StageParameters) -> String {
         let weights = parameters.values["weights"] ?? "imagenet"
         let fallback = parameters.values["fallback"] ?? ""
         if weights == "imagenet", !fallback.isEmpty, !ImageNetWeights.isCached { return fallback }

@@ -1,9 +1,14 @@
+import Artifacts
 import Backbone
 import Dataset
 import Foundation
 import GRDB
+import Head
 import Imaging
+import Numerics
 import PipelineKit
+import Report
+import WeightsFetch
 
 /// The train stage: cached features in, a trained head, its evaluation and a report out.
 public enum Train {

@@ -1,6 +1,8 @@
 import Dataset
 import Foundation
 import GRDB
+import Numerics
+import PipelineKit
 
 /// `features.sqlite`, the extract stage's output:
 /// - `features(id, split, label, vector)`: ids as in images.sqlite, `vector` 2048 float32 little-endian;
@@ -9,7 +11,7 @@ import GRDB
 public enum FeaturesStore {
     public static let kind = "signtransfer.features"
 
-    static func createTables(_ db: Database) throws {
+    public static func createTables(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE IF NOT EXISTS features (
                 id INTEGER PRIMARY KEY NOT NULL,

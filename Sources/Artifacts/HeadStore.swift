@@ -1,7 +1,7 @@
-import Backbone
 import Dataset
 import Foundation
 import GRDB
+import Numerics
 import PipelineKit
 
 /// `head.sqlite`, the train stage's output:
@@ -18,11 +18,11 @@ import PipelineKit
 public enum HeadStore {
     public static let kind = "signtransfer.head"
 
-    static func floats(_ values: [Float]) -> Data {
+    public static func floats(_ values: [Float]) -> Data {
         values.withUnsafeBufferPointer { FeaturesStore.encode($0) }
     }
 
-    static func createTables(_ db: Database) throws {
+    public static func createTables(_ db: Database) throws {
         try db.execute(sql: """
             CREATE TABLE classes (idx INTEGER PRIMARY KEY NOT NULL, label INTEGER NOT NULL, letter TEXT NOT NULL);
             CREATE TABLE layers (layer INTEGER PRIMARY KEY NOT NULL, inputs INTEGER NOT NULL, outputs INTEGER NOT NULL,
@@ -45,33 +45,41 @@ public enum HeadStore {
         try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)")
     }
 
-    /// A trained head as predict needs it: the classifier, its classes and the provenance it was trained with.
-    public struct Model: Sendable {
-        public var classifier: Classifier
-        public var network: DenseNetwork { classifier.network }
+    /// A stored head as it is on disk: its classes, its layers' weights, its input standardization
+    /// and the provenance it was trained with. The stages turn it into a classifier.
+    public struct Stored: Sendable {
+        public struct Layer: Sendable, Equatable {
+            public var inputs: Int, outputs: Int
+            /// `[inputs x outputs]`, row-major.
+            public var weights: [Float]
+            public var bias: [Float]
+        }
+
         /// The label of each output unit.
         public var labels: [Int]
+        public var layers: [Layer]
+        /// Per input dimension; nil for a head trained on raw features.
+        public var standardization: (mean: [Float], deviation: [Float])?
         public var params: [String: String]
     }
 
-    public static func load(_ url: URL) throws -> Model {
+    public static func load(_ url: URL) throws -> Stored {
         let (queue, _) = try open(url)
         return try queue.read { db in
             let labels = try Int.fetchAll(db, sql: "SELECT label FROM classes ORDER BY idx")
             let layers = try Row.fetchAll(db, sql: "SELECT inputs, outputs, weights, bias FROM layers ORDER BY layer").map { row in
-                DenseNetwork.Layer(inputs: row["inputs"], outputs: row["outputs"],
-                                   weights: FeaturesStore.decode(row["weights"]), bias: FeaturesStore.decode(row["bias"]))
+                Stored.Layer(inputs: row["inputs"], outputs: row["outputs"],
+                             weights: FeaturesStore.decode(row["weights"]), bias: FeaturesStore.decode(row["bias"]))
             }
             let params = try Artifact.keyValues(db, table: "params")
             let standardization = try loadStandardization(db, file: url.path, dimension: layers.first?.inputs ?? 0)
-            return Model(classifier: Classifier(standardization: standardization, network: DenseNetwork(layers: layers, dropout: 0)),
-                         labels: labels, params: params)
+            return Stored(labels: labels, layers: layers, standardization: standardization, params: params)
         }
     }
 
     /// The stored standardization, checked: one row per input dimension, numbered from 0, every
     /// mean finite and every deviation positive; nil when the table is empty (a head trained raw).
-    static func loadStandardization(_ db: Database, file: String, dimension: Int) throws -> Standardization? {
+    static func loadStandardization(_ db: Database, file: String, dimension: Int) throws -> (mean: [Float], deviation: [Float])? {
         // Heads written before standardization existed (schema 1) have no such table: they were trained raw.
         guard try db.tableExists("standardization") else { return nil }
         let rows = try Row.fetchAll(db, sql: "SELECT dimension, mean, deviation FROM standardization ORDER BY dimension")
@@ -88,6 +96,6 @@ public enum HeadStore {
             mean.append(Float(m))
             deviation.append(Float(d))
         }
-        return Standardization(mean: mean, deviation: deviation)
+        return (mean, deviation)
     }
 }

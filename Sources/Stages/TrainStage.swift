@@ -1,5 +1,14 @@
+import Artifacts
+import Backbone
+import Dataset
 import Foundation
+import GRDB
+import Head
+import Imaging
+import Numerics
 import PipelineKit
+import Report
+import WeightsFetch
 
 /// The train stage as a pipeline runs it.
 public enum TrainStage {

@@ -1,16 +1,25 @@
 import Dataset
 import Foundation
+import Head
 import Mustache
 
 /// `report.html`: one self-contained page (inline CSS and SVG, images as data URIs) that opens
 /// offline. The layout lives in a mustache template; this type only computes what it shows.
-struct ReportPage {
-    struct Mistake {
+public struct ReportPage {
+    public struct Mistake {
         var id: Int
         var truth: Int
         var predicted: Int
         var confidence: Double
         var png: Data?
+
+        public init(id: Int, truth: Int, predicted: Int, confidence: Double, png: Data?) {
+            self.id = id
+            self.truth = truth
+            self.predicted = predicted
+            self.confidence = confidence
+            self.png = png
+        }
     }
 
     var history: [EpochRecord]
@@ -22,6 +31,18 @@ struct ReportPage {
     var weightsSource: String
     /// Why the weights stand in for the requested ones, when a pipeline fell back.
     var fallbackReason: String?
+
+    public init(history: [EpochRecord], bestEpoch: Int, evaluation: Evaluation?, mistakes: [Mistake],
+                provenance: [(String, [(String, String)])], randomBackbone: Bool, weightsSource: String, fallbackReason: String?) {
+        self.history = history
+        self.bestEpoch = bestEpoch
+        self.evaluation = evaluation
+        self.mistakes = mistakes
+        self.provenance = provenance
+        self.randomBackbone = randomBackbone
+        self.weightsSource = weightsSource
+        self.fallbackReason = fallbackReason
+    }
 
     static let chartWidth = 420.0, chartHeight = 220.0, margin = 36.0
 
@@ -93,7 +114,7 @@ struct ReportPage {
         return context
     }
 
-    func render() throws -> String {
+    public func render() throws -> String {
         try MustacheTemplate(string: Self.template).render(context())
     }
 

@@ -1,7 +1,14 @@
+import Artifacts
+import Backbone
 import Dataset
 import Foundation
 import GRDB
+import Head
+import Imaging
+import Numerics
 import PipelineKit
+import Report
+import WeightsFetch
 
 /// The preprocess stage: 28x28 grey images in, `S x S` RGB PNGs out, with a contact sheet to look at.
 public enum Preprocess {

@@ -1,5 +1,10 @@
+import Backbone
 import Crypto
 import Foundation
+import FoundationNetworking
+import Numerics
+import PipelineKit
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

@@ -1,8 +1,10 @@
-import Dataset
+import Artifacts
 import Foundation
+import Numerics
 import GRDB
-import Imaging
 import PipelineKit
+import Stages
+import WeightsFetch
 
 /// The extract stage run as a Slurm array job: one task per shard (`sbatch --array`, waited for),
 /// then the merge, recorded in the manifest like a local run. Only the shards without a finished,

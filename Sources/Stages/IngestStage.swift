@@ -1,5 +1,14 @@
+import Artifacts
+import Backbone
+import Dataset
 import Foundation
+import GRDB
+import Head
+import Imaging
+import Numerics
 import PipelineKit
+import Report
+import WeightsFetch
 
 /// The ingest stage as a pipeline runs it: `train` and `test` CSVs (paths relative to the pipeline
 /// file) in, `images.sqlite` out.

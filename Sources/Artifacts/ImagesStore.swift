@@ -1,5 +1,7 @@
+import Dataset
 import Foundation
 import GRDB
+import Numerics
 import PipelineKit
 
 /// `images.sqlite`, the ingest stage's output:

@@ -1,5 +1,7 @@
+import Dataset
 import Foundation
 import GRDB
+import Numerics
 import PipelineKit
 
 /// Every artifact carries a `meta(key, value)` table naming its kind, its schema version and the

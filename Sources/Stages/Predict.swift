@@ -1,8 +1,14 @@
+import Artifacts
 import Backbone
 import Dataset
 import Foundation
+import GRDB
+import Head
 import Imaging
+import Numerics
 import PipelineKit
+import Report
+import WeightsFetch
 
 /// Classifies new images with a trained head, through exactly the training path: 28x28 grey, the
 /// stored size and resize, replication to RGB, the same backbone weights, the head.
@@ -13,7 +19,7 @@ public final class Predictor {
         public var probabilities: [Float]
     }
 
-    public let model: HeadStore.Model
+    public let model: HeadModel
     public let size: Int
     public let weightsSource: String
     let network: ResNet50
@@ -22,7 +28,7 @@ public final class Predictor {
     /// Loads the head and the backbone its provenance names. `weights` and `size`, when given, must
     /// be those the head was trained with: a head used with other ones is refused.
     public init(head: URL, weights: WeightsSpec? = nil, size: Int? = nil) throws {
-        model = try HeadStore.load(head)
+        model = try HeadModel(head)
         let params = model.params
         guard let trainedSize = params["backbone_input_size"].flatMap(Int.init), let trainedWeights = params["backbone_weights"],
               let trainedMD5 = params["backbone_weights_md5"] else {

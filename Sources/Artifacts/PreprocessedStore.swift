@@ -1,6 +1,8 @@
 import Dataset
 import Foundation
 import GRDB
+import Numerics
+import PipelineKit
 
 /// `preprocessed.sqlite`, the preprocess stage's output:
 /// - `images(id, split, label, width, height, channels, png)`: ids as in images.sqlite, `png` an

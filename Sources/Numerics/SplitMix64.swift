@@ -1,0 +1,26 @@
+import Foundation
+import Numerics
+
+/// SplitMix64, a small, fast, well-mixed generator; the same seed gives the same stream everywhere.
+public struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 bits.
+    public mutating func nextUniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    /// Standard normal by Box-Muller.
+    public mutating func nextNormal() -> Double {
+        let u1 = max(nextUniform(), 1e-300), u2 = nextUniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+}
