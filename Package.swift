@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "PipelineKit", targets: ["PipelineKit"]),
-        .library(name: "Numerics", targets: ["Numerics"]),
+        .library(name: "Numerical", targets: ["Numerical"]),
         .library(name: "Dataset", targets: ["Dataset"]),
         .library(name: "Artifacts", targets: ["Artifacts"]),
         .library(name: "Imaging", targets: ["Imaging"]),
@@ -36,25 +36,25 @@ let package = Package(
         .target(name: "CKernels"),
 
         // The base: threads, the RNG, the split GEMM, the error protocol. No files, no SQLite.
-        .target(name: "Numerics", dependencies: ["CBLAS"]),
+        .target(name: "Numerical", dependencies: ["CBLAS"]),
         // Pipeline files, the manifest, the runner, atomic outputs, locks, hashing, progress.
-        .target(name: "PipelineKit", dependencies: ["Numerics", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
+        .target(name: "PipelineKit", dependencies: ["Numerical", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
 
         // Pure compute: they know nothing of SQLite, the manifest or the command line.
-        .target(name: "Dataset", dependencies: ["PipelineKit", "Numerics"]),
-        .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "Numerics"]),
-        .target(name: "Backbone", dependencies: ["CBLAS", "CKernels", "CHDF5", "Numerics"]),
-        .target(name: "Head", dependencies: ["CBLAS", "Numerics"]),
+        .target(name: "Dataset", dependencies: ["PipelineKit", "Numerical"]),
+        .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "Numerical"]),
+        .target(name: "Backbone", dependencies: ["CBLAS", "CKernels", "CHDF5", "Numerical"]),
+        .target(name: "Head", dependencies: ["CBLAS", "Numerical"]),
 
         // The artifacts at the centre: every SQLite file's schema, written and read in one place.
         .target(name: "Artifacts", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
 
         // Around them: the report, the ImageNet weights' fetcher, the stages, the executors.
         .target(name: "Report", dependencies: ["Head", "Dataset", .product(name: "Mustache", package: "swift-mustache")]),
-        .target(name: "WeightsFetch", dependencies: ["Backbone", "PipelineKit", "Numerics", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "WeightsFetch", dependencies: ["Backbone", "PipelineKit", "Numerical", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Stages",
-            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "Report", "WeightsFetch", "PipelineKit", "Numerics",
+            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "Report", "WeightsFetch", "PipelineKit", "Numerical",
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "Executors", dependencies: ["Stages", "Artifacts", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -62,7 +62,7 @@ let package = Package(
         // The executables: parse arguments, call a stage.
         .target(
             name: "ToolSupport",
-            dependencies: ["PipelineKit", "Numerics", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["PipelineKit", "Numerical", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "ingest", dependencies: ["ToolSupport", "Stages", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "preprocess", dependencies: ["ToolSupport", "Stages", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(name: "train", dependencies: ["ToolSupport", "Stages", "Head", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "predict",
-            dependencies: ["ToolSupport", "Stages", "Artifacts", "Backbone", "Dataset", "WeightsFetch", "PipelineKit", "Numerics",
+            dependencies: ["ToolSupport", "Stages", "Artifacts", "Backbone", "Dataset", "WeightsFetch", "PipelineKit", "Numerical",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
@@ -84,10 +84,11 @@ let package = Package(
 
         .target(name: "Fixtures", dependencies: ["CHDF5", "PipelineKit"], path: "Tests/Fixtures", exclude: ["keras-parity", "grey16-40x30.png", "rgb8-56x56.png"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Stages", "Artifacts", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "WeightsFetch", "Stages", "Artifacts", "Imaging", "Dataset", "PipelineKit", "Numerics", "Fixtures",
+        .testTarget(name: "BackboneTests", dependencies: ["Backbone", "WeightsFetch", "Stages", "Artifacts", "Imaging", "Dataset", "PipelineKit", "Numerical", "Fixtures",
                                                           .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "HeadTests", dependencies: ["Head", "Stages", "Artifacts", "Dataset", "PipelineKit", "Numerics", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "HeadTests", dependencies: ["Head", "Stages", "Artifacts", "Dataset", "PipelineKit", "Numerical", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Stages", "Artifacts", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "PipelineKitTests", dependencies: ["PipelineKit"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

@@ -17,7 +17,7 @@ let package = Package(
     targets: [
         suite("IngestBenchmark", using: ["Dataset", "Stages", "PipelineKit"]),
         suite("PipelineBenchmark", using: ["Stages", "PipelineKit"]),
-        suite("StagesBenchmark", using: ["Dataset", "Imaging", "Backbone", "Head", "Stages", "Numerics", "PipelineKit"]),
+        suite("StagesBenchmark", using: ["Dataset", "Imaging", "Backbone", "Head", "Stages", "Numerical", "PipelineKit"]),
     ]
 )
 

@@ -1,7 +1,7 @@
 import Dataset
 import Foundation
 import GRDB
-import Numerics
+import Numerical
 import PipelineKit
 
 /// Every artifact carries a `meta(key, value)` table naming its kind, its schema version and the

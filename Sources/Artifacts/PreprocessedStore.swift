@@ -1,7 +1,7 @@
 import Dataset
 import Foundation
 import GRDB
-import Numerics
+import Numerical
 import PipelineKit
 
 /// `preprocessed.sqlite`, the preprocess stage's output:

@@ -1,7 +1,7 @@
 import CBLAS
 import CKernels
 import Foundation
-import Numerics
+import Numerical
 
 /// Which matrix multiplication the backbone's convolutions use.
 public enum GEMMKernel: String, Sendable, CaseIterable {

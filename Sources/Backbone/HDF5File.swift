@@ -1,6 +1,6 @@
 import CHDF5
 import Foundation
-import Numerics
+import Numerical
 
 public struct WeightsError: UserFacingError, Sendable {
     public var description: String

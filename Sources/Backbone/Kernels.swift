@@ -1,6 +1,6 @@
 import CBLAS
 import Foundation
-import Numerics
+import Numerical
 
 /// The shape of an NHWC activation: `count x height x width x channels` floats.
 public struct Shape: Equatable, Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import Numerics
+import Numerical
 
 /// Keras's ResNet50 v1 with `include_top=False` and global average pooling: 224x224x3 (or any size
 /// from 32 up) caffe-preprocessed NHWC in, 2048 features out. BatchNorm is folded into each

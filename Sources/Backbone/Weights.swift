@@ -1,5 +1,5 @@
 import Foundation
-import Numerics
+import Numerical
 
 /// A convolution's kernel, HWIO as Keras stores it (`[kh, kw, in, out]` flattened), and its bias.
 public struct ConvWeights: Sendable {

@@ -1,6 +1,6 @@
 import CKernels
 import Foundation
-import Numerics
+import Numerical
 
 /// A 3x3, stride-1, pad-1 convolution by Winograd's F(m x m, 3x3), m = 2 or 4: each m x m block of
 /// outputs comes from an (m+2) x (m+2) input tile, with (m+2)² multiplications per channel pair

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import Numerics
+import Numerical
 import PipelineKit
 
 /// Images parsed from one CSV in the Kaggle Sign Language MNIST layout: an optional header

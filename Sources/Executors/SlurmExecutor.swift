@@ -1,40 +1,48 @@
 import Artifacts
 import Foundation
-import Numerics
+import Numerical
 import GRDB
 import PipelineKit
 import Stages
 import WeightsFetch
 
-/// The extract stage run as a Slurm array job: one task per shard (`sbatch --array`, waited for),
+/// Runs the extract stage as a Slurm array job: one task per shard (`sbatch --array`, waited for),
 /// then the merge, recorded in the manifest like a local run. Only the shards without a finished,
 /// matching shard file are submitted, so a rerun after a failed or killed task redoes just those.
-public enum SlurmExecutor {
-    public static func extractDefinition(pipeline: URL, shards: Int, extractTool: URL) -> StageDefinition {
-        var definition = ExtractStage.definition
-        definition.run = { context in
-            let weights = try WeightsSpec(ExtractStage.effectiveWeights(context.parameters))
-            let batch = Int(context.parameters.values["batch"]!)!
-            let (_, inputMeta) = try PreprocessedStore.open(context.input!)
-            var missing: [Int] = []
-            for index in 0 ..< shards {
-                let file = try Extract.Shard(index: index, count: shards).file(for: context.output)
-                if !(try shardMatches(file, inputContent: inputMeta[Artifact.contentKey] ?? "", weights: weights, batch: batch)) {
-                    unlink(file.path)
-                    missing.append(index)
-                }
+/// Other stages run locally.
+public struct SlurmExecutor: StageExecutor {
+    public let pipeline: URL
+    public let shards: Int
+    public let extractTool: URL
+
+    public init(pipeline: URL, shards: Int, extractTool: URL) {
+        self.pipeline = pipeline
+        self.shards = shards
+        self.extractTool = extractTool
+    }
+
+    public func execute(_ stage: StageDefinition, _ context: StageContext) throws -> StageOutcome {
+        guard stage.name == ExtractStage.definition.name else { return try LocalExecutor().execute(stage, context) }
+        let weights = try WeightsSpec(ExtractStage.effectiveWeights(context.parameters))
+        let batch = Int(context.parameters.values["batch"]!)!
+        let (_, inputMeta) = try PreprocessedStore.open(context.input!)
+        var missing: [Int] = []
+        for index in 0 ..< shards {
+            let file = try Extract.Shard(index: index, count: shards).file(for: context.output)
+            if !(try Self.shardMatches(file, inputContent: inputMeta[Artifact.contentKey] ?? "", weights: weights, batch: batch)) {
+                unlink(file.path)
+                missing.append(index)
             }
-            if missing.isEmpty {
-                context.log("extract: all \(shards) shards are already done")
-            } else {
-                try submit(missing, of: shards, pipeline: pipeline, extractTool: extractTool, folder: context.folder, log: context.log)
-            }
-            let report = try Extract.merge(input: context.input!, output: context.output, shards: shards)
-            for index in 0 ..< shards { unlink(try Extract.Shard(index: index, count: shards).file(for: context.output).path) }
-            return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": weights.description],
-                                notes: ["executor": "slurm, \(shards) shards"])
         }
-        return definition
+        if missing.isEmpty {
+            context.log("extract: all \(shards) shards are already done")
+        } else {
+            try Self.submit(missing, of: shards, pipeline: pipeline, extractTool: extractTool, folder: context.folder, log: context.log)
+        }
+        let report = try Extract.merge(input: context.input!, output: context.output, shards: shards)
+        for index in 0 ..< shards { unlink(try Extract.Shard(index: index, count: shards).file(for: context.output).path) }
+        return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": weights.description],
+                            notes: ["executor": "slurm, \(shards) shards"])
     }
 
     /// Whether a finished shard file was made from this input, these weights and this batch size.

@@ -1,6 +1,6 @@
 import CBLAS
 import Foundation
-import Numerics
+import Numerical
 
 /// A dense classifier head: `input -> [hidden, ReLU, dropout]* -> classes -> softmax`, as Keras's
 /// `Dense(h, relu), Dropout(p), ..., Dense(classes, softmax)`. Weights are `[in x out]` row-major

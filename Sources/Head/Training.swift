@@ -1,6 +1,6 @@
 import CBLAS
 import Foundation
-import Numerics
+import Numerical
 
 /// How to train a head; the defaults are the notebook's Keras head.
 public struct TrainingOptions: Sendable, Equatable {

@@ -1,7 +1,7 @@
 import CPNG
 import CPNGWriter
 import Foundation
-import Numerics
+import Numerical
 
 /// An 8-bit image in memory: `height x width x channels` bytes, row-major, channels interleaved.
 public struct Bitmap: Equatable, Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import Numerics
+import Numerical
 
 /// A problem found at a place in a text file: printed as `FILE:LINE:COLUMN: message`, the form editors
 /// and terminals turn into a link.

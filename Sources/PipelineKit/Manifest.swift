@@ -1,5 +1,5 @@
 import Foundation
-import Numerics
+import Numerical
 
 /// `artifacts/NAME/manifest.json`: what each stage last did, and a state table of file hashes.
 public struct Manifest: Codable, Sendable {
@@ -25,6 +25,12 @@ public struct Manifest: Codable, Sendable {
         public var size: Int64
     }
 
+    /// A file a stage writes for people beside its output (report.html): its path and hash.
+    public struct SideOutput: Codable, Sendable, Equatable {
+        public var path: String
+        public var sha256: String
+    }
+
     public struct StageRecord: Codable, Sendable {
         public var fingerprint: String
         public var params: [String: String]
@@ -34,6 +40,10 @@ public struct Manifest: Codable, Sendable {
         /// The upstream stage's output content this stage was computed from.
         public var upstreamContent: String?
         public var output: Output
+        /// nil in manifests written before side outputs were tracked.
+        public var sideOutputs: [String: SideOutput]?
+        /// The stage's own version; nil in manifests written before stages had one.
+        public var version: Int?
         public var toolVersion: String
         public var started: Date
         public var ended: Date

@@ -1,5 +1,5 @@
 import Foundation
-import Numerics
+import Numerical
 import Yams
 
 /// What a stage parameter may hold. Paths are the stage's inputs from outside the pipeline: they are

@@ -1,28 +1,73 @@
 import Crypto
 import Foundation
 
-/// What the runner needs to know of a stage; each domain module declares its own.
+/// What the runner needs to know of a stage; each stage declares its own: what it reads, what it
+/// writes, its parameters, what else decides its result, and its version.
 public struct StageDefinition: Sendable {
     public var name: String
+    /// Raised whenever the stage's output for the same inputs and parameters would change (a kernel
+    /// that changes the last bits of the features, a new table): part of the fingerprint.
+    public var version: Int
     public var parameters: [ParameterSpec]
-    /// The file the stage writes in the artifacts folder.
+    /// The file the stage writes in the artifacts folder, which downstream stages read.
     public var output: String
-    /// The stage whose output is this stage's input.
-    public var upstream: String?
+    /// Files it writes beside the output for people (report.html, metrics.json, contact-sheet.png):
+    /// recorded with their hashes, so that a missing or edited one makes the stage stale.
+    public var sideOutputs: [String]
+    /// The artifacts (other stages' outputs, by file name) it reads; the runner derives the order
+    /// of the stages from these.
+    public var reads: [String]
     /// What besides the parameters decides the result, as it stands now (extract: the weights it would use).
     public var environment: @Sendable (StageParameters) -> [String: String]
     public var run: @Sendable (StageContext) throws -> StageOutcome
 
-    public init(name: String, parameters: [ParameterSpec], output: String, upstream: String?,
+    public init(name: String, version: Int, parameters: [ParameterSpec], output: String, sideOutputs: [String] = [], reads: [String] = [],
                 environment: @escaping @Sendable (StageParameters) -> [String: String] = { _ in [:] },
                 run: @escaping @Sendable (StageContext) throws -> StageOutcome) {
         self.name = name
+        self.version = version
         self.parameters = parameters
         self.output = output
-        self.upstream = upstream
+        self.sideOutputs = sideOutputs
+        self.reads = reads
         self.environment = environment
         self.run = run
     }
+}
+
+/// Where and how a stage runs: here (`LocalExecutor`), or on a cluster (the Slurm executor runs
+/// extract as an array job). The runner decides *whether* a stage runs; its executor, *how*.
+public protocol StageExecutor: Sendable {
+    func execute(_ stage: StageDefinition, _ context: StageContext) throws -> StageOutcome
+}
+
+/// Runs the stage in this process.
+public struct LocalExecutor: StageExecutor {
+    public init() {}
+    public func execute(_ stage: StageDefinition, _ context: StageContext) throws -> StageOutcome { try stage.run(context) }
+}
+
+/// The stages in an order where each comes after the stages whose outputs it reads; ties keep the
+/// given order. A read that no stage writes, or a cycle, is an error naming the stage.
+public func orderedStages(_ stages: [StageDefinition]) throws -> [StageDefinition] {
+    var writer: [String: String] = [:]
+    for stage in stages {
+        if let other = writer[stage.output] { throw StageError("stages \(other) and \(stage.name) both write \(stage.output)") }
+        writer[stage.output] = stage.name
+    }
+    var placed: [StageDefinition] = [], done = Set<String>()
+    while placed.count < stages.count {
+        guard let next = stages.first(where: { stage in
+            !done.contains(stage.name) && stage.reads.allSatisfy { read in writer[read].map(done.contains) ?? false }
+        }) else {
+            let stuck = stages.filter { !done.contains($0.name) }
+            let missing = stuck.flatMap { stage in stage.reads.filter { writer[$0] == nil }.map { "\(stage.name) reads \($0), which no stage writes" } }
+            throw StageError(missing.first ?? "the stages \(stuck.map(\.name).joined(separator: ", ")) read each other's outputs in a cycle")
+        }
+        placed.append(next)
+        done.insert(next.name)
+    }
+    return placed
 }
 
 public struct StageContext {
@@ -61,14 +106,17 @@ public struct StageStatus: Sendable {
 /// or altered; one that reruns and produces the same content leaves its downstream stages up to date.
 public final class PipelineRunner {
     public let file: PipelineFile
+    /// In dependency order (`orderedStages`).
     public let stages: [StageDefinition]
+    /// How each stage runs; `LocalExecutor` unless set.
+    public var executors: [String: any StageExecutor] = [:]
     public var manifest: Manifest
     let manifestURL: URL
     var lock: FileLock?
 
     public init(file: PipelineFile, stages: [StageDefinition]) throws {
         self.file = file
-        self.stages = stages
+        self.stages = try orderedStages(stages)
         try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
         manifestURL = file.artifacts.appendingPathComponent("manifest.json")
         manifest = try Manifest.load(manifestURL, pipeline: file.name)
@@ -85,9 +133,14 @@ public final class PipelineRunner {
 
     func definition(_ name: String) -> StageDefinition? { stages.first { $0.name == name } }
 
+    /// The stage whose output `stage` reads (the stages read one artifact each today).
+    public func upstream(of stage: StageDefinition) -> String? {
+        stage.reads.first.flatMap { read in stages.first { $0.output == read }?.name }
+    }
+
     func fingerprint(_ stage: StageDefinition, parameters: StageParameters, environment: [String: String],
                      inputs: [String: Manifest.Input], upstream: String?) -> String {
-        var text = "stage=\(stage.name)\ntool=\(toolVersion)\n"
+        var text = "stage=\(stage.name)\nversion=\(stage.version)\n"
         for (key, value) in parameters.values.sorted(by: { $0.key < $1.key }) { text += "param \(key)=\(value)\n" }
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) { text += "environment \(key)=\(value)\n" }
         for (key, input) in inputs.sorted(by: { $0.key < $1.key }) { text += "input \(key)=\(input.sha256)\n" }
@@ -105,36 +158,50 @@ public final class PipelineRunner {
     }
 
     /// Whether `stage` is up to date, and if not why; `pendingUpstream` names a stale upstream stage.
+    /// Up to date means exactly: the fingerprint computed now (stage, version, parameters,
+    /// environment, input files' hashes, the upstream output's content) equals the recorded one, and
+    /// the output and side outputs are on disk with their recorded hashes. The reasons say what differs.
     public func status(of stage: StageDefinition, pendingUpstream: String? = nil) throws -> StageStatus {
         let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
         guard let record = manifest.stages[stage.name] else { return StageStatus(stage: stage.name, upToDate: false, reasons: ["never run"]) }
         var reasons: [String] = []
         if let pendingUpstream { reasons.append("waits for \(pendingUpstream), which is stale") }
-        if record.toolVersion != toolVersion { reasons.append("tool version changed from \(record.toolVersion) to \(toolVersion)") }
-        for key in Set(parameters.values.keys).union(record.params.keys).sorted() where parameters.values[key] != record.params[key] {
-            reasons.append("parameter \(key) changed from \(record.params[key] ?? "(unset)") to \(parameters.values[key] ?? "(unset)")")
-        }
         let environment = stage.environment(parameters)
-        for key in environment.keys.sorted() where environment[key] != record.environment[key] {
-            reasons.append("\(key) changed from \(record.environment[key] ?? "(unset)") to \(environment[key]!)")
-        }
         let inputs = try currentInputs(parameters)
-        for key in Set(inputs.keys).union(record.inputs.keys).sorted() {
-            let now = inputs[key], then = record.inputs[key]
-            if now?.path != then?.path && now?.sha256 == then?.sha256 { continue }
-            if now?.sha256 != then?.sha256 {
-                reasons.append("input \(key) changed (\(then?.path ?? "none") sha256 \(then?.sha256.prefix(12) ?? "-") -> \(now?.path ?? "none") sha256 \(now?.sha256.prefix(12) ?? "-"))")
+        let upstream = self.upstream(of: stage)
+        let upstreamContent = upstream.flatMap { manifest.stages[$0]?.output.content }
+        let now = fingerprint(stage, parameters: parameters, environment: environment, inputs: inputs, upstream: upstreamContent)
+        if now != record.fingerprint {
+            var why: [String] = []
+            if record.version != stage.version {
+                why.append("stage version changed from \(record.version.map(String.init) ?? "(unrecorded)") to \(stage.version)")
+            }
+            for key in Set(parameters.values.keys).union(record.params.keys).sorted() where parameters.values[key] != record.params[key] {
+                why.append("parameter \(key) changed from \(record.params[key] ?? "(unset)") to \(parameters.values[key] ?? "(unset)")")
+            }
+            for key in Set(environment.keys).union(record.environment.keys).sorted() where environment[key] != record.environment[key] {
+                why.append("\(key) changed from \(record.environment[key] ?? "(unset)") to \(environment[key] ?? "(unset)")")
+            }
+            for key in Set(inputs.keys).union(record.inputs.keys).sorted() where inputs[key]?.sha256 != record.inputs[key]?.sha256 {
+                let now = inputs[key], then = record.inputs[key]
+                why.append("input \(key) changed (\(then?.path ?? "none") sha256 \(then?.sha256.prefix(12) ?? "-") -> \(now?.path ?? "none") sha256 \(now?.sha256.prefix(12) ?? "-"))")
+            }
+            if let upstream, pendingUpstream == nil, upstreamContent != record.upstreamContent { why.append("its input from \(upstream) changed") }
+            if pendingUpstream == nil || !why.isEmpty {
+                reasons += why.isEmpty ? ["its fingerprint changed (recorded by an older version of the tool)"] : why
             }
         }
-        if let upstream = stage.upstream, pendingUpstream == nil {
-            let content = manifest.stages[upstream]?.output.content
-            if content != record.upstreamContent { reasons.append("its input from \(upstream) changed") }
-        }
-        let outputURL = output(of: stage)
-        if let hash = try manifest.sha256(of: outputURL) {
-            if hash != record.output.sha256 { reasons.append("output \(stage.output) was altered on disk (sha256 \(hash.prefix(12)), recorded \(record.output.sha256.prefix(12)))") }
-        } else {
-            reasons.append("output \(stage.output) is missing")
+        for (name, recorded) in [(stage.output, Optional(record.output.sha256))] + stage.sideOutputs.map({ ($0, record.sideOutputs?[$0]?.sha256) }) {
+            let url = file.artifacts.appendingPathComponent(name)
+            guard let hash = try manifest.sha256(of: url) else {
+                reasons.append("output \(name) is missing")
+                continue
+            }
+            guard let recorded else {
+                reasons.append("output \(name) was not recorded")
+                continue
+            }
+            if hash != recorded { reasons.append("output \(name) was altered on disk (sha256 \(hash.prefix(12)), recorded \(recorded.prefix(12)))") }
         }
         return StageStatus(stage: stage.name, upToDate: reasons.isEmpty, reasons: reasons)
     }
@@ -144,7 +211,7 @@ public final class PipelineRunner {
         var result: [StageStatus] = []
         var stale: String?
         for stage in stages {
-            let status = try self.status(of: stage, pendingUpstream: stale.flatMap { name in stage.upstream == nil ? nil : name })
+            let status = try self.status(of: stage, pendingUpstream: stale.flatMap { name in stage.reads.isEmpty ? nil : name })
             if !status.upToDate && stale == nil { stale = stage.name }
             result.append(status)
         }
@@ -186,7 +253,7 @@ public final class PipelineRunner {
         // runs or this stage alone.
         var input: URL?
         var upstreamContent: String?
-        if let upstream = stage.upstream {
+        if let upstream = upstream(of: stage) {
             guard let record = manifest.stages[upstream] else {
                 throw StageError("\(stage.name) needs the output of \(upstream), which the manifest \(manifestURL.path) does not record: run \(upstream) first")
             }
@@ -194,35 +261,44 @@ public final class PipelineRunner {
             upstreamContent = record.output.content
         }
         if let input, !FileManager.default.fileExists(atPath: input.path) {
-            throw StageError("\(stage.name) needs \(input.path), which is missing: run \(stage.upstream ?? "the previous stage") first")
+            throw StageError("\(stage.name) needs \(input.path), which is missing: run \(upstream(of: stage) ?? "the previous stage") first")
         }
         let inputs = try currentInputs(parameters)
         let started = Date()
         let outputURL = output(of: stage)
-        let outcome = try stage.run(StageContext(parameters: parameters, input: input, output: outputURL, folder: file.artifacts, log: log))
+        let executor = executors[stage.name] ?? LocalExecutor()
+        let outcome = try executor.execute(stage, StageContext(parameters: parameters, input: input, output: outputURL, folder: file.artifacts, log: log))
         let ended = Date()
         let environment = stage.environment(parameters).merging(outcome.environment) { $1 }
         guard let hash = try manifest.sha256(of: outputURL) else { throw StageError("\(stage.name) did not write \(outputURL.path)") }
         let size = (try? FileManager.default.attributesOfItem(atPath: outputURL.path)[.size] as? Int).flatMap { $0 } ?? 0
+        var sideOutputs: [String: Manifest.SideOutput] = [:]
+        for name in stage.sideOutputs {
+            let url = file.artifacts.appendingPathComponent(name)
+            guard let hash = try manifest.sha256(of: url) else { throw StageError("\(stage.name) did not write \(url.path)") }
+            sideOutputs[name] = Manifest.SideOutput(path: url.path, sha256: hash)
+        }
         manifest.stages[stage.name] = Manifest.StageRecord(
             fingerprint: fingerprint(stage, parameters: parameters, environment: environment, inputs: inputs, upstream: upstreamContent),
             params: parameters.values, environment: environment, inputs: inputs, upstreamContent: upstreamContent,
             output: Manifest.Output(path: outputURL.path, sha256: hash, content: outcome.contentSHA256, rows: outcome.rows, size: Int64(size)),
-            toolVersion: toolVersion, started: started, ended: ended, seconds: ended.timeIntervalSince(started), notes: outcome.notes)
+            sideOutputs: sideOutputs, version: stage.version, toolVersion: toolVersion, started: started, ended: ended, seconds: ended.timeIntervalSince(started), notes: outcome.notes)
         try manifest.save(manifestURL)
         log(String(format: "%@: done in %.2f s, %d rows, content %@", stage.name, ended.timeIntervalSince(started), outcome.rows,
                    String(outcome.contentSHA256.prefix(12))))
     }
 }
 
-/// The stages a pipeline file may name, in the order they run.
-public let pipelineStageNames = ["ingest", "preprocess", "extract", "train"]
-
 extension PipelineRunner {
-    /// `STAGE --pipeline FILE`: runs `stage` alone under the pipeline's lock and records it.
-    public static func runAlone(_ stage: StageDefinition, pipeline path: String) throws {
-        let file = try PipelineFile(URL(fileURLWithPath: path), knownStages: pipelineStageNames)
-        let runner = try PipelineRunner(file: file, stages: [stage])
+    /// Opens the pipeline file with the stages this tool has.
+    public convenience init(pipeline path: String, stages: [StageDefinition]) throws {
+        try self.init(file: PipelineFile(URL(fileURLWithPath: path), knownStages: stages.map(\.name)), stages: stages)
+    }
+
+    /// `STAGE --pipeline FILE`: runs the stage `name` of `stages` alone under the pipeline's lock and records it.
+    public static func runAlone(_ name: String, of stages: [StageDefinition], pipeline path: String) throws {
+        let runner = try PipelineRunner(pipeline: path, stages: stages)
+        guard let stage = runner.definition(name) else { throw StageError("unknown stage '\(name)'") }
         try runner.acquireLock()
         try runner.runStage(stage) { print($0) }
     }

@@ -1,3 +1,3 @@
-/// The tool's version: part of every stage fingerprint, so a new version reruns what it may compute
-/// differently. Raise it when a stage's output for the same input changes.
-public let toolVersion = "0.1.0"
+/// The tool's version, written into every artifact's meta table and the manifest for provenance.
+/// Whether a stage reruns is decided by its own version (`StageDefinition.version`), not this.
+public let toolVersion = "0.2.0"

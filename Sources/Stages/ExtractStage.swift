@@ -5,7 +5,7 @@ import Foundation
 import GRDB
 import Head
 import Imaging
-import Numerics
+import Numerical
 import PipelineKit
 import Report
 import WeightsFetch
@@ -16,11 +16,15 @@ import WeightsFetch
 public enum ExtractStage {
     public static let definition = StageDefinition(
         name: "extract",
+        // 2: Winograd and our own GEMM changed the features' last bits.
+        version: 2,
         parameters: [ParameterSpec("weights", .text, default: "imagenet"), ParameterSpec("fallback", .text, default: ""),
                      ParameterSpec("batch", .integer(1 ... 1024), default: "32")],
         output: "features.sqlite",
-        upstream: "preprocess",
-        environment: { parameters in ["weights used": effectiveWeights(parameters)] },
+        reads: ["preprocessed.sqlite"],
+        // The GEMM kernel decides the features' last bits: a run on a CPU without AVX-512 (or with
+        // SIGNTRANSFER_GEMM=blas) does not count as the same computation.
+        environment: { parameters in ["weights used": effectiveWeights(parameters), "gemm": GEMMKernel.preferred.rawValue] },
         run: { context in
             let requested = try WeightsSpec(context.parameters.values["weights"]!)
             let fallback = context.parameters.values["fallback"].flatMap { $0.isEmpty ? nil : $0 }
@@ -47,7 +51,7 @@ public enum ExtractStage {
     /// scheduler array task): the input from the manifest, the parameters from the file, the shard
     /// file in the artifacts folder. The merge records the stage.
     public static func runShard(_ shard: Extract.Shard, pipeline path: String) throws {
-        let file = try PipelineFile(URL(fileURLWithPath: path), knownStages: pipelineStageNames)
+        let file = try PipelineFile(URL(fileURLWithPath: path), knownStages: PipelineStages.names)
         let parameters = try file.parameters(of: "extract", specs: definition.parameters)
         let manifest = try Manifest.load(file.artifacts.appendingPathComponent("manifest.json"), pipeline: file.name)
         guard let upstream = manifest.stages["preprocess"] else {

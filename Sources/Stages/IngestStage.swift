@@ -5,7 +5,7 @@ import Foundation
 import GRDB
 import Head
 import Imaging
-import Numerics
+import Numerical
 import PipelineKit
 import Report
 import WeightsFetch
@@ -15,9 +15,9 @@ import WeightsFetch
 public enum IngestStage {
     public static let definition = StageDefinition(
         name: "ingest",
+        version: 1,
         parameters: [ParameterSpec("train", .inputFile(required: true)), ParameterSpec("test", .inputFile(required: false))],
         output: "images.sqlite",
-        upstream: nil,
         run: { context in
             var splits: [(name: String, file: URL)] = [("train", context.parameters.inputs["train"]!)]
             if let test = context.parameters.inputs["test"] { splits.append(("test", test)) }

@@ -5,7 +5,7 @@ import Foundation
 import GRDB
 import Head
 import Imaging
-import Numerics
+import Numerical
 import PipelineKit
 import Report
 import WeightsFetch

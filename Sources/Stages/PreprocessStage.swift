@@ -5,7 +5,7 @@ import Foundation
 import GRDB
 import Head
 import Imaging
-import Numerics
+import Numerical
 import PipelineKit
 import Report
 import WeightsFetch
@@ -14,9 +14,11 @@ import WeightsFetch
 public enum PreprocessStage {
     public static let definition = StageDefinition(
         name: "preprocess",
+        version: 1,
         parameters: [ParameterSpec("size", .integer(Preprocess.sizes), default: "224")],
         output: "preprocessed.sqlite",
-        upstream: "ingest",
+        sideOutputs: ["contact-sheet.png"],
+        reads: ["images.sqlite"],
         run: { context in
             let report = try Preprocess.run(.init(input: context.input!, output: context.output, size: Int(context.parameters.values["size"]!)!))
             context.log("preprocess: contact sheet \(report.contactSheet.path)")

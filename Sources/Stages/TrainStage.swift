@@ -5,7 +5,7 @@ import Foundation
 import GRDB
 import Head
 import Imaging
-import Numerics
+import Numerical
 import PipelineKit
 import Report
 import WeightsFetch
@@ -14,6 +14,8 @@ import WeightsFetch
 public enum TrainStage {
     public static let definition = StageDefinition(
         name: "train",
+        // 2: standardized inputs, cosine decay, the standardization table.
+        version: 2,
         parameters: [ParameterSpec("hidden", .integerList, default: "256"), ParameterSpec("dropout", .number(0 ... 0.99), default: "0.5"),
                      ParameterSpec("epochs", .integer(1 ... 100_000), default: "30"), ParameterSpec("batch", .integer(1 ... 1 << 20), default: "64"),
                      ParameterSpec("learning_rate", .number(1e-9 ... 10), default: "0.001"),
@@ -23,7 +25,8 @@ public enum TrainStage {
                      ParameterSpec("schedule", .choice(LearningRateSchedule.allCases.map(\.rawValue)), default: LearningRateSchedule.cosine.rawValue),
                      ParameterSpec("weight_decay", .number(0 ... 1), default: "0.0")],
         output: "head.sqlite",
-        upstream: "extract",
+        sideOutputs: ["metrics.json", "report.html"],
+        reads: ["features.sqlite"],
         run: { context in
             let values = context.parameters.values
             var options = TrainingOptions()

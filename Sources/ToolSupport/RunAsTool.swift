@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Numerics
+import Numerical
 import PipelineKit
 
 extension ParsableCommand {

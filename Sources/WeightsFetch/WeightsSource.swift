@@ -2,7 +2,7 @@ import Backbone
 import Crypto
 import Foundation
 import FoundationNetworking
-import Numerics
+import Numerical
 import PipelineKit
 
 #if canImport(FoundationNetworking)

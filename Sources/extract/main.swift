@@ -73,7 +73,7 @@ struct Run: ParsableCommand {
     func run() throws {
         if let pipeline {
             if let shard = try resolvedShard() { return try ExtractStage.runShard(shard, pipeline: pipeline) }
-            return try PipelineRunner.runAlone(ExtractStage.definition, pipeline: pipeline)
+            return try PipelineRunner.runAlone("extract", of: PipelineStages.all, pipeline: pipeline)
         }
         let shard = try resolvedShard()
         let started = Date()

@@ -35,7 +35,7 @@ struct IngestCommand: ParsableCommand {
 
     func run() throws {
         if let pipeline {
-            return try PipelineRunner.runAlone(IngestStage.definition, pipeline: pipeline)
+            return try PipelineRunner.runAlone("ingest", of: PipelineStages.all, pipeline: pipeline)
         }
         var splits: [(name: String, file: URL)] = []
         if let train { splits.append(("train", URL(fileURLWithPath: train))) }

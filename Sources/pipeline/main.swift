@@ -8,10 +8,10 @@ import Stages
 import ToolSupport
 import WeightsFetch
 
-let allStages = [IngestStage.definition, PreprocessStage.definition, ExtractStage.definition, TrainStage.definition]
+let allStages = PipelineStages.all
 
-func openRunner(_ path: String, stages: [StageDefinition] = allStages) throws -> PipelineRunner {
-    try PipelineRunner(file: PipelineFile(URL(fileURLWithPath: path), knownStages: pipelineStageNames), stages: stages)
+func openRunner(_ path: String) throws -> PipelineRunner {
+    try PipelineRunner(pipeline: path, stages: allStages)
 }
 
 /// The executables beside this one.
@@ -50,12 +50,11 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        var stages = allStages
+        let runner = try openRunner(file)
         if executor == "slurm" {
             let pipelineURL = URL(fileURLWithPath: file).standardizedFileURL
-            stages[2] = SlurmExecutor.extractDefinition(pipeline: pipelineURL, shards: shards, extractTool: toolsFolder.appendingPathComponent("extract"))
+            runner.executors["extract"] = SlurmExecutor(pipeline: pipelineURL, shards: shards, extractTool: toolsFolder.appendingPathComponent("extract"))
         }
-        let runner = try openRunner(file, stages: stages)
         try runner.acquireLock()
         let started = Date()
         let ran = try runner.run(until: until, force: Set(force)) { print($0) }

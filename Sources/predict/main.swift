@@ -2,7 +2,7 @@ import ArgumentParser
 import Backbone
 import Dataset
 import Foundation
-import Numerics
+import Numerical
 import PipelineKit
 import Stages
 import ToolSupport
@@ -45,7 +45,7 @@ struct PredictCommand: ParsableCommand {
 
     func headURL() throws -> URL {
         if let model { return URL(fileURLWithPath: model) }
-        let file = try PipelineFile(URL(fileURLWithPath: pipeline!), knownStages: pipelineStageNames)
+        let file = try PipelineFile(URL(fileURLWithPath: pipeline!), knownStages: PipelineStages.names)
         let manifest = try Manifest.load(file.artifacts.appendingPathComponent("manifest.json"), pipeline: file.name)
         guard let record = manifest.stages["train"], FileManager.default.fileExists(atPath: record.output.path) else {
             throw StageError("\(file.url.path): the pipeline has no trained head yet: run `pipeline run \(pipeline!)` first")

@@ -36,7 +36,7 @@ struct PreprocessCommand: ParsableCommand {
 
     func run() throws {
         if let pipeline {
-            return try PipelineRunner.runAlone(PreprocessStage.definition, pipeline: pipeline)
+            return try PipelineRunner.runAlone("preprocess", of: PipelineStages.all, pipeline: pipeline)
         }
         let started = Date()
         let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,

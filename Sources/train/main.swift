@@ -64,7 +64,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if let pipeline {
-            return try PipelineRunner.runAlone(TrainStage.definition, pipeline: pipeline)
+            return try PipelineRunner.runAlone("train", of: PipelineStages.all, pipeline: pipeline)
         }
         var options = TrainingOptions()
         options.hidden = try hidden.split(separator: ",", omittingEmptySubsequences: true).map {

@@ -5,7 +5,7 @@ import Fixtures
 import Foundation
 import GRDB
 import Imaging
-import Numerics
+import Numerical
 import PipelineKit
 import Stages
 import Testing

@@ -2,7 +2,7 @@ import Artifacts
 import Backbone
 import Fixtures
 import Foundation
-import Numerics
+import Numerical
 import Stages
 import Testing
 import WeightsFetch

@@ -3,7 +3,7 @@ import Backbone
 import Fixtures
 import Foundation
 import GRDB
-import Numerics
+import Numerical
 import PipelineKit
 import Stages
 import Testing

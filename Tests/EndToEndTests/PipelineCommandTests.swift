@@ -141,6 +141,28 @@ func contentHash(_ file: URL) throws -> String {
         #expect(try pipeline.run() == [])
     }
 
+    /// report.html is an output of train like head.sqlite: deleted, train reruns (and only train).
+    @Test func deletedReportRerunsTrain() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        try FileManager.default.removeItem(at: pipeline.artifacts.appendingPathComponent("report.html"))
+        #expect(try pipeline.status().contains("train: stale: output report.html is missing"))
+        #expect(try pipeline.run() == ["train"])
+        #expect(FileManager.default.fileExists(atPath: pipeline.artifacts.appendingPathComponent("report.html").path))
+    }
+
+    /// The GEMM kernel decides the features' last bits: another kernel makes extract stale.
+    @Test(.enabled(if: cpuHasAVX512, "needs a CPU with AVX-512, where the default kernel is not OpenBLAS"))
+    func anotherGEMMKernelRerunsExtract() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run()
+        let status = try runTool("pipeline", ["status", pipeline.file.path], environment: ["SIGNTRANSFER_GEMM": "blas"])
+        #expect(status.stdout.contains("extract: stale: gemm changed from avx512 to blas"), "\(status.stdout)")
+        #expect(status.stdout.contains("preprocess: up to date"))
+    }
+
     @Test func forceAndUntil() throws {
         let pipeline = try SamplePipeline()
         defer { pipeline.remove() }

@@ -13,6 +13,9 @@ func temporaryFolder() throws -> URL {
     return url
 }
 
+/// Whether this CPU has AVX-512 (the flag Linux lists in /proc/cpuinfo).
+let cpuHasAVX512: Bool = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains(" avx512f")
+
 /// The folder `swift build` put the executables in: the one holding the running test bundle.
 let productsFolder: URL = {
     var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()

@@ -5,7 +5,7 @@ import Fixtures
 import Foundation
 import GRDB
 import Head
-import Numerics
+import Numerical
 import PipelineKit
 import Stages
 import Testing

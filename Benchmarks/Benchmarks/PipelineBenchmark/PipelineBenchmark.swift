@@ -26,8 +26,7 @@ func upToDateSample() throws -> URL {
 }
 
 func runner(_ file: URL) throws -> PipelineRunner {
-    let runner = try PipelineRunner(file: PipelineFile(file, knownStages: pipelineStageNames),
-                                    stages: [IngestStage.definition, PreprocessStage.definition, ExtractStage.definition, TrainStage.definition])
+    let runner = try PipelineRunner(pipeline: file.path, stages: PipelineStages.all)
     try runner.acquireLock()
     return runner
 }

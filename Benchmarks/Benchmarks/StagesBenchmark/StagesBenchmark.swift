@@ -4,7 +4,7 @@ import Dataset
 import Foundation
 import Head
 import Imaging
-import Numerics
+import Numerical
 import PipelineKit
 import Stages
 

@@ -1,5 +1,5 @@
 import Foundation
-import Numerics
+import Numerical
 
 /// SplitMix64, a small, fast, well-mixed generator; the same seed gives the same stream everywhere.
 public struct SplitMix64: RandomNumberGenerator {

@@ -1,0 +1,79 @@
+import Foundation
+import PipelineKit
+import Testing
+
+/// A stage that writes its name and its input's bytes to its output (and a note beside it).
+func stage(_ name: String, reads: [String] = [], side: [String] = [], version: Int = 1) -> StageDefinition {
+    StageDefinition(name: name, version: version, parameters: [ParameterSpec("size", .integer(1 ... 9), default: "1")],
+                    output: "\(name).out", sideOutputs: side, reads: reads) { context in
+        let input = try context.input.map { try Data(contentsOf: $0) } ?? Data()
+        try (Data(name.utf8) + input).write(to: context.output)
+        for file in side { try Data("note".utf8).write(to: context.folder.appendingPathComponent(file)) }
+        return StageOutcome(contentSHA256: name + String(input.count), rows: 1)
+    }
+}
+
+func pipelineFolder() throws -> (folder: URL, file: URL) {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("signtransfer-runner-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let file = folder.appendingPathComponent("p.yaml")
+    try "name: p\nartifacts: artifacts\nstages:\n  a: {}\n  b: {}\n  c: {}\n".write(to: file, atomically: true, encoding: .utf8)
+    return (folder, file)
+}
+
+@Suite struct StageGraph {
+    /// The order comes from what each stage reads, not from the order given.
+    @Test func orderFollowsReads() throws {
+        let ordered = try orderedStages([stage("c", reads: ["b.out"]), stage("a"), stage("b", reads: ["a.out"])])
+        #expect(ordered.map(\.name) == ["a", "b", "c"])
+    }
+
+    @Test func aReadNobodyWritesAndACycleAreErrors() {
+        let missing = #expect(throws: StageError.self) { try orderedStages([stage("a"), stage("b", reads: ["x.out"])]) }
+        #expect(missing?.description == "b reads x.out, which no stage writes")
+        let cycle = #expect(throws: StageError.self) { try orderedStages([stage("a", reads: ["b.out"]), stage("b", reads: ["a.out"])]) }
+        #expect(cycle?.description.contains("in a cycle") == true)
+    }
+
+    /// Up to date exactly when the fingerprint matches and every output, side outputs included, is intact.
+    @Test func sideOutputsAndVersionsDecideStaleness() throws {
+        let (folder, file) = try pipelineFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let stages = [stage("a"), stage("b", reads: ["a.out"], side: ["b.html"]), stage("c", reads: ["b.out"])]
+        #expect(try PipelineRunner(pipeline: file.path, stages: stages).run { _ in } == ["a", "b", "c"])
+        #expect(try PipelineRunner(pipeline: file.path, stages: stages).run { _ in } == [])
+
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("artifacts/b.html"))
+        let runner = try PipelineRunner(pipeline: file.path, stages: stages)
+        #expect(try runner.status(of: stages[1]).reasons == ["output b.html is missing"])
+        // b reran and wrote the same content: c stays up to date.
+        #expect(try runner.run { _ in } == ["b"])
+
+        let bumped = [stage("a"), stage("b", reads: ["a.out"], side: ["b.html"], version: 2), stage("c", reads: ["b.out"])]
+        let again = try PipelineRunner(pipeline: file.path, stages: bumped)
+        #expect(try again.status(of: bumped[1]).reasons == ["stage version changed from 1 to 2"])
+        #expect(try again.run { _ in } == ["b"])
+    }
+
+    /// Each stage runs through its executor.
+    @Test func executorsRunTheirStages() throws {
+        struct Counting: StageExecutor {
+            let calls: Counter
+            func execute(_ stage: StageDefinition, _ context: StageContext) throws -> StageOutcome {
+                calls.add(stage.name)
+                return try stage.run(context)
+            }
+        }
+        final class Counter: @unchecked Sendable {
+            var names: [String] = []
+            func add(_ name: String) { names.append(name) }
+        }
+        let (folder, file) = try pipelineFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let counter = Counter()
+        let runner = try PipelineRunner(pipeline: file.path, stages: [stage("a"), stage("b", reads: ["a.out"]), stage("c", reads: ["b.out"])])
+        runner.executors["b"] = Counting(calls: counter)
+        _ = try runner.run { _ in }
+        #expect(counter.names == ["b"])
+    }
+}
