@@ -44,9 +44,11 @@ public enum Artifact {
         return Dictionary(uniqueKeysWithValues: rows.map { ($0["key"] as String, $0["value"] as String) })
     }
 
-    /// Opens an existing artifact read-only and checks that it is of `kind`; `role` names what the
-    /// stage expected in messages ("an ingest output").
-    public static func open(_ url: URL, kind: String, role: String) throws -> (DatabaseQueue, [String: String]) {
+    public static let schemaKey = "schema_version"
+
+    /// Opens an existing artifact read-only and checks that it is of `kind` and of a schema version
+    /// this tool reads (`versions`); `role` names what the stage expected in messages ("an ingest output").
+    public static func open(_ url: URL, kind: String, role: String, versions: Set<String> = ["1"]) throws -> (DatabaseQueue, [String: String]) {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw StageError("\(url.path): no such file; expected \(role)")
         }
@@ -61,6 +63,9 @@ public enum Artifact {
             guard let meta, meta[kindKey] == kind else {
                 let found = meta?[kindKey].map { "a \($0) artifact" } ?? "a database without a SignTransfer meta table"
                 throw StageError("\(url.path): expected \(role) (kind \(kind)), found \(found)")
+            }
+            guard let version = meta[schemaKey], versions.contains(version) else {
+                throw StageError("\(url.path): table meta gives \(schemaKey) \(meta[schemaKey].map { "'\($0)'" } ?? "nothing"), but this tool reads \(kind) version \(versions.sorted().joined(separator: " or ")); rebuild the file with this version of the tool")
             }
             return (queue, meta)
         } catch let error as DatabaseError {

@@ -42,7 +42,8 @@ public enum HeadStore {
     }
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
-        try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)")
+        // Version 1 heads (before standardization) are read as heads trained on raw features.
+        try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)", versions: ["1", "2"])
     }
 
     /// A stored head as it is on disk: its classes, its layers' weights, its input standardization

@@ -5,6 +5,14 @@ import Numerical
 /// The shape of an NHWC activation: `count x height x width x channels` floats.
 public struct Shape: Equatable, Sendable {
     public var count: Int, height: Int, width: Int, channels: Int
+
+    public init(count: Int, height: Int, width: Int, channels: Int) {
+        self.count = count
+        self.height = height
+        self.width = width
+        self.channels = channels
+    }
+
     public var elements: Int { count * height * width * channels }
     public var rows: Int { count * height * width }
 }

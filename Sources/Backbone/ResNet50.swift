@@ -211,6 +211,11 @@ public final class ResNet50: Sendable {
     /// its tiles' epilogue, or sgemm's beta), so the shortcut costs no pass of its own.
     func run(_ conv: Conv, _ input: UnsafeMutablePointer<Float>, _ shape: Shape, into output: UnsafeMutablePointer<Float>,
              columns: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil, relu: Bool) -> Shape {
+        Self.run(conv, input, shape, into: output, columns: columns, residual: residual, relu: relu)
+    }
+
+    static func run(_ conv: Conv, _ input: UnsafeMutablePointer<Float>, _ shape: Shape, into output: UnsafeMutablePointer<Float>,
+                    columns: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil, relu: Bool) -> Shape {
         let out = conv.outputShape(shape)
         let k = conv.size * conv.size * conv.input
         precondition(conv.weights.k == k)

@@ -1,6 +1,5 @@
 import Dispatch
 import Foundation
-import Numerical
 
 /// The cores this process may use, read once: `ProcessInfo.activeProcessorCount` costs about 16 µs
 /// a call here, and the backbone asks for every layer of every batch.

@@ -1,5 +1,4 @@
 import Foundation
-import Numerical
 
 /// SplitMix64, a small, fast, well-mixed generator; the same seed gives the same stream everywhere.
 public struct SplitMix64: RandomNumberGenerator {

@@ -1,5 +1,4 @@
 import Foundation
-import Numerical
 
 /// An error of ours whose description is written for the user: what went wrong, where, and what to
 /// do. Every module's errors conform, so that every executable prints them the same way.

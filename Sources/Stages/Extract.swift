@@ -302,7 +302,7 @@ public enum Extract {
                         failures[index] = "image \(images[index].id) is \(bitmap.width)x\(bitmap.height), expected \(size)x\(size)"
                         return
                     }
-                    bitmap.pixels.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: input + index * size * size * 3) }
+                    bitmap.pixels.withUnsafeBufferPointer { NetworkInput.tensor(rgb: $0, into: input + index * size * size * 3) }
                 } catch {
                     failures[index] = "image \(images[index].id): \(error.userMessage)"
                 }

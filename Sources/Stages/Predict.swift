@@ -23,7 +23,7 @@ public final class Predictor {
     public let size: Int
     public let weightsSource: String
     let network: ResNet50
-    let resize: BilinearResize
+    let input: NetworkInput
 
     /// Loads the head and the backbone its provenance names. `weights` and `size`, when given, must
     /// be those the head was trained with: a head used with other ones is refused.
@@ -45,7 +45,7 @@ public final class Predictor {
         self.size = trainedSize
         weightsSource = resolved.source
         network = try ResNet50(weights: resolved.provider, size: trainedSize)
-        resize = BilinearResize(from: (28, 28), to: (trainedSize, trainedSize))
+        input = NetworkInput(size: trainedSize)
     }
 
     /// A picture as the training data were: 8-bit grey, 28x28 (area-averaged down or up to it).
@@ -58,13 +58,14 @@ public final class Predictor {
     public func predict(_ images: [[UInt8]], top: Int = 3, batch: Int = 32) -> [Prediction] {
         var predictions: [Prediction] = []
         let workspace = network.makeWorkspace(count: min(batch, max(images.count, 1)), size: size)
-        let pixels = size * size * 3
+        let pixels = input.rgbCount
         for start in stride(from: 0, to: images.count, by: workspace.count) {
             let chunk = images[start ..< min(start + workspace.count, images.count)]
             var rgb = [UInt8](repeating: 0, count: pixels)
             for (index, image) in chunk.enumerated() {
-                image.withUnsafeBufferPointer { grey in rgb.withUnsafeMutableBufferPointer { resize.resizeToBytes(grey, channels: 3, into: $0) } }
-                rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input + index * pixels) }
+                image.withUnsafeBufferPointer { grey in
+                    rgb.withUnsafeMutableBufferPointer { input.tensor(grey: grey, scratch: $0, into: workspace.input + index * pixels) }
+                }
             }
             var features = [Float](repeating: 0, count: chunk.count * ResNet50.featureCount)
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: chunk.count, into: $0.baseAddress!) }

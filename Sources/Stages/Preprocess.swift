@@ -63,7 +63,7 @@ public enum Preprocess {
             try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
         }
         let size = options.size
-        let resize = BilinearResize(from: (28, 28), to: (size, size))
+        let network = NetworkInput(size: size)
         let progress = options.showProgress ? ProgressBar("preprocess", total: total) : nil
         let thumbnailSide = min(size, 56)
         var sheetRows: [Int: [[UInt8]]] = [:]
@@ -93,7 +93,7 @@ public enum Preprocess {
                                 var rgb = [UInt8](repeating: 0, count: size * size * 3)
                                 for index in stride(from: chunk, to: images.count, by: chunks) {
                                     images[index].pixels.withUnsafeBufferPointer { grey in
-                                        rgb.withUnsafeMutableBufferPointer { resize.resizeToBytes(grey, channels: 3, into: $0) }
+                                        rgb.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) }
                                     }
                                     do {
                                         slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)

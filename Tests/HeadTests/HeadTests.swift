@@ -24,7 +24,7 @@ func writeFeatures(_ url: URL, rows: [(split: String, label: Int, vector: [Float
         }
         try db.execute(sql: "INSERT INTO backbone VALUES ('weights', ?), ('random', ?)",
                        arguments: [random ? "random:5" : "hand-made clusters", random ? "1" : "0"])
-        try Artifact.writeMeta(db, [Artifact.kindKey: FeaturesStore.kind, Artifact.contentKey: "test"])
+        try Artifact.writeMeta(db, [Artifact.kindKey: FeaturesStore.kind, Artifact.schemaKey: "1", Artifact.contentKey: "test"])
     }
     try queue.close()
 }
@@ -351,5 +351,19 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
             #expect(FeaturesStore.decode(row["probabilities"]) == Array(probabilities[index * 10 ..< (index + 1) * 10]))
         }
         #expect(try String(contentsOf: report.reportURL, encoding: .utf8).contains("standardize"))
+    }
+}
+
+@Suite struct SchemaVersions {
+    /// An artifact of a schema version this tool does not read is refused on open, with what to do.
+    @Test func unknownVersionIsRefused() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("features.sqlite")
+        try writeFeatures(input, rows: clusterRows(train: 20, test: 4))
+        try DatabaseQueue(path: input.path).write { try $0.execute(sql: "UPDATE meta SET value = '7' WHERE key = 'schema_version'") }
+        let error = #expect(throws: StageError.self) { try FeaturesStore.open(input) }
+        #expect(error?.description.contains("table meta gives schema_version '7', but this tool reads signtransfer.features version 1") == true)
+        #expect(error?.description.contains("rebuild the file") == true)
     }
 }
