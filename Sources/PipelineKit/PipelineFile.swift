@@ -33,6 +33,8 @@ public struct PipelineFile: Sendable {
     public struct Value: Sendable {
         public var text: String
         public var list: [String]?
+        /// Written in quotes: a string to YAML, so never a number, whatever its characters.
+        public var quoted = false
         public var line: Int
         public var column: Int
     }
@@ -99,8 +101,11 @@ public struct PipelineFile: Sendable {
                         for (parameterKey, parameterValue) in parameters {
                             let parameter = parameterKey.string ?? ""
                             let list = parameterValue.sequence.map { $0.map { $0.string ?? "" } }
-                            values[parameter] = Value(text: parameterValue.string ?? list?.joined(separator: ",") ?? "", list: list,
-                                                      line: parameterKey.mark?.line ?? 0, column: parameterKey.mark?.column ?? 0)
+                            var value = Value(text: parameterValue.string ?? list?.joined(separator: ",") ?? "", list: list,
+                                              line: parameterKey.mark?.line ?? 0, column: parameterKey.mark?.column ?? 0)
+                            value.quoted = [.singleQuoted, .doubleQuoted].contains(parameterValue.scalar?.style)
+                                || (parameterValue.sequence?.contains { [.singleQuoted, .doubleQuoted].contains($0.scalar?.style) } ?? false)
+                            values[parameter] = value
                         }
                     } else if stageValue.scalar == nil || !(stageValue.string ?? "").isEmpty {
                         throw LocatedError(file: url.path, line: stageValue.mark?.line ?? 0, column: stageValue.mark?.column ?? 0,
@@ -136,33 +141,7 @@ public struct PipelineFile: Sendable {
             let value = given[spec.name]
             let where_ = value.map { ($0.line, $0.column) } ?? stageMarks[stage] ?? (1, 1)
             func fail(_ message: String) -> LocatedError { error(where_.0, where_.1, "\(stage).\(spec.name): \(message)") }
-            switch spec.kind {
-            case let .integer(range):
-                let text = value?.text ?? spec.defaultValue ?? ""
-                guard let number = Int(text) else { throw fail("expected a whole number, found '\(text)'") }
-                guard range.contains(number) else { throw fail("expected \(range.lowerBound) to \(range.upperBound), found \(number)") }
-                parameters.values[spec.name] = String(number)
-            case let .number(range):
-                let text = value?.text ?? spec.defaultValue ?? ""
-                guard let number = Double(text) else { throw fail("expected a number, found '\(text)'") }
-                guard range.contains(number) else { throw fail("expected \(range.lowerBound) to \(range.upperBound), found \(number)") }
-                parameters.values[spec.name] = String(number)
-            case .text:
-                parameters.values[spec.name] = value?.text ?? spec.defaultValue ?? ""
-            case let .choice(words):
-                let text = value?.text ?? spec.defaultValue ?? ""
-                guard words.contains(text) else { throw fail("expected one of \(words.joined(separator: ", ")), found '\(text)'") }
-                parameters.values[spec.name] = text
-            case .integerList:
-                let items = value?.list ?? (value?.text ?? spec.defaultValue ?? "").split(separator: ",").map(String.init)
-                let numbers = try items.map { item -> Int in
-                    guard let number = Int(item.trimmingCharacters(in: .whitespaces)), number > 0 else {
-                        throw fail("expected a list of positive whole numbers, found '\(item)'")
-                    }
-                    return number
-                }
-                parameters.values[spec.name] = numbers.map(String.init).joined(separator: ",")
-            case let .inputFile(required):
+            if case let .inputFile(required) = spec.kind {
                 guard let text = value?.text ?? spec.defaultValue else {
                     if required { throw fail("missing: give the path of the input file") }
                     continue
@@ -170,12 +149,76 @@ public struct PipelineFile: Sendable {
                 let url = URL(fileURLWithPath: text, relativeTo: folder).standardizedFileURL
                 guard FileManager.default.fileExists(atPath: url.path) else { throw fail("no such file: \(url.path)") }
                 parameters.inputs[spec.name] = url
+                continue
+            }
+            do {
+                parameters.values[spec.name] = try spec.canonical(value?.text ?? spec.defaultValue ?? "", list: value?.list, quoted: value?.quoted ?? false)
+            } catch let problem as ParameterProblem {
+                throw fail(problem.message)
             }
         }
         return parameters
     }
 }
 
+/// Why a value does not fit its parameter, without saying where it was written.
+public struct ParameterProblem: Error, Sendable {
+    public var message: String
+}
+
+extension ParameterSpec {
+    /// The canonical text of a value for this parameter (what the fingerprint hashes and the stage
+    /// reads), checked against its kind and range: the one check for the pipeline file and the
+    /// command line alike. `quoted` is a YAML string, never a number.
+    public func canonical(_ text: String, list: [String]? = nil, quoted: Bool = false) throws -> String {
+        func fail(_ message: String) -> ParameterProblem { ParameterProblem(message: message) }
+        switch kind {
+        case let .integer(range):
+            guard !quoted else { throw fail("expected a whole number, found the string \"\(text)\" (no quotes around numbers)") }
+            guard let number = Int(text) else { throw fail("expected a whole number, found '\(text)'") }
+            guard range.contains(number) else { throw fail("expected \(range.lowerBound) to \(range.upperBound), found \(number)") }
+            return String(number)
+        case let .number(range):
+            guard !quoted else { throw fail("expected a number, found the string \"\(text)\" (no quotes around numbers)") }
+            guard let number = Double(text), number.isFinite else { throw fail("expected a number, found '\(text)'") }
+            guard range.contains(number) else { throw fail("expected \(range.lowerBound) to \(range.upperBound), found \(number)") }
+            return String(number)
+        case .text, .inputFile:
+            return text
+        case let .choice(words):
+            guard words.contains(text) else { throw fail("expected one of \(words.joined(separator: ", ")), found '\(text)'") }
+            return text
+        case .integerList:
+            guard !quoted else { throw fail("expected a list of positive whole numbers, found a string (no quotes around numbers)") }
+            let items = list ?? text.split(separator: ",").map(String.init)
+            let numbers = try items.map { item -> Int in
+                guard let number = Int(item.trimmingCharacters(in: .whitespaces)), number > 0 else {
+                    throw fail("expected a list of positive whole numbers, found '\(item)'")
+                }
+                return number
+            }
+            return numbers.map(String.init).joined(separator: ",")
+        }
+    }
+}
+
+extension StageParameters {
+    /// Parameters given on a command line (`given`: name to text; absent ones take their default),
+    /// checked by the same rules as a pipeline file's; errors name the option (`--learning-rate`).
+    public static func fromCommandLine(_ given: [String: String], specs: [ParameterSpec]) throws -> StageParameters {
+        var parameters = StageParameters()
+        for spec in specs {
+            if case .inputFile = spec.kind { continue }
+            let text = given[spec.name] ?? spec.defaultValue ?? ""
+            do {
+                parameters.values[spec.name] = try spec.canonical(text)
+            } catch let problem as ParameterProblem {
+                throw StageError("--\(spec.name.replacingOccurrences(of: "_", with: "-")) \(text): \(problem.message)")
+            }
+        }
+        return parameters
+    }
+}
 /// A stage's checked parameters: canonical values (fingerprinted as written here) and input files.
 public struct StageParameters: Sendable, Equatable {
     public var values: [String: String] = [:]

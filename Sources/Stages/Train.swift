@@ -181,15 +181,12 @@ public enum Train {
                       contentSHA256: hasher.finalize(), metricsURL: metricsURL, reportURL: reportURL, randomBackbone: backbone["random"] == "1")
     }
 
+    /// Options given in code are held to the same limits as the pipeline file and the command line.
     static func validate(_ options: TrainingOptions) throws {
-        guard options.hidden.allSatisfy({ $0 >= 1 }) else { throw StageError("--hidden: every layer needs at least one unit") }
-        guard options.dropout >= 0 && options.dropout < 1 else { throw StageError("--dropout \(options.dropout): choose 0 or more and below 1") }
-        guard options.epochs >= 1 else { throw StageError("--epochs must be at least 1") }
-        guard options.batch >= 1 else { throw StageError("--batch must be at least 1") }
-        guard options.learningRate > 0 else { throw StageError("--learning-rate must be positive") }
-        guard options.validation >= 0 && options.validation < 1 else { throw StageError("--validation \(options.validation): choose 0 or more and below 1") }
-        guard options.patience >= 0 else { throw StageError("--patience must be 0 (never stop early) or more") }
-        guard options.weightDecay >= 0 && options.weightDecay.isFinite else { throw StageError("--weight-decay must be 0 or more") }
+        guard !options.hidden.contains(where: { $0 < 1 }) else { throw StageError("--hidden: every layer needs at least one unit") }
+        var given = paramsDictionary(options)
+        given["hidden"] = options.hidden.map(String.init).joined(separator: ",")
+        _ = try StageParameters.fromCommandLine(given, specs: TrainStage.parameters)
     }
 
     public static func paramsDictionary(_ options: TrainingOptions) -> [String: String] {

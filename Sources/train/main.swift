@@ -23,38 +23,40 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
     var output: String = "head.sqlite"
 
-    @Option(help: ArgumentHelp("Hidden layer sizes, comma-separated; empty for softmax regression.", valueName: "sizes"))
-    var hidden: String = "256"
+    // The training parameters: their names, limits and defaults are TrainStage.parameters, shared
+    // with the pipeline file; given ones are checked there, absent ones take the default.
+    @Option(help: help("hidden", "Hidden layer sizes, comma-separated; empty for softmax regression.", value: "sizes"))
+    var hidden: String?
 
-    @Option(help: "Dropout rate after each hidden layer.")
-    var dropout: Float = 0.5
+    @Option(help: help("dropout", "Dropout rate after each hidden layer."))
+    var dropout: String?
 
-    @Option(help: "The most epochs to train.")
-    var epochs: Int = 30
+    @Option(help: help("epochs", "The most epochs to train."))
+    var epochs: String?
 
-    @Option(help: "Images per mini-batch.")
-    var batch: Int = 64
+    @Option(help: help("batch", "Images per mini-batch."))
+    var batch: String?
 
-    @Option(help: "Adam's learning rate.")
-    var learningRate: Float = 0.001
+    @Option(help: help("learning_rate", "Adam's learning rate (at the start, with the cosine schedule)."))
+    var learningRate: String?
 
-    @Option(help: "Fraction of each class's training images held out for validation.")
-    var validation: Double = 0.1
+    @Option(help: help("schedule", "The learning rate over the run: cosine (decays to zero over all the epochs' steps) or constant.", value: "cosine|constant"))
+    var schedule: String?
 
-    @Option(help: "Epochs without a better validation loss before stopping; 0 never stops early.")
-    var patience: Int = 5
+    @Option(help: help("weight_decay", "L2 penalty on the weights, as Keras's kernel_regularizer=l2(...); 0 for none."))
+    var weightDecay: String?
 
-    @Option(help: "Seed for the initial weights, the validation split, shuffling and dropout.")
-    var seed: UInt64 = 0
+    @Option(help: help("standardize", "Input scaling: zscore (each dimension minus its training mean, divided by its training standard deviation; stored with the head and applied by predict) or none (the raw vectors).", value: "zscore|none"))
+    var standardize: String?
 
-    @Option(help: ArgumentHelp("Input scaling: zscore (each dimension minus its training mean, divided by its training standard deviation; stored with the head and applied by predict) or none (the raw vectors).", valueName: "none|zscore"))
-    var standardize: String = StandardizeMode.zscore.rawValue
+    @Option(help: help("validation", "Fraction of each class's training images held out for validation."))
+    var validation: String?
 
-    @Option(help: ArgumentHelp("The learning rate over the run: cosine (decays to zero over all the epochs' steps) or constant.", valueName: "cosine|constant"))
-    var schedule: String = LearningRateSchedule.cosine.rawValue
+    @Option(help: help("patience", "Epochs without a better validation loss before stopping; 0 never stops early."))
+    var patience: String?
 
-    @Option(help: "L2 penalty on the weights, as Keras's kernel_regularizer=l2(...); 0 for none.")
-    var weightDecay: Float = 0
+    @Option(help: help("seed", "Seed for the initial weights, the validation split, shuffling and dropout."))
+    var seed: String?
 
     @Option(help: ArgumentHelp("The preprocess output whose images the report shows (default: preprocessed.sqlite beside the input).", valueName: "file"))
     var images: String?
@@ -66,31 +68,20 @@ struct TrainCommand: ParsableCommand {
         if let pipeline {
             return try PipelineRunner.runAlone("train", of: PipelineStages.all, pipeline: pipeline)
         }
-        var options = TrainingOptions()
-        options.hidden = try hidden.split(separator: ",", omittingEmptySubsequences: true).map {
-            guard let size = Int($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--hidden: '\($0)' is not a whole number") }
-            return size
-        }
-        options.dropout = dropout
-        options.epochs = epochs
-        options.batch = batch
-        options.learningRate = learningRate
-        options.validation = validation
-        options.patience = patience
-        options.seed = seed
-        guard let mode = StandardizeMode(rawValue: standardize) else {
-            throw ValidationError("--standardize: none or zscore, not '\(standardize)'")
-        }
-        options.standardize = mode
-        guard let rate = LearningRateSchedule(rawValue: schedule) else {
-            throw ValidationError("--schedule: cosine or constant, not '\(schedule)'")
-        }
-        options.schedule = rate
-        options.weightDecay = weightDecay
+        let given: [String: String?] = ["hidden": hidden, "dropout": dropout, "epochs": epochs, "batch": batch, "learning_rate": learningRate,
+                                        "schedule": schedule, "weight_decay": weightDecay, "standardize": standardize,
+                                        "validation": validation, "patience": patience, "seed": seed]
+        let parameters = try StageParameters.fromCommandLine(given.compactMapValues { $0 }, specs: TrainStage.parameters)
+        let options = TrainStage.options(parameters)
         let report = try Train.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), training: options,
                                          images: images.map { URL(fileURLWithPath: $0) }, log: { print($0) }))
         print("wrote \(output), \(report.metricsURL.path), \(report.reportURL.path)")
     }
+}
+
+/// An option's help with its default, from the stage's one declaration.
+func help(_ name: String, _ text: String, value: String? = nil) -> ArgumentHelp {
+    ArgumentHelp("\(text) (default: \(TrainStage.spec(name).defaultValue.map { $0.isEmpty ? "none" : $0 } ?? "none"))", valueName: value)
 }
 
 TrainCommand.runAsTool()

@@ -233,6 +233,12 @@ func contentHash(_ file: URL) throws -> String {
             ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  predict:\n    top: 3\n", "pipeline.yaml:6:3: unknown stage 'predict'"),
             ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: missing.csv\n", "pipeline.yaml:5:5: ingest.train: no such file"),
             ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    size: 9\n", "pipeline.yaml:7:5: preprocess.size: expected 32 to 512, found 9"),
+            ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  preprocess:\n    size: \"32\"\n",
+             "pipeline.yaml:7:5: preprocess.size: expected a whole number, found the string \"32\""),
+            ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  train:\n    dropout: '0.5'\n",
+             "pipeline.yaml:7:5: train.dropout: expected a number, found the string \"0.5\""),
+            ("name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  train:\n    standardize: minmax\n",
+             "pipeline.yaml:7:5: train.standardize: expected one of none, zscore, found 'minmax'"),
         ]
         // Every case names the artifacts folder inside the test's own folder: the default,
         // ../artifacts/NAME, would be outside it.

@@ -1,0 +1,26 @@
+import Foundation
+import Testing
+
+@Suite struct TrainCommand {
+    /// The command line and the pipeline file hold train's parameters to the same declared limits.
+    @Test func limitsAreTheOnesThePipelineFileHas() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.run(["--until", "extract"])
+        let features = pipeline.artifacts.appendingPathComponent("features.sqlite").path
+        let output = pipeline.folder.appendingPathComponent("head.sqlite").path
+        let cases = [(["--dropout", "1.5"], "--dropout 1.5: expected 0.0 to 0.99, found 1.5"),
+                     (["--epochs", "ten"], "--epochs ten: expected a whole number, found 'ten'"),
+                     (["--standardize", "minmax"], "--standardize minmax: expected one of none, zscore, found 'minmax'")]
+        for (arguments, expected) in cases {
+            let result = try runTool("train", ["--input", features, "--output", output] + arguments)
+            #expect(result.status != 0)
+            #expect(result.stderr.contains(expected), "\(result.stderr)")
+        }
+        try "name: e2e\nartifacts: artifacts\nstages:\n  ingest:\n    train: train.csv\n  train:\n    dropout: 1.5\n"
+            .write(to: pipeline.file, atomically: true, encoding: .utf8)
+        let fromFile = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(fromFile.stderr.contains("train.dropout: expected 0.0 to 0.99, found 1.5"), "\(fromFile.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output))
+    }
+}
