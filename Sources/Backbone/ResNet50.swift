@@ -253,44 +253,56 @@ public final class ResNet50: Sendable {
     func forwardAlone(_ workspace: Workspace, count: Int, into features: UnsafeMutablePointer<Float>) {
         precondition(count <= workspace.count)
         let columns = workspace.columns, side = workspace.size
-        // The stem and the first stage, `step` images at a time, their output gathered in late[0].
+        // The stem and the first stage, `step` images at a time (n <= step), their output gathered
+        // in late[0] for the whole batch:
+        //   input     [n, side, side, 3]            workspace.input + first image
+        //   stem      [n, side/2, side/2, 64]       7x7/2 conv + bias + ReLU         early[1]
+        //   pooled    [n, side/4, side/4, 64]       3x3/2 max pool                   early[0]
+        //   conv2     [n, side/4, side/4, 256]      three bottleneck blocks          late[0] + first image
+        let stemOutput = workspace.early[1], pooledOutput = workspace.early[0]
         var handedOver = Shape(count: 0, height: 0, width: 0, channels: 0)
         for first in stride(from: 0, to: count, by: workspace.step) {
-            let buffers = workspace.early
-            var part = Shape(count: min(workspace.step, count - first), height: side, width: side, channels: 3)
-            part = run(stem, workspace.input + first * side * side * 3, part, into: buffers[1], columns: columns, relu: true)
-            let pooled = Shape(count: part.count, height: (part.height - 1) / 2 + 1, width: (part.width - 1) / 2 + 1, channels: part.channels)
-            Kernels.maxPool3x3s2(buffers[1], part, output: pooled, into: buffers[0])
-            handedOver = runBlocks(blocks[..<Self.earlyBlocks], buffers, x: 0, shape: pooled, workspace: workspace,
-                                   handover: workspace.late[0] + first * pooled.height * pooled.width * blocks[Self.earlyBlocks - 1].expand.output).shape
+            let input = Shape(count: min(workspace.step, count - first), height: side, width: side, channels: 3)
+            let stemmed = run(stem, workspace.input + first * side * side * 3, input, into: stemOutput, columns: columns, relu: true)
+            let pooled = Shape(count: stemmed.count, height: (stemmed.height - 1) / 2 + 1, width: (stemmed.width - 1) / 2 + 1, channels: stemmed.channels)
+            Kernels.maxPool3x3s2(stemOutput, stemmed, output: pooled, into: pooledOutput)
+            let handover = workspace.late[0] + first * pooled.height * pooled.width * blocks[Self.earlyBlocks - 1].expand.output
+            handedOver = runBlocks(blocks[..<Self.earlyBlocks], workspace.early, input: 0, shape: pooled, workspace: workspace, handover: handover).shape
         }
+        // conv3 to conv5 on the whole batch, from late[0]; then the global average to [count, 2048].
         handedOver.count = count
-        let last = runBlocks(blocks[Self.earlyBlocks...], workspace.late, x: 0, shape: handedOver, workspace: workspace, handover: nil)
-        Kernels.globalAveragePool(workspace.late[last.x], last.shape, into: features)
+        let last = runBlocks(blocks[Self.earlyBlocks...], workspace.late, input: 0, shape: handedOver, workspace: workspace, handover: nil)
+        Kernels.globalAveragePool(workspace.late[last.buffer], last.shape, into: features)
     }
 
-    /// Runs `blocks` on the activation in `buffers[x]`; returns where the output is, and its shape.
-    /// With `handover`, the last block writes its output there instead.
-    private func runBlocks(_ blocks: ArraySlice<Block>, _ buffers: [UnsafeMutablePointer<Float>], x: Int, shape: Shape, workspace: Workspace,
-                           handover: UnsafeMutablePointer<Float>?) -> (x: Int, shape: Shape) {
+    /// Runs `blocks` on the activation in `buffers[input]`; returns which buffer holds the output, and
+    /// its shape. With `handover`, the last block writes its output there instead.
+    private func runBlocks(_ blocks: ArraySlice<Block>, _ buffers: [UnsafeMutablePointer<Float>], input: Int, shape: Shape, workspace: Workspace,
+                           handover: UnsafeMutablePointer<Float>?) -> (buffer: Int, shape: Shape) {
         let columns = workspace.columns
-        var x = x, shape = shape
-        // The block output lands in the shortcut's buffer (or in x's own, for an identity shortcut),
-        // so nothing is ever copied.
+        var current = input, shape = shape
         for (index, block) in zip(blocks.indices, blocks) {
-            let free = (0 ..< 4).filter { $0 != x }
-            var residual = x
-            if let shortcut = block.shortcut {
-                residual = free[2]
-                _ = run(shortcut, buffers[x], shape, into: buffers[residual], columns: columns, relu: false)
+            // Each block, its four buffers named by role (s = 2 on the first block of conv3-conv5):
+            //   block input  [n, h, w, c]              buffers[current]
+            //   reduced      [n, h/s, w/s, f]          1x1/s conv + bias + ReLU            a free buffer
+            //   spatial      [n, h/s, w/s, f]          3x3 Winograd + bias + ReLU          another
+            //   shortcut     [n, h/s, w/s, 4f]         1x1/s projection (first block of a stage), the third;
+            //                                          else the block input itself
+            //   output       [n, h/s, w/s, 4f]         1x1 expand + bias + shortcut + ReLU, over the shortcut
+            // so the output lands where the shortcut is, and nothing is ever copied.
+            let free = (0 ..< 4).filter { $0 != current }
+            let reducedBuffer = buffers[free[0]], spatialBuffer = buffers[free[1]]
+            let shortcut = block.shortcut == nil ? current : free[2]
+            if let projection = block.shortcut {
+                _ = run(projection, buffers[current], shape, into: buffers[shortcut], columns: columns, relu: false)
             }
-            let reduced = run(block.reduce, buffers[x], shape, into: buffers[free[0]], columns: columns, relu: true)
-            block.spatial.run(buffers[free[0]], reduced, into: buffers[free[1]], transformed: columns, products: workspace.products)
-            let output = index == blocks.indices.last ? handover ?? buffers[residual] : buffers[residual]
-            shape = run(block.expand, buffers[free[1]], reduced, into: output, columns: columns, residual: UnsafePointer(buffers[residual]), relu: true)
-            x = residual
+            let reduced = run(block.reduce, buffers[current], shape, into: reducedBuffer, columns: columns, relu: true)
+            block.spatial.run(reducedBuffer, reduced, into: spatialBuffer, transformed: columns, products: workspace.products)
+            let output = index == blocks.indices.last ? handover ?? buffers[shortcut] : buffers[shortcut]
+            shape = run(block.expand, spatialBuffer, reduced, into: output, columns: columns, residual: UnsafePointer(buffers[shortcut]), relu: true)
+            current = shortcut
         }
-        return (x, shape)
+        return (current, shape)
     }
 
     /// Caffe preprocessing of RGB bytes (`pixels x 3`) into the network's input floats: BGR order,

@@ -14,12 +14,15 @@ import WeightsFetch
 /// `weights` cannot be had (no network, no cached file): announced as a warning, recorded in the
 /// manifest as the weights actually used, and shown by the report.
 public enum ExtractStage {
+    /// Declared once for the pipeline file, the `extract` command line and the fingerprint.
+    public static let parameters = [ParameterSpec("weights", .text, default: "imagenet"), ParameterSpec("fallback", .text, default: ""),
+                                    ParameterSpec("batch", .integer(1 ... 1024), default: "32")]
+
     public static let definition = StageDefinition(
         name: "extract",
         // 2: Winograd and our own GEMM changed the features' last bits.
         version: 2,
-        parameters: [ParameterSpec("weights", .text, default: "imagenet"), ParameterSpec("fallback", .text, default: ""),
-                     ParameterSpec("batch", .integer(1 ... 1024), default: "32")],
+        parameters: parameters,
         output: "features.sqlite",
         reads: ["preprocessed.sqlite"],
         // The GEMM kernel decides the features' last bits: a run on a CPU without AVX-512 (or with

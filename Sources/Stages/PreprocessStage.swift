@@ -12,10 +12,13 @@ import WeightsFetch
 
 /// The preprocess stage as a pipeline runs it.
 public enum PreprocessStage {
+    /// Declared once for the pipeline file, the `preprocess` command line and the fingerprint.
+    public static let parameters = [ParameterSpec("size", .integer(Preprocess.sizes), default: "224")]
+
     public static let definition = StageDefinition(
         name: "preprocess",
         version: 1,
-        parameters: [ParameterSpec("size", .integer(Preprocess.sizes), default: "224")],
+        parameters: parameters,
         output: "preprocessed.sqlite",
         sideOutputs: ["contact-sheet.png"],
         reads: ["images.sqlite"],

@@ -40,11 +40,11 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
     var output: String = "features.sqlite"
 
-    @Option(help: ArgumentHelp("imagenet, a Keras .h5 weights file, or random:SEED.", valueName: "weights"))
-    var weights: String = "imagenet"
+    @Option(help: ArgumentHelp("imagenet, a Keras .h5 weights file, or random:SEED. (default: imagenet)", valueName: "weights"))
+    var weights: String?
 
-    @Option(help: "Images per forward pass.")
-    var batch: Int = 32
+    @Option(help: "Images per forward pass, 1 to 1024. (default: 32)")
+    var batch: String?
 
     @Option(help: ArgumentHelp("Process shard K of N only (0-based).", valueName: "K/N"))
     var shard: String?
@@ -76,9 +76,11 @@ struct Run: ParsableCommand {
             return try PipelineRunner.runAlone("extract", of: PipelineStages.all, pipeline: pipeline)
         }
         let shard = try resolvedShard()
+        // Checked by the same rules as the pipeline file's extract stage.
+        let parameters = try StageParameters.fromCommandLine(["weights": weights, "batch": batch].compactMapValues { $0 }, specs: ExtractStage.parameters)
         let started = Date()
         let report = try Extract.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),
-                                           weights: try WeightsSpec(weights), batch: batch), shard: shard)
+                                           weights: try WeightsSpec(parameters.values["weights"]!), batch: Int(parameters.values["batch"]!)!), shard: shard)
         let seconds = Date().timeIntervalSince(started)
         if report.randomWeights {
             FileHandle.standardError.write(Data("warning: features come from a RANDOM backbone (\(report.weightsSource)), not ImageNet weights\n".utf8))

@@ -19,8 +19,8 @@ struct PreprocessCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
     var output: String = "preprocessed.sqlite"
 
-    @Option(help: "The side of the square output images, 32 to 512.")
-    var size: Int = 224
+    @Option(help: "The side of the square output images, 32 to 512. (default: \(PreprocessStage.parameters[0].defaultValue!))")
+    var size: String?
 
     @Option(help: ArgumentHelp("Also write each image as DIR/SPLIT-ID-LETTER.png.", valueName: "dir"))
     var export: String?
@@ -38,6 +38,8 @@ struct PreprocessCommand: ParsableCommand {
         if let pipeline {
             return try PipelineRunner.runAlone("preprocess", of: PipelineStages.all, pipeline: pipeline)
         }
+        // The size is checked by the same rule as the pipeline file's.
+        let size = Int(try StageParameters.fromCommandLine(["size": size].compactMapValues { $0 }, specs: PreprocessStage.parameters).values["size"]!)!
         let started = Date()
         let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,
                                               export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit,
