@@ -185,15 +185,7 @@ public enum Trainer {
 
     /// Probabilities of `rows` of already standardized features through the bare network.
     static func predict(_ network: DenseNetwork, features: [Float], rows: [Int], dimension: Int) -> [Float] {
-        var out: [Float] = []
-        out.reserveCapacity(rows.count * network.classCount)
-        var batch = [Float](repeating: 0, count: 1024 * dimension)
-        for start in stride(from: 0, to: rows.count, by: 1024) {
-            let chunk = Array(rows[start ..< min(start + 1024, rows.count)])
-            gather(features, rows: chunk, dimension: dimension, into: &batch)
-            out += batch.withUnsafeBufferPointer { network.probabilities(UnsafeBufferPointer(rebasing: $0[0 ..< chunk.count * dimension]), count: chunk.count) }
-        }
-        return out
+        predict(Classifier(standardization: nil, network: network), features: features, rows: rows, dimension: dimension)
     }
 
     static func evaluate(_ network: DenseNetwork, features: [Float], labels: [Int], rows: [Int], dimension: Int) -> (loss: Double, accuracy: Double) {

@@ -15,7 +15,7 @@ struct SamplePipeline {
         try write(size: size, epochs: epochs, extractBatch: extractBatch)
     }
 
-    func write(size: Int = 32, epochs: Int = 3, extractBatch: Int = 32) throws {
+    func write(size: Int = 32, epochs: Int = 3, extractBatch: Int = 32, weights: String = "random:1", fallback: String = "") throws {
         try """
         name: e2e
         artifacts: artifacts
@@ -26,7 +26,8 @@ struct SamplePipeline {
           preprocess:
             size: \(size)
           extract:
-            weights: random:1
+            weights: \(weights)
+            fallback: "\(fallback)"
             batch: \(extractBatch)
           train:
             hidden: [32]
@@ -271,22 +272,7 @@ func contentHash(_ file: URL) throws -> String {
     @Test func damagedCachedWeightsFallBack() throws {
         let pipeline = try SamplePipeline()
         defer { pipeline.remove() }
-        try """
-        name: e2e
-        artifacts: artifacts
-        stages:
-          ingest:
-            train: train.csv
-            test: test.csv
-          preprocess:
-            size: 32
-          extract:
-            weights: imagenet
-            fallback: random:0
-          train:
-            hidden: [32]
-            epochs: 2
-        """.write(to: pipeline.file, atomically: true, encoding: .utf8)
+        try pipeline.write(weights: "imagenet", fallback: "random:0")
         let home = pipeline.folder.appendingPathComponent("home")
         let keras = home.appendingPathComponent(".keras/models")
         try FileManager.default.createDirectory(at: keras, withIntermediateDirectories: true)
