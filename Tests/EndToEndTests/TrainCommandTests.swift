@@ -23,4 +23,16 @@ import Testing
         #expect(fromFile.stderr.contains("train.dropout: expected 0.0 to 0.99, found 1.5"), "\(fromFile.stderr)")
         #expect(!FileManager.default.fileExists(atPath: output))
     }
+
+    /// Every parameter the pipeline file knows for train is an option of the command, with its default.
+    @Test func helpNamesEveryParameterWithItsDefault() throws {
+        let help = try runTool("train", ["--help"]).stdout
+        let parameters = ["hidden": "256", "dropout": "0.5", "epochs": "30", "batch": "64", "learning-rate": "0.001", "schedule": "cosine",
+                          "weight-decay": "0.0", "standardize": "zscore", "validation": "0.1", "patience": "5", "seed": "0"]
+        let flat = help.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for (option, value) in parameters {
+            #expect(flat.contains("--\(option) "), "\(option)")
+            #expect(flat.contains("(default: \(value))"), "\(option): \(value)")
+        }
+    }
 }
