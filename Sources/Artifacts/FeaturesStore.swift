@@ -58,9 +58,24 @@ public enum FeaturesStore {
     /// Every feature of `split` (or all), in id order.
     public static func all(_ queue: DatabaseQueue, split: String? = nil) throws -> [Feature] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, split, label, vector FROM features WHERE ? IS NULL OR split = ? ORDER BY id",
-                             arguments: [split, split]).map {
-                Feature(id: $0["id"], split: $0["split"], label: $0["label"], vector: decode($0["vector"]))
+            try RecordColumns.fetch(db, file: queue.path, table: "features", sql: "SELECT id, split, label, vector FROM features WHERE ? IS NULL OR split = ? ORDER BY id",
+                                    arguments: [split, split], feature)
+        }
+    }
+
+    /// One row of `features`, checked (see `RecordColumns`): the vector's length is the reader's to check.
+    static func feature(_ row: Row) throws -> Feature {
+        Feature(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), label: try RecordColumns.label(row),
+                vector: decode(try RecordColumns.blob(row, "vector", multipleOf: 4)))
+    }
+
+    /// Every feature in id order, handed to `body` one at a time (a full-size file is 280 MB of vectors).
+    public static func forEach(_ queue: DatabaseQueue, _ body: (Feature) throws -> Void) throws {
+        try queue.read { db in
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, vector FROM features ORDER BY id")
+            while let row = try rows.next() {
+                let checked = try RecordColumns.fetchOne(row, file: queue.path, table: "features", feature)
+                try body(checked)
             }
         }
     }

@@ -67,10 +67,27 @@ public enum HeadStore {
     public static func load(_ url: URL) throws -> Stored {
         let (queue, _) = try open(url)
         return try queue.read { db in
-            let labels = try Int.fetchAll(db, sql: "SELECT label FROM classes ORDER BY idx")
-            let layers = try Row.fetchAll(db, sql: "SELECT inputs, outputs, weights, bias FROM layers ORDER BY layer").map { row in
-                Stored.Layer(inputs: row["inputs"], outputs: row["outputs"],
-                             weights: FeaturesStore.decode(row["weights"]), bias: FeaturesStore.decode(row["bias"]))
+            let labels = try RecordColumns.fetch(db, file: url.path, table: "classes", sql: "SELECT label FROM classes ORDER BY idx") {
+                try RecordColumns.label($0)
+            }
+            let layers = try RecordColumns.fetch(db, file: url.path, table: "layers", sql: "SELECT inputs, outputs, weights, bias FROM layers ORDER BY layer") { row in
+                let inputs = try RecordColumns.integer(row, "inputs"), outputs = try RecordColumns.integer(row, "outputs")
+                guard inputs > 0, outputs > 0 else { throw ColumnProblem(message: "inputs and outputs: expected positive sizes, found \(inputs) and \(outputs)") }
+                let weights = FeaturesStore.decode(try RecordColumns.blob(row, "weights", bytes: inputs * outputs * 4))
+                let bias = FeaturesStore.decode(try RecordColumns.blob(row, "bias", bytes: outputs * 4))
+                guard weights.allSatisfy(\.isFinite), bias.allSatisfy(\.isFinite) else {
+                    throw ColumnProblem(message: "weights and bias: expected finite numbers, found NaN or infinity")
+                }
+                return Stored.Layer(inputs: inputs, outputs: outputs, weights: weights, bias: bias)
+            }
+            guard !labels.isEmpty, !layers.isEmpty else {
+                throw StageError("\(url.path): the head has no classes or no layers: not a trained head; rerun train")
+            }
+            for (index, pair) in zip(layers, layers.dropFirst()).enumerated() where pair.0.outputs != pair.1.inputs {
+                throw StageError("\(url.path): table layers: layer \(index) has \(pair.0.outputs) outputs but layer \(index + 1) takes \(pair.1.inputs) inputs")
+            }
+            guard layers.last!.outputs == labels.count else {
+                throw StageError("\(url.path): the last layer has \(layers.last!.outputs) outputs for \(labels.count) classes")
             }
             let params = try Artifact.keyValues(db, table: "params")
             let standardization = try loadStandardization(db, file: url.path, dimension: layers.first?.inputs ?? 0)

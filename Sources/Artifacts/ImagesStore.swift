@@ -91,17 +91,16 @@ public enum ImagesStore {
                                     _ body: ([Image]) throws -> Void) throws {
         var after = 0
         while true {
-            let rows = try queue.read { db in
-                try Row.fetchAll(db, sql: """
+            let images = try queue.read { db in
+                try RecordColumns.fetch(db, file: queue.path, table: "images", sql: """
                     SELECT id, split, source_row, label, pixels FROM images
                     WHERE id > ? AND (? IS NULL OR split = ?) ORDER BY id LIMIT ?
-                    """, arguments: [after, split, split, batch])
+                    """, arguments: [after, split, split, batch]) { row in
+                    Image(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), sourceRow: try RecordColumns.integer(row, "source_row"),
+                          label: try RecordColumns.label(row), pixels: [UInt8](try RecordColumns.blob(row, "pixels", bytes: 28 * 28)))
+                }
             }
-            if rows.isEmpty { return }
-            let images = rows.map { row in
-                Image(id: row["id"], split: row["split"], sourceRow: row["source_row"], label: row["label"],
-                      pixels: [UInt8](row["pixels"] as Data))
-            }
+            if images.isEmpty { return }
             after = images.last!.id
             try body(images)
         }

@@ -45,9 +45,10 @@ public enum PreprocessedStore {
     /// The images whose ids fall in `ids`, in id order.
     public static func images(_ queue: DatabaseQueue, ids: ClosedRange<Int>) throws -> [Image] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, split, label, png FROM images WHERE id BETWEEN ? AND ? ORDER BY id",
-                             arguments: [ids.lowerBound, ids.upperBound]).map {
-                Image(id: $0["id"], split: $0["split"], label: $0["label"], png: $0["png"])
+            try RecordColumns.fetch(db, file: queue.path, table: "images", sql: "SELECT id, split, label, png FROM images WHERE id BETWEEN ? AND ? ORDER BY id",
+                                    arguments: [ids.lowerBound, ids.upperBound]) { row in
+                Image(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), label: try RecordColumns.label(row),
+                      png: try RecordColumns.blob(row, "png"))
             }
         }
     }

@@ -208,24 +208,20 @@ public enum Train {
     /// Every feature vector, checked: the right length, and finite.
     static func load(_ queue: DatabaseQueue, file: String) throws -> Loaded {
         var loaded = Loaded()
-        try queue.read { db in
-            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM features") ?? 0
-            loaded.features.reserveCapacity(total * loaded.dimension)
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, vector FROM features ORDER BY id")
-            while let row = try rows.next() {
-                let id: Int = row["id"]
-                let vector = FeaturesStore.decode(row["vector"])
-                guard vector.count == loaded.dimension else {
-                    throw StageError("\(file): features row id \(id) has a vector of \(vector.count) values, expected \(loaded.dimension)")
-                }
-                if let bad = vector.firstIndex(where: { !$0.isFinite }) {
-                    throw StageError("\(file): features row id \(id) holds \(vector[bad]) at position \(bad); the features must be finite numbers")
-                }
-                loaded.ids.append(id)
-                loaded.splits.append(row["split"])
-                loaded.labels.append(row["label"])
-                loaded.features += vector
+        let total = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM features") } ?? 0
+        loaded.features.reserveCapacity(total * loaded.dimension)
+        // Each row's types, label and split are checked by the store; the length and the values here.
+        try FeaturesStore.forEach(queue) { feature in
+            guard feature.vector.count == loaded.dimension else {
+                throw StageError("\(file): features row id \(feature.id) has a vector of \(feature.vector.count) values, expected \(loaded.dimension)")
             }
+            if let bad = feature.vector.firstIndex(where: { !$0.isFinite }) {
+                throw StageError("\(file): features row id \(feature.id) holds \(feature.vector[bad]) at position \(bad); the features must be finite numbers")
+            }
+            loaded.ids.append(feature.id)
+            loaded.splits.append(feature.split)
+            loaded.labels.append(feature.label)
+            loaded.features += feature.vector
         }
         guard !loaded.ids.isEmpty else { throw StageError("\(file): holds no features") }
         return loaded

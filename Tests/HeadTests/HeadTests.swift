@@ -367,3 +367,49 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
         #expect(error?.description.contains("rebuild the file") == true)
     }
 }
+
+@Suite struct EditedHeadsAndFeatures {
+    func trained() throws -> (folder: URL, features: URL, head: URL) {
+        let folder = try Fixtures.temporaryFolder()
+        let features = folder.appendingPathComponent("features.sqlite"), head = folder.appendingPathComponent("head.sqlite")
+        try writeFeatures(features, rows: clusterRows(train: 40, test: 8))
+        var options = TrainingOptions()
+        options.epochs = 2
+        _ = try Train.run(.init(input: features, output: head, training: options))
+        return (folder, features, head)
+    }
+
+    @Test(arguments: [
+        ("UPDATE layers SET bias = zeroblob(3) WHERE layer = 1", "table layers, a row: bias: expected 16 bytes, found 3"),
+        ("DELETE FROM classes", "the head has no classes or no layers"),
+        ("UPDATE classes SET label = 9 WHERE idx = 0", "table classes, a row: label: expected a Sign MNIST label (0 to 24, not 9), found 9"),
+    ])
+    func aDamagedHeadIsRefused(edit: String, expected: String) throws {
+        let (folder, _, head) = try trained()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try DatabaseQueue(path: head.path).write { try $0.execute(sql: edit) }
+        let error = #expect(throws: StageError.self) { try HeadModel(head) }
+        #expect(error?.description.contains(expected) == true, "\(error?.description ?? "no error")")
+    }
+
+    @Test func aNaNBiasIsRefused() throws {
+        let (folder, _, head) = try trained()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var bias = [Float](repeating: 0, count: 4)
+        bias[2] = .nan
+        try DatabaseQueue(path: head.path).write {
+            try $0.execute(sql: "UPDATE layers SET bias = ? WHERE layer = 1", arguments: [bias.withUnsafeBufferPointer { FeaturesStore.encode($0) }])
+        }
+        let error = #expect(throws: StageError.self) { try HeadModel(head) }
+        #expect(error?.description.contains("expected finite numbers") == true)
+    }
+
+    @Test func aFeatureLabelOf99IsRefused() throws {
+        let (folder, features, _) = try trained()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try DatabaseQueue(path: features.path).write { try $0.execute(sql: "UPDATE features SET label = 99 WHERE id = 3") }
+        let error = #expect(throws: StageError.self) { try Train.run(.init(input: features, output: folder.appendingPathComponent("again.sqlite"))) }
+        #expect(error?.description.contains("table features, row id 3: label: expected a Sign MNIST label (0 to 24, not 9), found 99") == true,
+                "\(error?.description ?? "no error")")
+    }
+}
