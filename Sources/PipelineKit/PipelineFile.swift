@@ -14,17 +14,31 @@ public enum ParameterKind: Sendable {
     case inputFile(required: Bool)
 }
 
+/// One parameter of a stage, declared once: its key in a pipeline file (`learning_rate`), its option
+/// on the stage's command line (`--learning-rate`), its kind with its limits, its default and its
+/// help. The file, the command line and the fingerprint all go through `canonical`.
 public struct ParameterSpec: Sendable {
     public var name: String
     public var kind: ParameterKind
     /// The canonical default; nil for none (an optional input file).
     public var defaultValue: String?
+    public var help: String
+    /// How the help names the value (`<sizes>`).
+    public var valueName: String
 
-    public init(_ name: String, _ kind: ParameterKind, default defaultValue: String? = nil) {
+    public init(_ name: String, _ kind: ParameterKind, default defaultValue: String? = nil, help: String = "", value valueName: String? = nil) {
         self.name = name
         self.kind = kind
         self.defaultValue = defaultValue
+        self.help = help
+        self.valueName = valueName ?? {
+            if case let .choice(words) = kind { return words.joined(separator: "|") }
+            return name.replacingOccurrences(of: "_", with: "-")
+        }()
     }
+
+    /// The command-line option: `--` and the key with dashes.
+    public var option: String { "--" + name.replacingOccurrences(of: "_", with: "-") }
 }
 
 /// A pipeline file (`pipelines/NAME.yaml`): its name, its artifacts folder and each stage's
@@ -213,10 +227,64 @@ extension StageParameters {
             do {
                 parameters.values[spec.name] = try spec.canonical(text)
             } catch let problem as ParameterProblem {
-                throw StageError("--\(spec.name.replacingOccurrences(of: "_", with: "-")) \(text): \(problem.message)")
+                throw StageError("\(spec.option) \(text): \(problem.message)")
             }
         }
         return parameters
+    }
+
+    /// Parameters from command-line words (`--learning-rate 0.01` or `--learning-rate=0.01`, each at
+    /// most once), the options being the specs' own; anything else is an error naming it.
+    public static func fromArguments(_ words: [String], specs: [ParameterSpec]) throws -> StageParameters {
+        var given: [String: String] = [:]
+        var index = 0
+        while index < words.count {
+            let word = words[index]
+            let (option, inline) = word.contains("=") ? (String(word.prefix { $0 != "=" }), String(word.drop { $0 != "=" }.dropFirst())) : (word, nil)
+            guard let spec = specs.first(where: { $0.option == option }) else {
+                let known = specs.filter { if case .inputFile = $0.kind { return false } else { return true } }.map(\.option)
+                throw StageError(option.hasPrefix("-") ? "unknown option '\(option)' (the stage's parameters are \(known.joined(separator: ", ")); see --help)"
+                                                       : "unexpected argument '\(word)'")
+            }
+            guard given[spec.name] == nil else { throw StageError("\(option) is given twice") }
+            if let inline {
+                given[spec.name] = inline
+            } else {
+                guard index + 1 < words.count else { throw StageError("\(option) needs a value (\(spec.valueName))") }
+                index += 1
+                given[spec.name] = words[index]
+            }
+            index += 1
+        }
+        return try fromCommandLine(given, specs: specs)
+    }
+}
+
+extension ParameterSpec {
+    /// The help for these parameters as command-line options, laid out as swift-argument-parser lays
+    /// out its own, each with its default.
+    public static func optionsHelp(_ specs: [ParameterSpec], title: String) -> String {
+        var lines = [title]
+        for spec in specs {
+            if case .inputFile = spec.kind { continue }
+            let left = "  \(spec.option) <\(spec.valueName)>"
+            let shown = spec.defaultValue.map { $0.isEmpty ? "none" : $0 } ?? "none"
+            let text = "\(spec.help) (default: \(shown))"
+            var words = text.split(separator: " ").map(String.init)
+            var line = left.count < 24 ? left.padding(toLength: 26, withPad: " ", startingAt: 0) : left + "\n" + String(repeating: " ", count: 26)
+            var width = line.split(separator: "\n").last.map(\.count) ?? 0
+            while !words.isEmpty {
+                let word = words.removeFirst()
+                if width + word.count > 76 && width > 26 {
+                    line += "\n" + String(repeating: " ", count: 26)
+                    width = 26
+                }
+                line += word + " "
+                width += word.count + 1
+            }
+            lines.append(line.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix(" ") ? String($0.dropLast()) : String($0) }.joined(separator: "\n"))
+        }
+        return lines.joined(separator: "\n")
     }
 }
 /// A stage's checked parameters: canonical values (fingerprinted as written here) and input files.

@@ -15,8 +15,13 @@ import WeightsFetch
 /// manifest as the weights actually used, and shown by the report.
 public enum ExtractStage {
     /// Declared once for the pipeline file, the `extract` command line and the fingerprint.
-    public static let parameters = [ParameterSpec("weights", .text, default: "imagenet"), ParameterSpec("fallback", .text, default: ""),
-                                    ParameterSpec("batch", .integer(1 ... 1024), default: "32")]
+    public static let parameters = [
+        ParameterSpec("weights", .text, default: "imagenet", help: "imagenet, a Keras .h5 weights file, or random:SEED."),
+        ParameterSpec("fallback", .text, default: "", help: "Weights to use only when the ImageNet weights cannot be had (no network, nothing cached), e.g. random:0; said loudly and recorded."),
+        ParameterSpec("batch", .integer(1 ... 1024), default: "32", help: "Images per forward pass, 1 to 1024."),
+    ]
+    /// What the `extract` command line takes of them (the fallback is a pipeline's decision).
+    public static var commandLineParameters: [ParameterSpec] { parameters.filter { $0.name != "fallback" } }
 
     public static let definition = StageDefinition(
         name: "extract",

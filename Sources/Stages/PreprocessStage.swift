@@ -13,7 +13,8 @@ import WeightsFetch
 /// The preprocess stage as a pipeline runs it.
 public enum PreprocessStage {
     /// Declared once for the pipeline file, the `preprocess` command line and the fingerprint.
-    public static let parameters = [ParameterSpec("size", .integer(Preprocess.sizes), default: "224")]
+    public static let parameters = [ParameterSpec("size", .integer(Preprocess.sizes), default: "224",
+                                                  help: "The side of the square output images, \(Preprocess.sizes.lowerBound) to \(Preprocess.sizes.upperBound).")]
 
     public static let definition = StageDefinition(
         name: "preprocess",

@@ -15,18 +15,20 @@ import WeightsFetch
 /// the stage as a pipeline runs it.
 public enum TrainStage {
     public static let parameters: [ParameterSpec] = [
-        ParameterSpec("hidden", .integerList, default: "256"), ParameterSpec("dropout", .number(0 ... 0.99), default: "0.5"),
-        ParameterSpec("epochs", .integer(1 ... 100_000), default: "30"), ParameterSpec("batch", .integer(1 ... 1 << 20), default: "64"),
-        ParameterSpec("learning_rate", .number(1e-9 ... 10), default: "0.001"),
-        ParameterSpec("schedule", .choice(LearningRateSchedule.allCases.map(\.rawValue)), default: LearningRateSchedule.cosine.rawValue),
-        ParameterSpec("weight_decay", .number(0 ... 1), default: "0.0"),
-        ParameterSpec("standardize", .choice(StandardizeMode.allCases.map(\.rawValue)), default: StandardizeMode.zscore.rawValue),
-        ParameterSpec("validation", .number(0 ... 0.9), default: "0.1"), ParameterSpec("patience", .integer(0 ... 100_000), default: "5"),
-        ParameterSpec("seed", .integer(0 ... Int.max), default: "0"),
+        ParameterSpec("hidden", .integerList, default: "256", help: "Hidden layer sizes, comma-separated; empty for softmax regression.", value: "sizes"),
+        ParameterSpec("dropout", .number(0 ... 0.99), default: "0.5", help: "Dropout rate after each hidden layer, 0 to 0.99."),
+        ParameterSpec("epochs", .integer(1 ... 100_000), default: "30", help: "The most epochs to train."),
+        ParameterSpec("batch", .integer(1 ... 1 << 20), default: "64", help: "Images per mini-batch."),
+        ParameterSpec("learning_rate", .number(1e-9 ... 10), default: "0.001", help: "Adam's learning rate (at the start, with the cosine schedule)."),
+        ParameterSpec("schedule", .choice(LearningRateSchedule.allCases.map(\.rawValue)), default: LearningRateSchedule.cosine.rawValue,
+                      help: "The learning rate over the run: cosine (decays to zero over all the epochs' steps) or constant."),
+        ParameterSpec("weight_decay", .number(0 ... 1), default: "0.0", help: "L2 penalty on the weights, as Keras's kernel_regularizer=l2(...); 0 for none."),
+        ParameterSpec("standardize", .choice(StandardizeMode.allCases.map(\.rawValue)), default: StandardizeMode.zscore.rawValue,
+                      help: "Input scaling: zscore (each dimension minus its training mean, divided by its training standard deviation; stored with the head and applied by predict) or none (the raw vectors)."),
+        ParameterSpec("validation", .number(0 ... 0.9), default: "0.1", help: "Fraction of each class's training images held out for validation."),
+        ParameterSpec("patience", .integer(0 ... 100_000), default: "5", help: "Epochs without a better validation loss before stopping; 0 never stops early."),
+        ParameterSpec("seed", .integer(0 ... Int.max), default: "0", help: "Seed for the initial weights, the validation split, shuffling and dropout."),
     ]
-
-    /// The spec of parameter `name`, for help texts.
-    public static func spec(_ name: String) -> ParameterSpec { parameters.first { $0.name == name }! }
 
     /// Checked parameters (`StageParameters` from a pipeline file or a command line) as training options.
     public static func options(_ parameters: StageParameters) -> TrainingOptions {

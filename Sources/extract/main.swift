@@ -22,6 +22,7 @@ struct ExtractCommand: ParsableCommand {
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Extract features (the default command).",
+        usage: "extract [run] [--input <file>] [--output <file>] [--weights <weights>] [--batch <batch>] [--shard <K/N>] [--shards <N>] | extract --pipeline <file>",
         discussion: """
             Weights: 'imagenet' (the official Keras file, from ~/.keras/models/ or the cache folder, else \
             downloaded once), a path to a Keras .h5 weights file, or random:SEED (a seeded He-initialised \
@@ -32,7 +33,8 @@ struct Run: ParsableCommand {
             OUTPUT-stem.shard-K-of-N.sqlite; `extract merge` combines the shards. Without --shard, a Slurm \
             array task takes SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT, and a Kubernetes Indexed Job \
             task JOB_COMPLETION_INDEX with --shards N, so one command line serves every task.
-            """)
+
+            """ + ParameterSpec.optionsHelp(ExtractStage.commandLineParameters, title: "PARAMETERS (also the keys of a pipeline file's extract stage):"))
 
     @Option(help: ArgumentHelp("The preprocess output to read.", valueName: "file"))
     var input: String = "preprocessed.sqlite"
@@ -40,11 +42,10 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
     var output: String = "features.sqlite"
 
-    @Option(help: ArgumentHelp("imagenet, a Keras .h5 weights file, or random:SEED. (default: imagenet)", valueName: "weights"))
-    var weights: String?
-
-    @Option(help: "Images per forward pass, 1 to 1024. (default: 32)")
-    var batch: String?
+    // --weights and --batch are ExtractStage.parameters, declared once for this command line, the
+    // pipeline file and the fingerprint, and checked by the same rules.
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var parameters: [String] = []
 
     @Option(help: ArgumentHelp("Process shard K of N only (0-based).", valueName: "K/N"))
     var shard: String?
@@ -77,7 +78,7 @@ struct Run: ParsableCommand {
         }
         let shard = try resolvedShard()
         // Checked by the same rules as the pipeline file's extract stage.
-        let parameters = try StageParameters.fromCommandLine(["weights": weights, "batch": batch].compactMapValues { $0 }, specs: ExtractStage.parameters)
+        let parameters = try StageParameters.fromArguments(self.parameters, specs: ExtractStage.commandLineParameters)
         let started = Date()
         let report = try Extract.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),
                                            weights: try WeightsSpec(parameters.values["weights"]!), batch: Int(parameters.values["batch"]!)!), shard: shard)

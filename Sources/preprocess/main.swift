@@ -8,10 +8,12 @@ struct PreprocessCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "preprocess",
         abstract: "Resize the 28x28 grey images to SxS and replicate them to RGB, as PNGs in SQLite.",
+        usage: "preprocess [--input <file>] [--output <file>] [--size <size>] [--export <dir> [--limit <n>] [--originals]] | preprocess --pipeline <file>",
         discussion: """
             Bilinear resizing with tf.image.resize's semantics (half-pixel centres, no antialiasing), \
             rounded half to even. Also writes contact-sheet.png beside the output: one row per letter.
-            """)
+
+            """ + ParameterSpec.optionsHelp(PreprocessStage.parameters, title: "PARAMETERS (also the keys of a pipeline file's preprocess stage):"))
 
     @Option(help: ArgumentHelp("The ingest output to read.", valueName: "file"))
     var input: String = "images.sqlite"
@@ -19,8 +21,10 @@ struct PreprocessCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
     var output: String = "preprocessed.sqlite"
 
-    @Option(help: "The side of the square output images, 32 to 512. (default: \(PreprocessStage.parameters[0].defaultValue!))")
-    var size: String?
+    // --size is PreprocessStage.parameters, declared once for this command line, the pipeline file and
+    // the fingerprint, and checked by the same rule.
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var parameters: [String] = []
 
     @Option(help: ArgumentHelp("Also write each image as DIR/SPLIT-ID-LETTER.png.", valueName: "dir"))
     var export: String?
@@ -39,7 +43,7 @@ struct PreprocessCommand: ParsableCommand {
             return try PipelineRunner.runAlone("preprocess", of: PipelineStages.all, pipeline: pipeline)
         }
         // The size is checked by the same rule as the pipeline file's.
-        let size = Int(try StageParameters.fromCommandLine(["size": size].compactMapValues { $0 }, specs: PreprocessStage.parameters).values["size"]!)!
+        let size = Int(try StageParameters.fromArguments(parameters, specs: PreprocessStage.parameters).values["size"]!)!
         let started = Date()
         let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,
                                               export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit,

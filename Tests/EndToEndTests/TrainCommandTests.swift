@@ -11,7 +11,9 @@ import Testing
         let output = pipeline.folder.appendingPathComponent("head.sqlite").path
         let cases = [(["--dropout", "1.5"], "--dropout 1.5: expected 0.0 to 0.99, found 1.5"),
                      (["--epochs", "ten"], "--epochs ten: expected a whole number, found 'ten'"),
-                     (["--standardize", "minmax"], "--standardize minmax: expected one of none, zscore, found 'minmax'")]
+                     (["--standardize", "minmax"], "--standardize minmax: expected one of none, zscore, found 'minmax'"),
+                     (["--epoch", "3"], "unknown option '--epoch' (the stage's parameters are --hidden, --dropout, --epochs,"),
+                     (["--seed"], "--seed needs a value (seed)")]
         for (arguments, expected) in cases {
             let result = try runTool("train", ["--input", features, "--output", output] + arguments)
             #expect(result.status != 0)
