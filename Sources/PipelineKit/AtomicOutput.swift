@@ -9,10 +9,30 @@ public struct AtomicOutput: Sendable {
     public let finalURL: URL
     public let temporaryURL: URL
 
-    /// Checks that the output's folder exists and is writable before any work is done, so that a long
-    /// stage does not fail at its very end.
-    public init(_ url: URL) throws {
+    /// Checks, before any work is done (so that a long stage does not fail at its very end), that the
+    /// output's folder exists and is writable, and that the output may be replaced: a path that does
+    /// not exist yet or a regular file, never a device, FIFO or folder (as root, renaming over
+    /// /dev/null replaces the system's), and never one of the stage's `inputs` (compared by device
+    /// and inode, so that another spelling of the same path is caught too).
+    public init(_ url: URL, inputs: [URL] = []) throws {
         finalURL = url.standardizedFileURL
+        var existing = stat()
+        if lstat(finalURL.path, &existing) == 0 {
+            let type = existing.st_mode & S_IFMT
+            guard type == S_IFREG || type == S_IFLNK else {
+                let what = type == S_IFDIR ? "a folder" : type == S_IFCHR || type == S_IFBLK ? "a device" : type == S_IFIFO ? "a FIFO" : "not a regular file"
+                throw StageError("\(url.path): is \(what), not a file this stage may replace; choose another output path")
+            }
+            var target = stat()
+            if stat(finalURL.path, &target) == 0 {
+                for input in inputs {
+                    var other = stat()
+                    if stat(input.path, &other) == 0, other.st_dev == target.st_dev, other.st_ino == target.st_ino {
+                        throw StageError("\(url.path): is the stage's input \(input.path); writing there would destroy it; choose another output path")
+                    }
+                }
+            }
+        }
         let folder = finalURL.deletingLastPathComponent()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -38,8 +58,8 @@ public struct AtomicOutput: Sendable {
     public func discard() { removeDatabaseFiles(at: temporaryURL) }
 
     /// Runs `body` against the temporary path and commits on success; on any error, discards.
-    public static func write<T>(to url: URL, _ body: (URL) throws -> T) throws -> T {
-        let output = try AtomicOutput(url)
+    public static func write<T>(to url: URL, inputs: [URL] = [], _ body: (URL) throws -> T) throws -> T {
+        let output = try AtomicOutput(url, inputs: inputs)
         do {
             let result = try body(output.temporaryURL)
             try output.commit()

@@ -111,7 +111,7 @@ public enum Extract {
         if let shard { batches = batches.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }
         let total = batches.reduce(0) { $0 + $1.count }
 
-        let final = try AtomicOutput(shard?.file(for: options.output) ?? options.output)
+        let final = try AtomicOutput(shard?.file(for: options.output) ?? options.output, inputs: [options.input])
         let folder = final.finalURL.deletingLastPathComponent()
         let name = final.finalURL.lastPathComponent
         let lock = try FileLock(folder.appendingPathComponent(".\(name).lock"), what: final.finalURL.path)
@@ -242,7 +242,7 @@ public enum Extract {
         }
         guard owner.count == expected.count else { throw StageError("cannot merge: the shards hold images the input does not") }
 
-        let final = try AtomicOutput(output)
+        let final = try AtomicOutput(output, inputs: [input])
         let folder = final.finalURL.deletingLastPathComponent()
         let lock = try FileLock(folder.appendingPathComponent(".\(final.finalURL.lastPathComponent).lock"), what: final.finalURL.path)
         defer { lock.release() }

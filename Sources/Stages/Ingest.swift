@@ -44,7 +44,7 @@ public enum Ingest {
     public static func run(_ options: Options) throws -> Report {
         try validate(options)
         // Fail before parsing anything when the output cannot be written.
-        let output = try AtomicOutput(options.output)
+        let output = try AtomicOutput(options.output, inputs: options.splits.map(\.file))
 
         var parsed: [ImagesStore.Split] = []
         var errors: [LocatedError] = []

@@ -70,7 +70,7 @@ public enum Preprocess {
         var exported = 0
         var hasher = ContentHasher()
 
-        try AtomicOutput.write(to: options.output) { temporary in
+        try AtomicOutput.write(to: options.output, inputs: [options.input]) { temporary in
             let output = try Artifact.create(at: temporary)
             try output.write { try PreprocessedStore.createTables($0) }
             try ImagesStore.forEachBatch(input, batch: 256) { images in
@@ -152,7 +152,7 @@ public enum Preprocess {
         let sheetURL = contactSheetURL(for: options.output)
         let sheet = ContactSheet.make(rows: sheetRows.keys.sorted().map { (SignLetters.letter($0), sheetRows[$0]!) },
                                       tile: thumbnailSide, perRow: 8)
-        try AtomicOutput.write(to: sheetURL) { try PNG.encode(sheet).write(to: $0) }
+        try AtomicOutput.write(to: sheetURL, inputs: [options.input]) { try PNG.encode(sheet).write(to: $0) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: options.output.path)[.size] as? Int) ?? 0
         return Report(images: total, outputBytes: bytes, contentSHA256: hasher.finalize(), contactSheet: sheetURL, exported: exported)
     }

@@ -47,7 +47,8 @@ public enum Train {
         try validate(options.training)
         let (queue, featuresMeta) = try FeaturesStore.open(options.input)
         let backbone = try FeaturesStore.backbone(queue)
-        let output = try AtomicOutput(options.output)
+        let inputs = [options.input] + (options.images.map { [$0] } ?? [])
+        let output = try AtomicOutput(options.output, inputs: inputs)
         let metricsURL = output.finalURL.deletingLastPathComponent().appendingPathComponent("metrics.json")
         let reportURL = output.finalURL.deletingLastPathComponent().appendingPathComponent("report.html")
 
@@ -96,7 +97,7 @@ public enum Train {
         for (key, value) in backbone { params["backbone_\(key)"] = value }
         params["features_content_sha256"] = featuresMeta[Artifact.contentKey] ?? ""
         var hasher = ContentHasher()
-        try AtomicOutput.write(to: output.finalURL) { temporary in
+        try AtomicOutput.write(to: output.finalURL, inputs: inputs) { temporary in
             let db = try Artifact.create(at: temporary)
             try db.write { db in
                 try HeadStore.createTables(db)
@@ -164,7 +165,7 @@ public enum Train {
         }
 
         let metricsJSON = MetricsFile(result: result, classes: classes, evaluation: evaluation, params: params)
-        try AtomicOutput.write(to: metricsURL) { try metricsJSON.encoded().write(to: $0) }
+        try AtomicOutput.write(to: metricsURL, inputs: inputs) { try metricsJSON.encoded().write(to: $0) }
 
         let imagesURL = options.images ?? options.input.deletingLastPathComponent().appendingPathComponent("preprocessed.sqlite")
         let mistakes = predictions.filter { $0.predicted != data.labels[$0.row] }.sorted { $0.confidence > $1.confidence }.prefix(12)
@@ -176,7 +177,7 @@ public enum Train {
                                   provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: paramsDictionary(options.training)),
                                   randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown",
                                   fallbackReason: backbone["weights_fallback"]).render()
-        try AtomicOutput.write(to: reportURL) { try Data(html.utf8).write(to: $0) }
+        try AtomicOutput.write(to: reportURL, inputs: inputs) { try Data(html.utf8).write(to: $0) }
         return Report(classes: classes, history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
                       contentSHA256: hasher.finalize(), metricsURL: metricsURL, reportURL: reportURL, randomBackbone: backbone["random"] == "1")
     }
