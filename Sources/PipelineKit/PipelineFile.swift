@@ -10,7 +10,8 @@ public enum ParameterKind: Sendable {
     case text
     /// One of the listed words.
     case choice([String])
-    case integerList
+    /// Comma-separated (or a YAML list of) whole numbers, each in the range.
+    case integerList(ClosedRange<Int>)
     case inputFile(required: Bool)
 }
 
@@ -202,12 +203,12 @@ extension ParameterSpec {
         case let .choice(words):
             guard words.contains(text) else { throw fail("expected one of \(words.joined(separator: ", ")), found '\(text)'") }
             return text
-        case .integerList:
-            guard !quoted else { throw fail("expected a list of positive whole numbers, found a string (no quotes around numbers)") }
+        case let .integerList(range):
+            guard !quoted else { throw fail("expected a list of whole numbers, found a string (no quotes around numbers)") }
             let items = list ?? text.split(separator: ",").map(String.init)
             let numbers = try items.map { item -> Int in
-                guard let number = Int(item.trimmingCharacters(in: .whitespaces)), number > 0 else {
-                    throw fail("expected a list of positive whole numbers, found '\(item)'")
+                guard let number = Int(item.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
+                    throw fail("expected a list of whole numbers from \(range.lowerBound) to \(range.upperBound), found '\(item)'")
                 }
                 return number
             }

@@ -117,13 +117,18 @@ public final class PipelineRunner {
     public init(file: PipelineFile, stages: [StageDefinition]) throws {
         self.file = file
         self.stages = try orderedStages(stages)
-        try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
+        // Nothing is created here: `status` and `inspect` only look. The folder is made by the lock.
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: file.artifacts.path, isDirectory: &isFolder), !isFolder.boolValue {
+            throw StageError("\(file.artifacts.path): the pipeline's artifacts folder is a file; move it or name another folder in \(file.url.path)")
+        }
         manifestURL = file.artifacts.appendingPathComponent("manifest.json")
         manifest = try Manifest.load(manifestURL, pipeline: file.name)
     }
 
     /// One run at a time per artifacts folder.
     public func acquireLock() throws {
+        try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
         lock = try FileLock(file.artifacts.appendingPathComponent(".lock"), what: "the pipeline '\(file.name)' (\(file.artifacts.path))")
         // Another run may have finished while we waited for nothing: start from its manifest.
         manifest = try Manifest.load(manifestURL, pipeline: file.name)
@@ -248,6 +253,7 @@ public final class PipelineRunner {
 
     /// Runs one stage now, whatever its status, and records it (`STAGE --pipeline FILE`).
     public func runStage(_ stage: StageDefinition, log: @escaping (String) -> Void) throws {
+        try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
         let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
         // The input is what the manifest says the upstream stage wrote, whether the whole pipeline
         // runs or this stage alone.

@@ -200,6 +200,7 @@ public enum Extract {
     /// every shard made from the same input, weights and size; the result is the file one process
     /// would have written. Names what is missing or inconsistent.
     public static func merge(input: URL, output: URL, shards count: Int) throws -> Report {
+        guard count >= 1 else { throw StageError("--shards \(count): there is at least one shard") }
         let (inputQueue, inputMeta) = try PreprocessedStore.open(input)
         let inputContent = inputMeta[Artifact.contentKey] ?? ""
         var missing: [Int] = []

@@ -15,7 +15,9 @@ import WeightsFetch
 /// the stage as a pipeline runs it.
 public enum TrainStage {
     public static let parameters: [ParameterSpec] = [
-        ParameterSpec("hidden", .integerList, default: "256", help: "Hidden layer sizes, comma-separated; empty for softmax regression.", value: "sizes"),
+        // A layer of 65,536 units on 2048 inputs is already 512 MB of weights, and as much again for Adam.
+        ParameterSpec("hidden", .integerList(1 ... 65_536), default: "256",
+                      help: "Hidden layer sizes, comma-separated, each 1 to 65536; empty for softmax regression.", value: "sizes"),
         ParameterSpec("dropout", .number(0 ... 0.99), default: "0.5", help: "Dropout rate after each hidden layer, 0 to 0.99."),
         ParameterSpec("epochs", .integer(1 ... 100_000), default: "30", help: "The most epochs to train."),
         ParameterSpec("batch", .integer(1 ... 1 << 20), default: "64", help: "Images per mini-batch."),

@@ -39,3 +39,20 @@ import Testing
         #expect(try Data(contentsOf: csv) == before)
     }
 }
+
+@Suite struct StaleTemporaries {
+    /// A temporary file of a process that no longer exists is removed by the next write of the same
+    /// output; one of a live process (here, this one's parent) is left alone.
+    @Test func deadProcessesLeftoversAreRemoved() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var dead: Int32 = 999_999
+        while kill(dead, 0) == 0 || errno != ESRCH { dead -= 1 }
+        let stale = folder.appendingPathComponent(".images.sqlite.tmp-\(dead)-7")
+        let live = folder.appendingPathComponent(".images.sqlite.tmp-\(getppid())-7")
+        for file in [stale, live] { try Data("partial".utf8).write(to: file) }
+        _ = try Ingest.run(.init(splits: [("train", sampleFolder.appendingPathComponent("train.csv"))], output: folder.appendingPathComponent("images.sqlite")))
+        #expect(!FileManager.default.fileExists(atPath: stale.path))
+        #expect(FileManager.default.fileExists(atPath: live.path))
+    }
+}

@@ -38,3 +38,21 @@ import Testing
         }
     }
 }
+
+@Suite struct LookingChangesNothing {
+    /// `pipeline status` on a pipeline never run creates no artifacts folder; `extract merge --shards 0`
+    /// is an error, not a trap; a hidden layer too large to allocate is refused up front.
+    @Test func statusAndBadCountsLeaveNoTrace() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        let status = try runTool("pipeline", ["status", pipeline.file.path])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: pipeline.artifacts.path))
+        let merge = try runTool("extract", ["merge", "--shards", "0", "--input", pipeline.folder.appendingPathComponent("p.sqlite").path,
+                                            "--output", pipeline.folder.appendingPathComponent("f.sqlite").path])
+        #expect(merge.status == 1)
+        #expect(merge.stderr.contains("--shards 0: there is at least one shard"), "\(merge.stderr)")
+        let train = try runTool("train", ["--input", pipeline.folder.appendingPathComponent("f.sqlite").path, "--hidden", "100000000"])
+        #expect(train.stderr.contains("--hidden 100000000: expected a list of whole numbers from 1 to 65536"), "\(train.stderr)")
+    }
+}
