@@ -54,17 +54,10 @@ import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "Tests/Fixtures/keras-parity")
-WEIGHTS_ONLY = len(sys.argv) == 3 and sys.argv[1] == "--weights"
-KERAS_INIT = len(sys.argv) == 4 and sys.argv[1] == "--keras-init"
-OUT = sys.argv[1] if len(sys.argv) > 1 and not (WEIGHTS_ONLY or KERAS_INIT) else FIXTURE
-SEED = int(sys.argv[2]) if len(sys.argv) > 2 and not (WEIGHTS_ONLY or KERAS_INIT) else 1
 SAMPLE = os.path.join(ROOT, "pipelines/data/sign-mnist-sample/train.csv")
 SIZES = [32, 64, 224]
 COUNT = 4
 BLOCKS = [f"conv{stage}_block{block}_out" for stage, blocks in [(2, 3), (3, 4), (4, 6), (5, 3)] for block in range(1, blocks + 1)]
-
-M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
 
 def splitmix64(keys):
     """SplitMix64's output for states `keys` (uint64 array); NumPy's uint64 arithmetic wraps."""
@@ -124,11 +117,11 @@ def write_weights(path, layers, style, keep=None, drop_groups=()):
                 group.create_dataset(name, data=w["values"])
 
 
-def main():
+def main(out, seed):
     import keras
     import tensorflow as tf
 
-    os.makedirs(OUT, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     model = keras.applications.ResNet50(include_top=False, weights=None, pooling="avg")
     layers, digest, tensor = [], hashlib.sha256(), 0
     for layer in model.layers:
@@ -136,7 +129,7 @@ def main():
         values = []
         for w in layer.weights:
             kind = w.path.split("/")[-1]
-            array = generated(SEED, tensor, kind, tuple(w.shape))
+            array = generated(seed, tensor, kind, tuple(w.shape))
             digest.update(array.astype("<f4").tobytes())
             entry["weights"].append({"name": kind, "shape": list(array.shape), "tensor": tensor, "values": array})
             values.append(array)
@@ -146,41 +139,41 @@ def main():
         layers.append(entry)
 
     layout = [{"name": e["name"], "weights": [{k: w[k] for k in ("name", "shape", "tensor")} for w in e["weights"]]} for e in layers]
-    with open(os.path.join(OUT, "layout.json"), "w") as f:
+    with open(os.path.join(out, "layout.json"), "w") as f:
         json.dump(layout, f, separators=(",", ":"))
         f.write("\n")
 
-    write_weights(os.path.join(OUT, "keras2-conv1.h5"), layers, "keras2", keep={"conv1_conv", "conv1_bn"})
-    write_weights(os.path.join(OUT, "keras3-conv1.h5"), layers, "keras3", keep={"conv1_conv", "conv1_bn"})
-    write_weights(os.path.join(OUT, "keras2-missing-bn.h5"), layers, "keras2", keep={"conv1_conv", "conv1_bn"}, drop_groups={"conv1_bn"})
-    whole = open(os.path.join(OUT, "keras2-conv1.h5"), "rb").read()
-    with open(os.path.join(OUT, "keras2-truncated.h5"), "wb") as f:
+    write_weights(os.path.join(out, "keras2-conv1.h5"), layers, "keras2", keep={"conv1_conv", "conv1_bn"})
+    write_weights(os.path.join(out, "keras3-conv1.h5"), layers, "keras3", keep={"conv1_conv", "conv1_bn"})
+    write_weights(os.path.join(out, "keras2-missing-bn.h5"), layers, "keras2", keep={"conv1_conv", "conv1_bn"}, drop_groups={"conv1_bn"})
+    whole = open(os.path.join(out, "keras2-conv1.h5"), "rb").read()
+    with open(os.path.join(out, "keras2-truncated.h5"), "wb") as f:
         f.write(whole[: len(whole) // 2])
 
     rows = np.loadtxt(SAMPLE, delimiter=",", dtype=np.int64, skiprows=1)[:COUNT]
     gray = rows[:, 1:].reshape(-1, 28, 28, 1).astype("float32")
-    meta = {"seed": SEED, "labels": rows[:, 0].tolist(), "sizes": SIZES, "blocks": BLOCKS,
+    meta = {"seed": seed, "labels": rows[:, 0].tolist(), "sizes": SIZES, "blocks": BLOCKS,
             "block_channels": [int(model.get_layer(b).output.shape[-1]) for b in BLOCKS],
             "weights_sha256": digest.hexdigest(), "tensors": tensor,
             "tensorflow": tf.__version__, "keras": keras.__version__}
-    np.save(os.path.join(OUT, "source_28.npy"), gray[..., 0].astype("uint8"))
+    np.save(os.path.join(out, "source_28.npy"), gray[..., 0].astype("uint8"))
     pooled = keras.Model(model.input, [keras.layers.GlobalAveragePooling2D()(model.get_layer(b).output) for b in BLOCKS])
     for s in SIZES:
         resized = tf.image.resize(gray, (s, s), method="bilinear").numpy()
-        np.save(os.path.join(OUT, f"resized_{s}.npy"), resized[..., 0].astype("float32"))
+        np.save(os.path.join(out, f"resized_{s}.npy"), resized[..., 0].astype("float32"))
         u8 = np.clip(np.round(resized), 0, 255).astype("uint8")
         x = np.repeat(u8, 3, axis=-1)
-        np.save(os.path.join(OUT, f"inputs_{s}.npy"), x)
+        np.save(os.path.join(out, f"inputs_{s}.npy"), x)
         caffe = keras.applications.resnet50.preprocess_input(x.astype("float32"))
         features = model.predict(caffe, verbose=0).astype("float32")
-        np.save(os.path.join(OUT, f"features_{s}.npy"), features)
+        np.save(os.path.join(out, f"features_{s}.npy"), features)
         blocks = np.concatenate([np.asarray(b) for b in pooled.predict(caffe, verbose=0)], axis=1).astype("float32")
         assert np.allclose(blocks[:, -2048:], features, rtol=0, atol=1e-5 * np.abs(features).max())
-        np.save(os.path.join(OUT, f"blocks_{s}.npy"), blocks)
+        np.save(os.path.join(out, f"blocks_{s}.npy"), blocks)
         meta[f"features_{s}_absmax"] = float(np.abs(features).max())
         meta[f"features_{s}_mean"] = float(features.mean())
         meta[f"blocks_{s}_absmax"] = [float(np.abs(p).max()) for p in np.split(blocks, np.cumsum(meta["block_channels"])[:-1], axis=1)]
-    with open(os.path.join(OUT, "meta.json"), "w") as f:
+    with open(os.path.join(out, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
         f.write("\n")
     print(json.dumps({k: v for k, v in meta.items() if not k.startswith("blocks_")}))
@@ -210,9 +203,10 @@ def keras_init(path, seed):
 
 
 if __name__ == "__main__":
-    if KERAS_INIT:
-        keras_init(sys.argv[2], int(sys.argv[3]))
-    elif WEIGHTS_ONLY:
-        weights_only(sys.argv[2])
+    args = sys.argv[1:]
+    if args[:1] == ["--keras-init"] and len(args) == 3:
+        keras_init(args[1], int(args[2]))
+    elif args[:1] == ["--weights"] and len(args) == 2:
+        weights_only(args[1])
     else:
-        main()
+        main(args[0] if args else FIXTURE, int(args[1]) if len(args) > 1 else 1)

@@ -1,7 +1,5 @@
-import Dataset
 import Foundation
 import GRDB
-import Numerical
 import PipelineKit
 
 /// Every artifact carries a `meta(key, value)` table naming its kind, its schema version and the
@@ -45,10 +43,11 @@ public enum Artifact {
     }
 
     public static let schemaKey = "schema_version"
+    public static let toolKey = "tool_version"
 
     /// Opens an existing artifact read-only and checks that it is of `kind` and of a schema version
     /// this tool reads (`versions`); `role` names what the stage expected in messages ("an ingest output").
-    public static func open(_ url: URL, kind: String, role: String, versions: Set<String> = ["1"]) throws -> (DatabaseQueue, [String: String]) {
+    public static func open(_ url: URL, kind: String, role: String, versions: Set<String>) throws -> (DatabaseQueue, [String: String]) {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw StageError("\(url.path): no such file; expected \(role)")
         }

@@ -1,7 +1,5 @@
-import Dataset
 import Foundation
 import GRDB
-import Numerical
 import PipelineKit
 
 /// `features.sqlite`, the extract stage's output:
@@ -10,6 +8,7 @@ import PipelineKit
 /// - `meta`: kind `signtransfer.features`, `content_sha256` over the rows in id order.
 public enum FeaturesStore {
     public static let kind = "signtransfer.features"
+    public static let schemaVersion = "1"
 
     public static func createTables(_ db: Database) throws {
         try db.execute(sql: """
@@ -24,7 +23,7 @@ public enum FeaturesStore {
     }
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
-        try Artifact.open(url, kind: kind, role: "an extract output (features.sqlite)")
+        try Artifact.open(url, kind: kind, role: "an extract output (features.sqlite)", versions: [schemaVersion])
     }
 
     public static func backbone(_ queue: DatabaseQueue) throws -> [String: String] {
@@ -57,25 +56,23 @@ public enum FeaturesStore {
 
     /// Every feature of `split` (or all), in id order.
     public static func all(_ queue: DatabaseQueue, split: String? = nil) throws -> [Feature] {
-        try queue.read { db in
-            try RecordColumns.fetch(db, file: queue.path, table: "features", sql: "SELECT id, split, label, vector FROM features WHERE ? IS NULL OR split = ? ORDER BY id",
-                                    arguments: [split, split], feature)
-        }
+        var features: [Feature] = []
+        try forEach(queue, split: split) { features.append($0) }
+        return features
     }
 
-    /// One row of `features`, checked (see `RecordColumns`): the vector's length is the reader's to check.
-    static func feature(_ row: Row) throws -> Feature {
-        Feature(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), label: try RecordColumns.label(row),
-                vector: decode(try RecordColumns.blob(row, "vector", multipleOf: 4)))
-    }
-
-    /// Every feature in id order, handed to `body` one at a time (a full-size file is 280 MB of vectors).
-    public static func forEach(_ queue: DatabaseQueue, _ body: (Feature) throws -> Void) throws {
+    /// Every feature of `split` (or all) in id order, handed to `body` one at a time (a full-size file
+    /// is 280 MB of vectors), each row checked (`RecordColumns`); the vector's length is the reader's
+    /// to check.
+    public static func forEach(_ queue: DatabaseQueue, split: String? = nil, _ body: (Feature) throws -> Void) throws {
         try queue.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, vector FROM features ORDER BY id")
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, vector FROM features WHERE ? IS NULL OR split = ? ORDER BY id",
+                                           arguments: [split, split])
             while let row = try rows.next() {
-                let checked = try RecordColumns.fetchOne(row, file: queue.path, table: "features", feature)
-                try body(checked)
+                try body(try RecordColumns.checked(row, file: queue.path, table: "features") { row in
+                    Feature(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), label: try RecordColumns.label(row),
+                            vector: decode(try RecordColumns.blob(row, "vector", multipleOf: 4)))
+                })
             }
         }
     }

@@ -1,7 +1,5 @@
-import Dataset
 import Foundation
 import GRDB
-import Numerical
 import PipelineKit
 
 /// `head.sqlite`, the train stage's output:
@@ -17,6 +15,8 @@ import PipelineKit
 /// - `meta`: kind `signtransfer.head`, `content_sha256` over classes, weights and predictions.
 public enum HeadStore {
     public static let kind = "signtransfer.head"
+    /// 2: the standardization table.
+    public static let schemaVersion = "2"
 
     public static func floats(_ values: [Float]) -> Data {
         values.withUnsafeBufferPointer { FeaturesStore.encode($0) }
@@ -43,7 +43,7 @@ public enum HeadStore {
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
         // Version 1 heads (before standardization) are read as heads trained on raw features.
-        try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)", versions: ["1", "2"])
+        try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)", versions: ["1", schemaVersion])
     }
 
     /// A stored head as it is on disk: its classes, its layers' weights, its input standardization
@@ -100,15 +100,18 @@ public enum HeadStore {
     static func loadStandardization(_ db: Database, file: String, dimension: Int) throws -> (mean: [Float], deviation: [Float])? {
         // Heads written before standardization existed (schema 1) have no such table: they were trained raw.
         guard try db.tableExists("standardization") else { return nil }
-        let rows = try Row.fetchAll(db, sql: "SELECT dimension, mean, deviation FROM standardization ORDER BY dimension")
+        let rows = try RecordColumns.fetch(db, file: file, table: "standardization",
+                                           sql: "SELECT dimension, mean, deviation FROM standardization ORDER BY dimension") { row in
+            (number: try RecordColumns.integer(row, "dimension"), mean: try RecordColumns.number(row, "mean"), deviation: try RecordColumns.number(row, "deviation"))
+        }
         guard !rows.isEmpty else { return nil }
         guard rows.count == dimension else {
             throw StageError("\(file): table standardization has \(rows.count) rows, expected one for each of the \(dimension) input dimensions")
         }
         var mean: [Float] = [], deviation: [Float] = []
         for (index, row) in rows.enumerated() {
-            let number: Int? = row["dimension"], m: Double? = row["mean"], d: Double? = row["deviation"]
-            guard number == index, let m, let d, m.isFinite, d.isFinite, d > 0 else {
+            let (number, m, d) = row
+            guard number == index, m.isFinite, d.isFinite, d > 0 else {
                 throw StageError("\(file): table standardization, row for dimension \(index): expected the dimension number, a finite mean and a positive deviation")
             }
             mean.append(Float(m))

@@ -1,7 +1,6 @@
 import Dataset
 import Foundation
 import GRDB
-import Numerical
 import PipelineKit
 
 /// `images.sqlite`, the ingest stage's output:
@@ -11,6 +10,7 @@ import PipelineKit
 /// - `meta`: kind `signtransfer.images`, `content_sha256` over the rows in id order.
 public enum ImagesStore {
     public static let kind = "signtransfer.images"
+    public static let schemaVersion = "1"
 
     public struct Split: Sendable {
         public var name: String
@@ -66,15 +66,15 @@ public enum ImagesStore {
                                arguments: [split.name, split.path, split.sha256, images.count])
             }
             try db.execute(sql: "CREATE INDEX images_split ON images(split, id)")
-            try Artifact.writeMeta(db, [Artifact.kindKey: kind, "schema_version": "1",
-                                        Artifact.contentKey: hasher.finalize(), "tool_version": toolVersion])
+            try Artifact.writeMeta(db, [Artifact.kindKey: kind, Artifact.schemaKey: schemaVersion,
+                                        Artifact.contentKey: hasher.finalize(), Artifact.toolKey: toolVersion])
         }
         try queue.close()
         return hasher.finalize()
     }
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
-        try Artifact.open(url, kind: kind, role: "an ingest output (images.sqlite)")
+        try Artifact.open(url, kind: kind, role: "an ingest output (images.sqlite)", versions: [schemaVersion])
     }
 
     /// One stored image.

@@ -1,7 +1,5 @@
-import Dataset
 import Foundation
 import GRDB
-import Numerical
 import PipelineKit
 
 /// `preprocessed.sqlite`, the preprocess stage's output:
@@ -11,6 +9,7 @@ import PipelineKit
 /// - `meta`: kind `signtransfer.preprocessed`, `content_sha256` over the rows in id order.
 public enum PreprocessedStore {
     public static let kind = "signtransfer.preprocessed"
+    public static let schemaVersion = "1"
 
     public static func createTables(_ db: Database) throws {
         try db.execute(sql: """
@@ -28,7 +27,7 @@ public enum PreprocessedStore {
     }
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
-        try Artifact.open(url, kind: kind, role: "a preprocess output (preprocessed.sqlite)")
+        try Artifact.open(url, kind: kind, role: "a preprocess output (preprocessed.sqlite)", versions: [schemaVersion])
     }
 
     public static func params(_ queue: DatabaseQueue) throws -> [String: String] {

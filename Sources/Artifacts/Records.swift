@@ -29,6 +29,16 @@ enum RecordColumns {
         return Int(number)
     }
 
+    /// A REAL (or an INTEGER, which SQLite may store for a whole number).
+    static func number(_ row: Row, _ column: String) throws -> Double {
+        let value: DatabaseValue = row[column]
+        switch value.storage {
+        case let .double(number): return number
+        case let .int64(number): return Double(number)
+        default: throw ColumnProblem(message: "\(column): expected a number, found \(describe(value))")
+        }
+    }
+
     static func text(_ row: Row, _ column: String) throws -> String {
         let value: DatabaseValue = row[column]
         guard case let .string(text) = value.storage else { throw ColumnProblem(message: "\(column): expected text, found \(describe(value))") }
@@ -51,10 +61,10 @@ enum RecordColumns {
         return label
     }
 
-    /// A split name as ingest allows it: letters, digits, '-' and '_' (it becomes part of file names).
+    /// A split name as ingest allows it (`SplitName`).
     static func split(_ row: Row, _ column: String = "split") throws -> String {
         let split = try text(row, column)
-        guard !split.isEmpty, split.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+        guard SplitName.isValid(split) else {
             throw ColumnProblem(message: "\(column): expected a split name of letters, digits, '-' and '_', found '\(split.prefix(40))'")
         }
         return split
@@ -63,10 +73,11 @@ enum RecordColumns {
     /// Every row of `sql` through `make`, a problem reported with `file`, `table` and the row's id.
     static func fetch<Record>(_ db: Database, file: String, table: String, sql: String, arguments: StatementArguments = [],
                               _ make: (Row) throws -> Record) throws -> [Record] {
-        try Row.fetchAll(db, sql: sql, arguments: arguments).map { try fetchOne($0, file: file, table: table, make) }
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map { try checked($0, file: file, table: table, make) }
     }
 
-    static func fetchOne<Record>(_ row: Row, file: String, table: String, _ make: (Row) throws -> Record) throws -> Record {
+    /// One row through `make`, a problem reported with `file`, `table` and the row's id.
+    static func checked<Record>(_ row: Row, file: String, table: String, _ make: (Row) throws -> Record) throws -> Record {
         do {
             return try make(row)
         } catch let problem as ColumnProblem {

@@ -26,10 +26,7 @@ public struct ConvolutionLayer: Sendable {
         }
     }
 
-    public func outputShape(_ shape: Shape) -> Shape {
-        Shape(count: shape.count, height: (shape.height + 2 * pad - size) / stride + 1,
-              width: (shape.width + 2 * pad - size) / stride + 1, channels: output)
-    }
+    public func outputShape(_ shape: Shape) -> Shape { shape.convolved(size: size, stride: stride, pad: pad, channels: output) }
 
     /// `relu?(conv(x) + bias [+ residual])` for `x[shape]` (NHWC). The Winograd path always applies
     /// the ReLU and takes no residual, as in the network.

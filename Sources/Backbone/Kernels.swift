@@ -14,6 +14,12 @@ public struct Shape: Equatable, Sendable {
     }
 
     public var elements: Int { count * height * width * channels }
+
+    /// The output of a `size x size` window (convolution or pooling) moved by `stride` over this
+    /// shape padded by `pad`, with `channels` channels.
+    public func convolved(size: Int, stride: Int, pad: Int, channels: Int) -> Shape {
+        Shape(count: count, height: (height + 2 * pad - size) / stride + 1, width: (width + 2 * pad - size) / stride + 1, channels: channels)
+    }
     public var rows: Int { count * height * width }
 }
 

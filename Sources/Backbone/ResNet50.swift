@@ -18,10 +18,7 @@ public final class ResNet50: Sendable {
         var weights: WeightMatrix
         var bias: [Float]
 
-        func outputShape(_ shape: Shape) -> Shape {
-            Shape(count: shape.count, height: (shape.height + 2 * pad - size) / stride + 1,
-                  width: (shape.width + 2 * pad - size) / stride + 1, channels: output)
-        }
+        func outputShape(_ shape: Shape) -> Shape { shape.convolved(size: size, stride: stride, pad: pad, channels: output) }
     }
 
     /// A bottleneck block: 1x1 reduce, 3x3, 1x1 expand, plus a 1x1 projection on the first block of a
@@ -209,11 +206,6 @@ public final class ResNet50: Sendable {
 
     /// `output = relu?(conv(input) + bias [+ residual])`: the residual add rides on the GEMM (in
     /// its tiles' epilogue, or sgemm's beta), so the shortcut costs no pass of its own.
-    func run(_ conv: Conv, _ input: UnsafeMutablePointer<Float>, _ shape: Shape, into output: UnsafeMutablePointer<Float>,
-             columns: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil, relu: Bool) -> Shape {
-        Self.run(conv, input, shape, into: output, columns: columns, residual: residual, relu: relu)
-    }
-
     static func run(_ conv: Conv, _ input: UnsafeMutablePointer<Float>, _ shape: Shape, into output: UnsafeMutablePointer<Float>,
                     columns: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil, relu: Bool) -> Shape {
         let out = conv.outputShape(shape)
@@ -263,8 +255,8 @@ public final class ResNet50: Sendable {
         var handedOver = Shape(count: 0, height: 0, width: 0, channels: 0)
         for first in stride(from: 0, to: count, by: workspace.step) {
             let input = Shape(count: min(workspace.step, count - first), height: side, width: side, channels: 3)
-            let stemmed = run(stem, workspace.input + first * side * side * 3, input, into: stemOutput, columns: columns, relu: true)
-            let pooled = Shape(count: stemmed.count, height: (stemmed.height - 1) / 2 + 1, width: (stemmed.width - 1) / 2 + 1, channels: stemmed.channels)
+            let stemmed = Self.run(stem, workspace.input + first * side * side * 3, input, into: stemOutput, columns: columns, relu: true)
+            let pooled = stemmed.convolved(size: 3, stride: 2, pad: 1, channels: stemmed.channels)
             Kernels.maxPool3x3s2(stemOutput, stemmed, output: pooled, into: pooledOutput)
             let handover = workspace.late[0] + first * pooled.height * pooled.width * blocks[Self.earlyBlocks - 1].expand.output
             handedOver = runBlocks(blocks[..<Self.earlyBlocks], workspace.early, input: 0, shape: pooled, workspace: workspace, handover: handover).shape
@@ -294,12 +286,12 @@ public final class ResNet50: Sendable {
             let reducedBuffer = buffers[free[0]], spatialBuffer = buffers[free[1]]
             let shortcut = block.shortcut == nil ? current : free[2]
             if let projection = block.shortcut {
-                _ = run(projection, buffers[current], shape, into: buffers[shortcut], columns: columns, relu: false)
+                _ = Self.run(projection, buffers[current], shape, into: buffers[shortcut], columns: columns, relu: false)
             }
-            let reduced = run(block.reduce, buffers[current], shape, into: reducedBuffer, columns: columns, relu: true)
+            let reduced = Self.run(block.reduce, buffers[current], shape, into: reducedBuffer, columns: columns, relu: true)
             block.spatial.run(reducedBuffer, reduced, into: spatialBuffer, transformed: columns, products: workspace.products)
             let output = index == blocks.indices.last ? handover ?? buffers[shortcut] : buffers[shortcut]
-            shape = run(block.expand, spatialBuffer, reduced, into: output, columns: columns, residual: UnsafePointer(buffers[shortcut]), relu: true)
+            shape = Self.run(block.expand, spatialBuffer, reduced, into: output, columns: columns, residual: UnsafePointer(buffers[shortcut]), relu: true)
             current = shortcut
         }
         return (current, shape)

@@ -9,3 +9,12 @@ public enum SignLetters {
         String(UnicodeScalar(UInt8(65 + label)))
     }
 }
+
+/// A split's name (train, test, ...): letters, digits, '_' and '-' only, since it becomes part of
+/// file names (`preprocess --export`). Ingest checks it on the way in; reading an artifact checks it
+/// again, for a file edited since.
+public enum SplitName {
+    public static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+    }
+}

@@ -48,7 +48,7 @@ public struct SlurmExecutor: StageExecutor {
     /// Whether a finished shard file was made from this input, these weights and this batch size.
     static func shardMatches(_ file: URL, inputContent: String, weights: WeightsSpec, batch: Int) throws -> Bool {
         guard FileManager.default.fileExists(atPath: file.path),
-              let (queue, meta) = try? Artifact.open(file, kind: Extract.shardKind, role: "a shard") else { return false }
+              let (queue, meta) = try? Artifact.open(file, kind: Extract.shardKind, role: "a shard", versions: [FeaturesStore.schemaVersion]) else { return false }
         defer { try? queue.close() }
         let provenance = try FeaturesStore.backbone(queue)
         return provenance["input_content_sha256"] == inputContent && provenance["weights"] == weights.description && meta["batch"] == String(batch)

@@ -94,9 +94,14 @@ public struct Classifier: Sendable {
 
     /// Class probabilities for `count` raw feature vectors `x[count x inputCount]`.
     public func probabilities(_ x: UnsafeBufferPointer<Float>, count: Int) -> [Float] {
-        guard let standardization else { return network.probabilities(x, count: count) }
+        guard standardization != nil else { return network.probabilities(x, count: count) }
         var scaled = Array(x[0 ..< count * inputCount])
-        scaled.withUnsafeMutableBufferPointer { standardization.apply($0, count: count) }
-        return scaled.withUnsafeBufferPointer { network.probabilities($0, count: count) }
+        return scaled.withUnsafeMutableBufferPointer { probabilities(overwriting: $0, count: count) }
+    }
+
+    /// The same for vectors in a scratch buffer of the caller's, standardized in place (no copy).
+    public func probabilities(overwriting x: UnsafeMutableBufferPointer<Float>, count: Int) -> [Float] {
+        standardization?.apply(x, count: count)
+        return network.probabilities(UnsafeBufferPointer(x), count: count)
     }
 }

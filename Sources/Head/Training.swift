@@ -48,9 +48,9 @@ public struct TrainingResult: Sendable {
     public var bestEpoch: Int
     public var stoppedEarly: Bool
     public var trainCount: Int
-    public var validationCount: Int
     /// The rows (of the features given) held out for validation, ascending.
     public var validationRows: [Int]
+    public var validationCount: Int { validationRows.count }
 }
 
 public enum Trainer {
@@ -141,7 +141,7 @@ public enum Trainer {
             }
         }
         return TrainingResult(network: best.network, standardization: standardization, history: history, bestEpoch: best.epoch, stoppedEarly: stoppedEarly,
-                              trainCount: trainRows.count, validationCount: validationRows.count, validationRows: validationRows)
+                              trainCount: trainRows.count, validationRows: validationRows)
     }
 
     /// For each class, a seeded shuffle of its rows, the first `round(fraction * n)` held out.
@@ -182,7 +182,10 @@ public enum Trainer {
         for start in stride(from: 0, to: rows.count, by: 1024) {
             let chunk = Array(rows[start ..< min(start + 1024, rows.count)])
             gather(features, rows: chunk, dimension: dimension, into: &batch)
-            out += batch.withUnsafeBufferPointer { classifier.probabilities(UnsafeBufferPointer(rebasing: $0[0 ..< chunk.count * dimension]), count: chunk.count) }
+            // `batch` is this loop's own copy of the rows: standardized where it lies.
+            out += batch.withUnsafeMutableBufferPointer {
+                classifier.probabilities(overwriting: UnsafeMutableBufferPointer(rebasing: $0[0 ..< chunk.count * dimension]), count: chunk.count)
+            }
         }
         return out
     }

@@ -71,16 +71,20 @@ public struct AtomicOutput: Sendable {
     public func discard() { removeDatabaseFiles(at: temporaryURL) }
 
     /// Runs `body` against the temporary path and commits on success; on any error, discards.
-    public static func write<T>(to url: URL, inputs: [URL] = [], _ body: (URL) throws -> T) throws -> T {
-        let output = try AtomicOutput(url, inputs: inputs)
+    public func write<T>(_ body: (URL) throws -> T) throws -> T {
         do {
-            let result = try body(output.temporaryURL)
-            try output.commit()
+            let result = try body(temporaryURL)
+            try commit()
             return result
         } catch {
-            output.discard()
+            discard()
             throw error
         }
+    }
+
+    /// The same for an output not checked beforehand.
+    public static func write<T>(to url: URL, inputs: [URL] = [], _ body: (URL) throws -> T) throws -> T {
+        try AtomicOutput(url, inputs: inputs).write(body)
     }
 }
 

@@ -40,6 +40,13 @@ public struct ParameterSpec: Sendable {
 
     /// The command-line option: `--` and the key with dashes.
     public var option: String { "--" + name.replacingOccurrences(of: "_", with: "-") }
+
+    /// An input file is the pipeline file's business only: a stage's command line names its inputs
+    /// with options of its own.
+    public var isInputFile: Bool {
+        if case .inputFile = kind { return true }
+        return false
+    }
 }
 
 /// A pipeline file (`pipelines/NAME.yaml`): its name, its artifacts folder and each stage's
@@ -222,8 +229,7 @@ extension StageParameters {
     /// checked by the same rules as a pipeline file's; errors name the option (`--learning-rate`).
     public static func fromCommandLine(_ given: [String: String], specs: [ParameterSpec]) throws -> StageParameters {
         var parameters = StageParameters()
-        for spec in specs {
-            if case .inputFile = spec.kind { continue }
+        for spec in specs where !spec.isInputFile {
             let text = given[spec.name] ?? spec.defaultValue ?? ""
             do {
                 parameters.values[spec.name] = try spec.canonical(text)
@@ -243,7 +249,7 @@ extension StageParameters {
             let word = words[index]
             let (option, inline) = word.contains("=") ? (String(word.prefix { $0 != "=" }), String(word.drop { $0 != "=" }.dropFirst())) : (word, nil)
             guard let spec = specs.first(where: { $0.option == option }) else {
-                let known = specs.filter { if case .inputFile = $0.kind { return false } else { return true } }.map(\.option)
+                let known = specs.filter { !$0.isInputFile }.map(\.option)
                 throw StageError(option.hasPrefix("-") ? "unknown option '\(option)' (the stage's parameters are \(known.joined(separator: ", ")); see --help)"
                                                        : "unexpected argument '\(word)'")
             }
@@ -263,27 +269,25 @@ extension StageParameters {
 
 extension ParameterSpec {
     /// The help for these parameters as command-line options, laid out as swift-argument-parser lays
-    /// out its own, each with its default.
+    /// out its own (the text from column 27, lines up to 76 wide, since the help is re-wrapped at 80),
+    /// each with its default.
     public static func optionsHelp(_ specs: [ParameterSpec], title: String) -> String {
+        let indent = String(repeating: " ", count: 26)
         var lines = [title]
-        for spec in specs {
-            if case .inputFile = spec.kind { continue }
-            let left = "  \(spec.option) <\(spec.valueName)>"
+        for spec in specs where !spec.isInputFile {
+            let option = "  \(spec.option) <\(spec.valueName)>"
             let shown = spec.defaultValue.map { $0.isEmpty ? "none" : $0 } ?? "none"
-            let text = "\(spec.help) (default: \(shown))"
-            var words = text.split(separator: " ").map(String.init)
-            var line = left.count < 24 ? left.padding(toLength: 26, withPad: " ", startingAt: 0) : left + "\n" + String(repeating: " ", count: 26)
-            var width = line.split(separator: "\n").last.map(\.count) ?? 0
-            while !words.isEmpty {
-                let word = words.removeFirst()
-                if width + word.count > 76 && width > 26 {
-                    line += "\n" + String(repeating: " ", count: 26)
-                    width = 26
+            // The option shares its first line with the text when it fits in the column before it.
+            var line = option.count < 24 ? option.padding(toLength: indent.count, withPad: " ", startingAt: 0) : indent
+            if option.count >= 24 { lines.append(option) }
+            for word in "\(spec.help) (default: \(shown))".split(separator: " ") {
+                if line.count + word.count > 76 && line.count > indent.count {
+                    lines.append(String(line.dropLast()))
+                    line = indent
                 }
                 line += word + " "
-                width += word.count + 1
             }
-            lines.append(line.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix(" ") ? String($0.dropLast()) : String($0) }.joined(separator: "\n"))
+            lines.append(String(line.dropLast()))
         }
         return lines.joined(separator: "\n")
     }

@@ -1,13 +1,10 @@
 import Artifacts
 import Backbone
-import Dataset
 import Foundation
 import GRDB
-import Head
 import Imaging
 import Numerical
 import PipelineKit
-import Report
 import WeightsFetch
 
 /// The extract stage: preprocessed PNGs through the frozen ResNet50 to one 2048-vector per image.
@@ -19,6 +16,8 @@ import WeightsFetch
 public enum Extract {
     public static let architecture = "ResNet50 v1 (Keras), include_top=False, global average pooling"
     public static let preprocessing = "caffe: RGB to BGR, minus [103.939, 116.779, 123.68], no scaling"
+    /// Images per forward pass.
+    public static let batchSizes = 1 ... 1024
 
     public struct Options {
         public var input: URL
@@ -100,7 +99,9 @@ public enum Extract {
     }
 
     public static func run(_ options: Options, shard: Shard? = nil) throws -> Report {
-        guard (1 ... 1024).contains(options.batch) else { throw StageError("--batch \(options.batch): choose 1 to 1024") }
+        guard batchSizes.contains(options.batch) else {
+            throw StageError("--batch \(options.batch): choose \(batchSizes.lowerBound) to \(batchSizes.upperBound)")
+        }
         let (input, inputMeta) = try PreprocessedStore.open(options.input)
         let params = try PreprocessedStore.params(input)
         guard let size = params["size"].flatMap(Int.init), size >= ResNet50.minimumSize else {
@@ -178,7 +179,8 @@ public enum Extract {
                 try db.execute(sql: "INSERT OR REPLACE INTO backbone VALUES (?, ?)", arguments: [key, value])
             }
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS features_split ON features(split, id)")
-            let meta = [Artifact.kindKey: FeaturesStore.kind, "schema_version": "1", Artifact.contentKey: content, "tool_version": toolVersion]
+            let meta = [Artifact.kindKey: FeaturesStore.kind, Artifact.schemaKey: FeaturesStore.schemaVersion, Artifact.contentKey: content,
+                        Artifact.toolKey: toolVersion]
             try Artifact.writeMeta(db, meta.merging(extra) { $1 })
         }
         do {
@@ -211,7 +213,7 @@ public enum Extract {
                 missing.append(index)
                 continue
             }
-            let (queue, meta) = try Artifact.open(file, kind: shardKind, role: "a shard of extract (\(file.lastPathComponent))")
+            let (queue, meta) = try Artifact.open(file, kind: shardKind, role: "a shard of extract (\(file.lastPathComponent))", versions: [FeaturesStore.schemaVersion])
             shards.append((index, queue, meta, try FeaturesStore.backbone(queue)))
         }
         guard missing.isEmpty else {

@@ -1,13 +1,7 @@
-import Artifacts
 import Backbone
-import Dataset
 import Foundation
-import GRDB
-import Head
-import Imaging
 import Numerical
 import PipelineKit
-import Report
 import WeightsFetch
 
 /// The extract stage as a pipeline runs it. `fallback` (e.g. random:0) is used only when the
@@ -18,7 +12,8 @@ public enum ExtractStage {
     public static let parameters = [
         ParameterSpec("weights", .text, default: "imagenet", help: "imagenet, a Keras .h5 weights file, or random:SEED."),
         ParameterSpec("fallback", .text, default: "", help: "Weights to use only when the ImageNet weights cannot be had (no network, nothing cached), e.g. random:0; said loudly and recorded."),
-        ParameterSpec("batch", .integer(1 ... 1024), default: "32", help: "Images per forward pass, 1 to 1024."),
+        ParameterSpec("batch", .integer(Extract.batchSizes), default: "32",
+                      help: "Images per forward pass, \(Extract.batchSizes.lowerBound) to \(Extract.batchSizes.upperBound)."),
     ]
     /// What the `extract` command line takes of them (the fallback is a pipeline's decision).
     public static var commandLineParameters: [ParameterSpec] { parameters.filter { $0.name != "fallback" } }
@@ -58,15 +53,15 @@ public enum ExtractStage {
     /// One shard of the pipeline's extract stage (`extract --pipeline FILE --shard K/N`, or a
     /// scheduler array task): the input from the manifest, the parameters from the file, the shard
     /// file in the artifacts folder. The merge records the stage.
+    /// No pipeline lock is taken: the tasks run at once, while the pipeline that submitted them holds it.
     public static func runShard(_ shard: Extract.Shard, pipeline path: String) throws {
-        let file = try PipelineFile(URL(fileURLWithPath: path), knownStages: PipelineStages.names)
-        let parameters = try file.parameters(of: "extract", specs: definition.parameters)
-        let manifest = try Manifest.load(file.artifacts.appendingPathComponent("manifest.json"), pipeline: file.name)
-        guard let upstream = manifest.stages["preprocess"] else {
+        let runner = try PipelineRunner(pipeline: path, stages: PipelineStages.all)
+        let parameters = try runner.file.parameters(of: definition.name, specs: definition.parameters)
+        guard let upstream = runner.upstream(of: definition), let record = runner.manifest.stages[upstream] else {
             throw StageError("extract needs the output of preprocess, which the manifest does not record: run preprocess first")
         }
         let weights = try WeightsSpec(effectiveWeights(parameters))
-        let report = try Extract.run(.init(input: URL(fileURLWithPath: upstream.output.path), output: file.artifacts.appendingPathComponent(definition.output),
+        let report = try Extract.run(.init(input: URL(fileURLWithPath: record.output.path), output: runner.output(of: definition),
                                            weights: weights, batch: Int(parameters.values["batch"]!)!), shard: shard)
         print("extract \(shard): \(report.images) images, content \(report.contentSHA256.prefix(12))")
     }
@@ -79,10 +74,4 @@ public enum ExtractStage {
         if weights == "imagenet", !fallback.isEmpty, !ImageNetWeights.isCached { return fallback }
         return weights
     }
-}
-
-extension ImageNetWeights {
-    /// Whether a good copy sits in Keras's cache or ours: one with the wrong MD5 must not keep the
-    /// pipeline from its fallback.
-    public static var isCached: Bool { cachedCopy != nil }
 }

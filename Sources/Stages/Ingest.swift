@@ -1,14 +1,7 @@
 import Artifacts
-import Backbone
 import Dataset
 import Foundation
-import GRDB
-import Head
-import Imaging
-import Numerical
 import PipelineKit
-import Report
-import WeightsFetch
 
 /// The ingest stage: Kaggle CSVs in, `images.sqlite` out.
 public enum Ingest {
@@ -63,14 +56,7 @@ public enum Ingest {
             throw LocatedErrors(Array(errors.prefix(options.maxErrors)), truncated: truncated || errors.count > options.maxErrors)
         }
 
-        let content: String
-        do {
-            content = try ImagesStore.write(parsed, to: output.temporaryURL)
-            try output.commit()
-        } catch {
-            output.discard()
-            throw error
-        }
+        let content = try output.write { try ImagesStore.write(parsed, to: $0) }
         let summaries = parsed.map { split in
             SplitSummary(name: split.name, path: split.path, sha256: split.sha256, rows: split.images.count,
                          classCounts: split.images.labels.reduce(into: [:]) { $0[Int($1), default: 0] += 1 })
@@ -84,7 +70,7 @@ public enum Ingest {
         }
         var seen = Set<String>()
         for (name, _) in options.splits {
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
+            guard SplitName.isValid(name) else {
                 throw StageError("split name '\(name)': use letters, digits, '_' and '-' only")
             }
             guard seen.insert(name).inserted else { throw StageError("split '\(name)' is given twice") }

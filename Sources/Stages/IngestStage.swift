@@ -1,14 +1,5 @@
-import Artifacts
-import Backbone
-import Dataset
 import Foundation
-import GRDB
-import Head
-import Imaging
-import Numerical
 import PipelineKit
-import Report
-import WeightsFetch
 
 /// The ingest stage as a pipeline runs it: `train` and `test` CSVs (paths relative to the pipeline
 /// file) in, `images.sqlite` out.

@@ -1,13 +1,8 @@
-import Artifacts
 import Backbone
-import Dataset
 import Foundation
-import GRDB
 import Head
 import Imaging
-import Numerical
 import PipelineKit
-import Report
 import WeightsFetch
 
 /// Classifies new images with a trained head, through exactly the training path: 28x28 grey, the
@@ -69,7 +64,7 @@ public final class Predictor {
             }
             var features = [Float](repeating: 0, count: chunk.count * ResNet50.featureCount)
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: chunk.count, into: $0.baseAddress!) }
-            let probabilities = features.withUnsafeBufferPointer { model.classifier.probabilities($0, count: chunk.count) }
+            let probabilities = features.withUnsafeMutableBufferPointer { model.classifier.probabilities(overwriting: $0, count: chunk.count) }
             let classes = model.labels.count
             for row in 0 ..< chunk.count {
                 let p: [Float] = Array(probabilities[row * classes ..< (row + 1) * classes])

@@ -1,14 +1,9 @@
 import Artifacts
-import Backbone
 import Dataset
 import Foundation
-import GRDB
-import Head
 import Imaging
 import Numerical
 import PipelineKit
-import Report
-import WeightsFetch
 
 /// The preprocess stage: 28x28 grey images in, `S x S` RGB PNGs out, with a contact sheet to look at.
 public enum Preprocess {
@@ -47,9 +42,11 @@ public enum Preprocess {
         public var exported: Int
     }
 
-    /// The contact sheet's place: beside the output.
+    /// The contact sheet's name; it is written beside the output.
+    public static let contactSheetName = "contact-sheet.png"
+
     public static func contactSheetURL(for output: URL) -> URL {
-        output.deletingLastPathComponent().appendingPathComponent("contact-sheet.png")
+        output.deletingLastPathComponent().appendingPathComponent(contactSheetName)
     }
 
     public static func run(_ options: Options) throws -> Report {
@@ -143,8 +140,8 @@ public enum Preprocess {
                 for (key, value) in params.sorted(by: { $0.key < $1.key }) {
                     try db.execute(sql: "INSERT INTO params VALUES (?, ?)", arguments: [key, value])
                 }
-                try Artifact.writeMeta(db, [Artifact.kindKey: PreprocessedStore.kind, "schema_version": "1",
-                                            Artifact.contentKey: content, "tool_version": toolVersion])
+                try Artifact.writeMeta(db, [Artifact.kindKey: PreprocessedStore.kind, Artifact.schemaKey: PreprocessedStore.schemaVersion,
+                                            Artifact.contentKey: content, Artifact.toolKey: toolVersion])
             }
             try output.close()
         }

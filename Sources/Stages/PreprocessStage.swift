@@ -1,14 +1,5 @@
-import Artifacts
-import Backbone
-import Dataset
 import Foundation
-import GRDB
-import Head
-import Imaging
-import Numerical
 import PipelineKit
-import Report
-import WeightsFetch
 
 /// The preprocess stage as a pipeline runs it.
 public enum PreprocessStage {
@@ -21,7 +12,7 @@ public enum PreprocessStage {
         version: 1,
         parameters: parameters,
         output: "preprocessed.sqlite",
-        sideOutputs: ["contact-sheet.png"],
+        sideOutputs: [Preprocess.contactSheetName],
         reads: ["images.sqlite"],
         run: { context in
             let report = try Preprocess.run(.init(input: context.input!, output: context.output, size: Int(context.parameters.values["size"]!)!))

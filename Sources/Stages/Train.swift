@@ -4,14 +4,15 @@ import Dataset
 import Foundation
 import GRDB
 import Head
-import Imaging
 import Numerical
 import PipelineKit
 import Report
-import WeightsFetch
 
 /// The train stage: cached features in, a trained head, its evaluation and a report out.
 public enum Train {
+    /// Written beside the head: the figures for scripts, and the page for people.
+    public static let metricsName = "metrics.json", reportName = "report.html"
+
     public struct Options {
         public var input: URL
         public var output: URL
@@ -49,8 +50,8 @@ public enum Train {
         let backbone = try FeaturesStore.backbone(queue)
         let inputs = [options.input] + (options.images.map { [$0] } ?? [])
         let output = try AtomicOutput(options.output, inputs: inputs)
-        let metricsURL = output.finalURL.deletingLastPathComponent().appendingPathComponent("metrics.json")
-        let reportURL = output.finalURL.deletingLastPathComponent().appendingPathComponent("report.html")
+        let metricsURL = output.finalURL.deletingLastPathComponent().appendingPathComponent(metricsName)
+        let reportURL = output.finalURL.deletingLastPathComponent().appendingPathComponent(reportName)
 
         let data = try load(queue, file: options.input.path)
         let trainRows = data.splits.indices.filter { data.splits[$0] == "train" }
@@ -97,7 +98,7 @@ public enum Train {
         for (key, value) in backbone { params["backbone_\(key)"] = value }
         params["features_content_sha256"] = featuresMeta[Artifact.contentKey] ?? ""
         var hasher = ContentHasher()
-        try AtomicOutput.write(to: output.finalURL, inputs: inputs) { temporary in
+        try output.write { temporary in
             let db = try Artifact.create(at: temporary)
             try db.write { db in
                 try HeadStore.createTables(db)
@@ -158,8 +159,8 @@ public enum Train {
                     hasher.update(key)
                     hasher.update(value)
                 }
-                try Artifact.writeMeta(db, [Artifact.kindKey: HeadStore.kind, "schema_version": "2",
-                                            Artifact.contentKey: hasher.finalize(), "tool_version": toolVersion])
+                try Artifact.writeMeta(db, [Artifact.kindKey: HeadStore.kind, Artifact.schemaKey: HeadStore.schemaVersion,
+                                            Artifact.contentKey: hasher.finalize(), Artifact.toolKey: toolVersion])
             }
             try db.close()
         }
@@ -184,10 +185,7 @@ public enum Train {
 
     /// Options given in code are held to the same limits as the pipeline file and the command line.
     static func validate(_ options: TrainingOptions) throws {
-        guard !options.hidden.contains(where: { $0 < 1 }) else { throw StageError("--hidden: every layer needs at least one unit") }
-        var given = paramsDictionary(options)
-        given["hidden"] = options.hidden.map(String.init).joined(separator: ",")
-        _ = try StageParameters.fromCommandLine(given, specs: TrainStage.parameters)
+        _ = try StageParameters.fromCommandLine(paramsDictionary(options), specs: TrainStage.parameters)
     }
 
     public static func paramsDictionary(_ options: TrainingOptions) -> [String: String] {

@@ -1,14 +1,6 @@
-import Artifacts
-import Backbone
-import Dataset
 import Foundation
-import GRDB
 import Head
-import Imaging
-import Numerical
 import PipelineKit
-import Report
-import WeightsFetch
 
 /// The train stage: its parameters, declared once (names, types, limits, defaults) for the pipeline
 /// file, the `train` command line and the fingerprint; the one conversion to `TrainingOptions`; and
@@ -56,7 +48,7 @@ public enum TrainStage {
         version: 2,
         parameters: parameters,
         output: "head.sqlite",
-        sideOutputs: ["metrics.json", "report.html"],
+        sideOutputs: [Train.metricsName, Train.reportName],
         reads: ["features.sqlite"],
         run: { context in
             let report = try Train.run(.init(input: context.input!, output: context.output, training: options(context.parameters),

@@ -151,6 +151,10 @@ public enum ImageNetWeights {
         return try download(from: url, showProgress: showProgress)
     }
 
+    /// Whether a good copy sits in Keras's cache or ours: one with the wrong MD5 must not keep a
+    /// pipeline from its fallback.
+    public static var isCached: Bool { cachedCopy != nil }
+
     /// A copy in Keras's cache or ours whose MD5 is right (remembered by path, size, mtime and inode,
     /// so asking again costs a stat); a damaged copy does not count.
     public static var cachedCopy: URL? {

@@ -17,7 +17,7 @@ struct TrainCommand: ParsableCommand {
             given (ReLU, then dropout), a softmax output, cross-entropy, Adam with Keras's defaults, \
             early stopping on the validation loss with the best epoch's weights restored.
 
-            """ + ParameterSpec.optionsHelp(TrainStage.parameters, title: "TRAINING PARAMETERS (also the keys of a pipeline file's train stage, with _ for -):"))
+            """ + ParameterSpec.optionsHelp(TrainStage.parameters, title: "TRAINING PARAMETERS (a pipeline file's train keys, with _ for -):"))
 
     @Option(help: ArgumentHelp("The extract output to read.", valueName: "file"))
     var input: String = "features.sqlite"
