@@ -15,7 +15,7 @@ public enum Artifact {
     /// killed, for work that resumes.
     public static func create(at url: URL, durable: Bool = false) throws -> DatabaseQueue {
         unlink(url.path)
-        var configuration = Configuration()
+        var configuration = writing
         configuration.prepareDatabase { db in
             if !durable { try db.execute(sql: "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF") }
         }
@@ -24,6 +24,15 @@ public enum Artifact {
             try db.execute(sql: "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
         }
         return queue
+    }
+
+    /// How a stage opens a file it writes. Someone may be reading it meanwhile (`sqlite3` on a partial
+    /// extract, a test counting its rows): a commit that meets their shared lock waits for it instead
+    /// of failing at once with "database is locked", which ended the stage.
+    public static var writing: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        return configuration
     }
 
     public static func writeMeta(_ db: Database, _ values: [String: String]) throws {

@@ -280,7 +280,7 @@ public enum Extract {
     /// The partial file of this job, or a fresh one when there is none or it belongs to another job.
     static func openPartial(_ url: URL, jobKey: String) throws -> DatabaseQueue {
         if FileManager.default.fileExists(atPath: url.path) {
-            let existing = try? DatabaseQueue(path: url.path)
+            let existing = try? DatabaseQueue(path: url.path, configuration: Artifact.writing)
             let key = try? existing?.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'job_key'") }
             if let existing, key == jobKey { return existing }
             try? existing?.close()
