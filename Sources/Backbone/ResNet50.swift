@@ -6,6 +6,15 @@ import Numerical
 /// convolution's weights and bias at load time, so inference is convolutions and pooling only.
 public final class ResNet50: Sendable {
     public static let featureCount = 2048
+    /// Keras's names of the block outputs, in depth order: where the backbone can be cut.
+    public static let blockNames = [(2, 3), (3, 4), (4, 6), (5, 3)].flatMap { stage, count in (1 ... count).map { "conv\(stage)_block\($0)_out" } }
+    /// The channels of each block's output (`blockNames` order).
+    public static let blockChannels = [(256, 3), (512, 4), (1024, 6), (2048, 3)].flatMap { channels, count in Array(repeating: channels, count: count) }
+
+    /// The side of block `block`'s output for an input of `size`.
+    public static func blockSide(_ block: Int, size: Int) -> Int {
+        side(size, stage: block < 3 ? 0 : block < 7 ? 1 : block < 13 ? 2 : 3)
+    }
     public static let minimumSize = 32
     static let epsilon = 1.001e-5
     /// Keras "caffe" preprocessing: channels reordered to BGR, then these means subtracted.
@@ -239,12 +248,34 @@ public final class ResNet50: Sendable {
     /// Features of `count` images (`count x size x size x 3` floats, caffe-preprocessed, in
     /// `workspace.input`) into `features[count x 2048]`.
     public func forward(_ workspace: Workspace, count: Int, into features: UnsafeMutablePointer<Float>) {
-        withSingleThreadedBLAS { forwardAlone(workspace, count: count, into: features) }
+        forward(workspace, count: count, taps: [Self.blockNames.count - 1], into: [features])
     }
 
-    func forwardAlone(_ workspace: Workspace, count: Int, into features: UnsafeMutablePointer<Float>) {
+    /// The globally average-pooled output of each block in `taps` (indices into `blockNames`,
+    /// ascending, no repeats) into `pooled[t][count x channels(taps[t])]`; the network stops after
+    /// the deepest. With `keep`, that block's whole output `[count, h, w, c]` is copied out too.
+    public func forward(_ workspace: Workspace, count: Int, taps: [Int], into pooled: [UnsafeMutablePointer<Float>],
+                        keep: (block: Int, into: UnsafeMutablePointer<Float>)? = nil) {
+        precondition(!taps.isEmpty && taps.count == pooled.count && zip(taps, taps.dropFirst()).allSatisfy { $0 < $1 })
+        precondition(taps.allSatisfy { blocks.indices.contains($0) })
+        withSingleThreadedBLAS { forwardAlone(workspace, count: count, taps: taps, into: pooled, keep: keep) }
+    }
+
+    func forwardAlone(_ workspace: Workspace, count: Int, taps: [Int], into pooled: [UnsafeMutablePointer<Float>],
+                      keep: (block: Int, into: UnsafeMutablePointer<Float>)?) {
         precondition(count <= workspace.count)
         let columns = workspace.columns, side = workspace.size
+        let deepest = max(taps.last!, keep?.block ?? 0)
+        // Called after every block with its output for the images from `first` on.
+        let emit = { (block: Int, output: UnsafeMutablePointer<Float>, shape: Shape, first: Int) in
+            if let tap = taps.firstIndex(of: block) {
+                Kernels.globalAveragePool(output, shape, into: pooled[tap] + first * shape.channels)
+            }
+            if let keep, keep.block == block {
+                let perImage = shape.height * shape.width * shape.channels
+                (keep.into + first * perImage).update(from: output, count: shape.count * perImage)
+            }
+        }
         // The stem and the first stage, `step` images at a time (n <= step), their output gathered
         // in late[0] for the whole batch:
         //   input     [n, side, side, 3]            workspace.input + first image
@@ -258,19 +289,25 @@ public final class ResNet50: Sendable {
             let stemmed = Self.run(stem, workspace.input + first * side * side * 3, input, into: stemOutput, columns: columns, relu: true)
             let pooled = stemmed.convolved(size: 3, stride: 2, pad: 1, channels: stemmed.channels)
             Kernels.maxPool3x3s2(stemOutput, stemmed, output: pooled, into: pooledOutput)
-            let handover = workspace.late[0] + first * pooled.height * pooled.width * blocks[Self.earlyBlocks - 1].expand.output
-            handedOver = runBlocks(blocks[..<Self.earlyBlocks], workspace.early, input: 0, shape: pooled, workspace: workspace, handover: handover).shape
+            // When the cut is within conv2, its last block's output stays in the early buffers.
+            let handover = deepest >= Self.earlyBlocks
+                ? workspace.late[0] + first * pooled.height * pooled.width * blocks[Self.earlyBlocks - 1].expand.output : nil
+            handedOver = runBlocks(blocks[..<min(Self.earlyBlocks, deepest + 1)], workspace.early, input: 0, shape: pooled, workspace: workspace,
+                                   handover: handover) { emit($0, $1, $2, first) }.shape
         }
-        // conv3 to conv5 on the whole batch, from late[0]; then the global average to [count, 2048].
+        guard deepest >= Self.earlyBlocks else { return }
+        // conv3 onwards on the whole batch, from late[0], as far as the deepest block asked for.
         handedOver.count = count
-        let last = runBlocks(blocks[Self.earlyBlocks...], workspace.late, input: 0, shape: handedOver, workspace: workspace, handover: nil)
-        Kernels.globalAveragePool(workspace.late[last.buffer], last.shape, into: features)
+        _ = runBlocks(blocks[Self.earlyBlocks ... deepest], workspace.late, input: 0, shape: handedOver, workspace: workspace, handover: nil) {
+            emit($0, $1, $2, 0)
+        }
     }
 
     /// Runs `blocks` on the activation in `buffers[input]`; returns which buffer holds the output, and
     /// its shape. With `handover`, the last block writes its output there instead.
     private func runBlocks(_ blocks: ArraySlice<Block>, _ buffers: [UnsafeMutablePointer<Float>], input: Int, shape: Shape, workspace: Workspace,
-                           handover: UnsafeMutablePointer<Float>?) -> (buffer: Int, shape: Shape) {
+                           handover: UnsafeMutablePointer<Float>?,
+                           after: (_ block: Int, _ output: UnsafeMutablePointer<Float>, _ shape: Shape) -> Void) -> (buffer: Int, shape: Shape) {
         let columns = workspace.columns
         var current = input, shape = shape
         for (index, block) in zip(blocks.indices, blocks) {
@@ -292,6 +329,7 @@ public final class ResNet50: Sendable {
             block.spatial.run(reducedBuffer, reduced, into: spatialBuffer, transformed: columns, products: workspace.products)
             let output = index == blocks.indices.last ? handover ?? buffers[shortcut] : buffers[shortcut]
             shape = Self.run(block.expand, spatialBuffer, reduced, into: output, columns: columns, residual: UnsafePointer(buffers[shortcut]), relu: true)
+            after(index, output, shape)
             current = shortcut
         }
         return (current, shape)

@@ -12,6 +12,9 @@ public enum ParameterKind: Sendable {
     case choice([String])
     /// Comma-separated (or a YAML list of) whole numbers, each in the range.
     case integerList(ClosedRange<Int>)
+    /// Comma-separated (or a YAML list of) words from the list, each once, between `count` of them;
+    /// canonically in the list's order, whatever order they were given in.
+    case choiceList([String], count: ClosedRange<Int>)
     case inputFile(required: Bool)
 }
 
@@ -220,6 +223,21 @@ extension ParameterSpec {
                 return number
             }
             return numbers.map(String.init).joined(separator: ",")
+        case let .choiceList(words, count):
+            let items = (list ?? text.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !(text.isEmpty && list == nil && $0.isEmpty) }
+            var chosen: [Int] = []
+            for item in items {
+                guard let index = words.firstIndex(of: item) else {
+                    throw fail("'\(item)' is not one of \(words.first ?? "") ... \(words.last ?? "") (\(words.count) names)")
+                }
+                guard !chosen.contains(index) else { throw fail("'\(item)' is named twice") }
+                chosen.append(index)
+            }
+            guard count.contains(chosen.count) else {
+                throw fail(count.upperBound == 1 ? "expected at most one name, found \(chosen.count)" : "expected \(count.lowerBound) to \(count.upperBound) names, found \(chosen.count)")
+            }
+            return chosen.sorted().map { words[$0] }.joined(separator: ",")
         }
     }
 }

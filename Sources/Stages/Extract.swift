@@ -7,7 +7,8 @@ import Numerical
 import PipelineKit
 import WeightsFetch
 
-/// The extract stage: preprocessed PNGs through the frozen ResNet50 to one 2048-vector per image.
+/// The extract stage: preprocessed PNGs through the frozen ResNet50, cut at one or more block
+/// outputs, to one pooled vector per image and layer (and, with `keep`, one layer's whole maps).
 ///
 /// Work goes into `.NAME.partial` beside the output, one transaction per batch, under `.NAME.lock`.
 /// A run killed at any point leaves the committed batches there; the next run with the same input,
@@ -30,9 +31,15 @@ public enum Extract {
         public var fallbackReason: String?
         /// The GEMM path (the CPU's best unless SIGNTRANSFER_GEMM=blas).
         public var kernel: GEMMKernel
+        /// The block outputs whose pooled vectors are stored; the network stops after the deepest.
+        public var cut: Cut
+        /// A block output (index into `ResNet50.blockNames`) whose whole maps are stored too.
+        public var keep: Int?
 
         public init(input: URL, output: URL, weights: WeightsSpec = .imagenet, batch: Int = 32, showProgress: Bool = true,
-                    fallbackReason: String? = nil, kernel: GEMMKernel = .preferred) {
+                    fallbackReason: String? = nil, kernel: GEMMKernel = .preferred, cut: Cut = .last, keep: Int? = nil) {
+            self.cut = cut
+            self.keep = keep
             self.fallbackReason = fallbackReason
             self.kernel = kernel
             self.input = input
@@ -51,6 +58,7 @@ public enum Extract {
         public var weightsSource: String
         public var randomWeights: Bool
         public var size: Int
+        public var cut: Cut
     }
 
     /// One shard of N: a deterministic share of the input's batches, so that scheduler array tasks
@@ -102,6 +110,10 @@ public enum Extract {
         guard batchSizes.contains(options.batch) else {
             throw StageError("--batch \(options.batch): choose \(batchSizes.lowerBound) to \(batchSizes.upperBound)")
         }
+        if let keep = options.keep, !ResNet50.blockNames.indices.contains(keep) {
+            throw StageError("--keep: block \(keep) is not one of ResNet50's \(ResNet50.blockNames.count) block outputs")
+        }
+        let cut = options.cut, keptName = options.keep.map { ResNet50.blockNames[$0] } ?? ""
         let (input, inputMeta) = try PreprocessedStore.open(options.input)
         let params = try PreprocessedStore.params(input)
         guard let size = params["size"].flatMap(Int.init), size >= ResNet50.minimumSize else {
@@ -122,7 +134,7 @@ public enum Extract {
         let network = try ResNet50(weights: weights.provider, kernel: options.kernel, size: size)
         let weightsMD5 = try weights.md5
         // The kernel is part of the key: the AVX-512 and OpenBLAS paths differ in the last bits.
-        let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weightsMD5)|\(size)|\(options.batch)|\(shard?.description ?? "")|\(network.kernel.rawValue)|\(toolVersion)".utf8)
+        let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weightsMD5)|\(size)|\(options.batch)|\(shard?.description ?? "")|\(network.kernel.rawValue)|\(toolVersion)|\(cut)|\(keptName)".utf8)
             .withUnsafeBytes { sha256(of: $0) }
 
         let partialURL = folder.appendingPathComponent(".\(name).partial")
@@ -137,17 +149,32 @@ public enum Extract {
         }
 
         let workspace = network.makeWorkspace(count: options.batch, size: size)
-        var features = [Float](repeating: 0, count: options.batch * ResNet50.featureCount)
+        // One buffer per layer cut at, [batch x channels]; the kept maps [batch x side x side x channels].
+        let pooled = cut.channels.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: options.batch * $0) }
+        let mapShape = options.keep.map { (side: ResNet50.blockSide($0, size: size), channels: ResNet50.blockChannels[$0]) }
+        let mapFloats = mapShape.map { $0.side * $0.side * $0.channels } ?? 0
+        let maps = UnsafeMutableBufferPointer<Float>.allocate(capacity: options.batch * mapFloats)
+        defer {
+            pooled.forEach { $0.deallocate() }
+            maps.deallocate()
+        }
         for (range, _) in batches where range.upperBound > lastID {
             let images = try PreprocessedStore.images(input, ids: range)
             try decode(images, size: size, into: workspace.input)
-            features.withUnsafeMutableBufferPointer { network.forward(workspace, count: images.count, into: $0.baseAddress!) }
+            network.forward(workspace, count: images.count, taps: cut.blocks, into: pooled.map { $0.baseAddress! },
+                            keep: options.keep.map { ($0, maps.baseAddress!) })
             try partial.write { db in
-                let insert = try db.cachedStatement(sql: "INSERT INTO features VALUES (?, ?, ?, ?)")
-                try features.withUnsafeBufferPointer { all in
-                    for (row, image) in images.enumerated() {
-                        let vector = UnsafeBufferPointer(rebasing: all[row * ResNet50.featureCount ..< (row + 1) * ResNet50.featureCount])
-                        try insert.execute(arguments: [image.id, image.split, image.label, FeaturesStore.encode(vector)])
+                let insert = try db.cachedStatement(sql: "INSERT INTO features VALUES (?, ?, ?, ?, ?)")
+                let insertMap = try db.cachedStatement(sql: "INSERT INTO maps VALUES (?, ?, ?, ?, ?, ?)")
+                for (row, image) in images.enumerated() {
+                    for (tap, name) in cut.names.enumerated() {
+                        let channels = cut.channels[tap]
+                        let vector = UnsafeBufferPointer(rebasing: pooled[tap][row * channels ..< (row + 1) * channels])
+                        try insert.execute(arguments: [image.id, image.split, image.label, name, FeaturesStore.encode(vector)])
+                    }
+                    if let mapShape {
+                        let map = UnsafeBufferPointer(rebasing: maps[row * mapFloats ..< (row + 1) * mapFloats])
+                        try insertMap.execute(arguments: [image.id, keptName, mapShape.side, mapShape.side, mapShape.channels, FeaturesStore.encodeHalf(map)])
                     }
                 }
             }
@@ -158,7 +185,7 @@ public enum Extract {
         let provenance = ["weights": weights.source, "weights_md5": weightsMD5, "random": weights.isRandom ? "1" : "0",
                           "input_size": String(size), "architecture": architecture, "preprocessing": preprocessing,
                           "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? "",
-                          "gemm": network.kernel.rawValue]
+                          "gemm": network.kernel.rawValue, "layers": cut.description, "keep": keptName]
         var meta: [String: String] = [:]
         if let shard {
             meta = [Artifact.kindKey: shardKind, "shard_index": String(shard.index), "shard_count": String(shard.count),
@@ -166,7 +193,7 @@ public enum Extract {
         }
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance, meta: meta)
         return Report(images: total, resumed: resumed, contentSHA256: content, weightsSource: weights.source,
-                      randomWeights: weights.isRandom, size: size)
+                      randomWeights: weights.isRandom, size: size, cut: cut)
     }
 
     /// Completes a partial file: content hash, provenance, meta, then `VACUUM INTO` the output, so
@@ -221,7 +248,7 @@ public enum Extract {
         }
         let first = shards[0]
         for shard in shards {
-            for key in ["input_content_sha256", "weights_md5", "input_size"] where shard.provenance[key] != first.provenance[key] {
+            for key in ["input_content_sha256", "weights_md5", "input_size", "layers", "keep"] where shard.provenance[key] != first.provenance[key] {
                 throw StageError("cannot merge: shard \(shard.index) has \(key) \(shard.provenance[key] ?? "none"), shard \(first.index) has \(first.provenance[key] ?? "none")")
             }
             guard shard.meta["shard_count"] == String(count), shard.meta["batch"] == first.meta["batch"] else {
@@ -234,7 +261,7 @@ public enum Extract {
         let expected = try inputQueue.read { try Int.fetchAll($0, sql: "SELECT id FROM images ORDER BY id") }
         var owner: [Int: Int] = [:]
         for shard in shards {
-            for id in try shard.queue.read({ try Int.fetchAll($0, sql: "SELECT id FROM features") }) {
+            for id in try shard.queue.read({ try Int.fetchAll($0, sql: "SELECT DISTINCT id FROM features") }) {
                 if let other = owner[id] { throw StageError("cannot merge: image \(id) is in shard \(other) and in shard \(shard.index)") }
                 owner[id] = shard.index
             }
@@ -254,15 +281,24 @@ public enum Extract {
         // Rows in id order, as one process inserts them.
         try partial.write { db in
             try db.execute(sql: "DELETE FROM features")
-            let insert = try db.cachedStatement(sql: "INSERT INTO features VALUES (?, ?, ?, ?)")
-            for range in stride(from: 0, to: expected.count, by: 1024).map({ expected[$0] ... expected[min($0 + 1024, expected.count) - 1] }) {
-                var rows: [Row] = []
+            try db.execute(sql: "DELETE FROM maps")
+            let insert = try db.cachedStatement(sql: "INSERT INTO features VALUES (?, ?, ?, ?, ?)")
+            let insertMap = try db.cachedStatement(sql: "INSERT INTO maps VALUES (?, ?, ?, ?, ?, ?)")
+            for range in stride(from: 0, to: expected.count, by: 256).map({ expected[$0] ... expected[min($0 + 256, expected.count) - 1] }) {
+                var rows: [Row] = [], mapRows: [Row] = []
                 for shard in shards {
-                    rows += try shard.queue.read { try Row.fetchAll($0, sql: "SELECT id, split, label, vector FROM features WHERE id BETWEEN ? AND ?",
-                                                                    arguments: [range.lowerBound, range.upperBound]) }
+                    try shard.queue.read { db in
+                        rows += try Row.fetchAll(db, sql: "SELECT id, split, label, layer, vector FROM features WHERE id BETWEEN ? AND ?",
+                                                 arguments: [range.lowerBound, range.upperBound])
+                        mapRows += try Row.fetchAll(db, sql: "SELECT id, layer, height, width, channels, data FROM maps WHERE id BETWEEN ? AND ?",
+                                                    arguments: [range.lowerBound, range.upperBound])
+                    }
                 }
-                for row in rows.sorted(by: { ($0["id"] as Int) < ($1["id"] as Int) }) {
-                    try insert.execute(arguments: [row["id"], row["split"], row["label"], row["vector"]])
+                for row in rows.sorted(by: { ($0["id"] as Int, $0["layer"] as String) < ($1["id"] as Int, $1["layer"] as String) }) {
+                    try insert.execute(arguments: [row["id"], row["split"], row["label"], row["layer"], row["vector"]])
+                }
+                for row in mapRows.sorted(by: { ($0["id"] as Int) < ($1["id"] as Int) }) {
+                    try insertMap.execute(arguments: [row["id"], row["layer"], row["height"], row["width"], row["channels"], row["data"]])
                 }
             }
         }
@@ -274,7 +310,8 @@ public enum Extract {
         if kernels.count > 1 { provenance["gemm"] = "mixed: " + kernels.sorted().joined(separator: ", ") }
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance)
         return Report(images: expected.count, resumed: 0, contentSHA256: content, weightsSource: first.provenance["weights"] ?? "",
-                      randomWeights: first.provenance["random"] == "1", size: Int(first.provenance["input_size"] ?? "") ?? 0)
+                      randomWeights: first.provenance["random"] == "1", size: Int(first.provenance["input_size"] ?? "") ?? 0,
+                      cut: (try? Cut(list: first.provenance["layers"] ?? "")) ?? .last)
     }
 
     /// The partial file of this job, or a fresh one when there is none or it belongs to another job.
@@ -317,12 +354,20 @@ public enum Extract {
     static func contentHash(_ queue: DatabaseQueue) throws -> String {
         var hasher = ContentHasher()
         try queue.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, vector FROM features ORDER BY id")
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, layer, vector FROM features ORDER BY id, layer")
             while let row = try rows.next() {
                 hasher.update(integer: Int64(row["id"] as Int))
                 hasher.update(row["split"] as String)
                 hasher.update(integer: Int64(row["label"] as Int))
+                hasher.update(row["layer"] as String)
                 (row["vector"] as Data).withUnsafeBytes { hasher.update($0) }
+            }
+            let maps = try Row.fetchCursor(db, sql: "SELECT id, layer, height, width, channels, data FROM maps ORDER BY id, layer")
+            while let row = try maps.next() {
+                hasher.update(integer: Int64(row["id"] as Int))
+                hasher.update(row["layer"] as String)
+                for key in ["height", "width", "channels"] { hasher.update(integer: Int64(row[key] as Int)) }
+                (row["data"] as Data).withUnsafeBytes { hasher.update($0) }
             }
         }
         return hasher.finalize()

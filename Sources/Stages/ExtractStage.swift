@@ -14,14 +14,25 @@ public enum ExtractStage {
         ParameterSpec("fallback", .text, default: "", help: "Weights to use only when the ImageNet weights cannot be had (no network, nothing cached), e.g. random:0; said loudly and recorded."),
         ParameterSpec("batch", .integer(Extract.batchSizes), default: "32",
                       help: "Images per forward pass, \(Extract.batchSizes.lowerBound) to \(Extract.batchSizes.upperBound)."),
+        ParameterSpec("layers", .choiceList(ResNet50.blockNames, count: 1 ... ResNet50.blockNames.count), default: Cut.last.description,
+                      help: "Where to cut the backbone: block outputs by their Keras names (\(Cut.choices)), comma-separated; each image gets one pooled vector per layer, and the network stops after the deepest."),
+        ParameterSpec("keep", .choiceList(ResNet50.blockNames, count: 0 ... 1), default: "",
+                      help: "A block output whose whole feature maps are stored too (float16), for fine-tuning the blocks above it: conv4_block6_out for `train --fine-tune conv5`. Empty for none.", value: "layer"),
     ]
+
+    /// The cut and the kept layer a stage's checked parameters name.
+    public static func cut(_ parameters: StageParameters) throws -> (cut: Cut, keep: Int?) {
+        let cut = try Cut(list: parameters.values["layers"] ?? Cut.last.description)
+        let keep = parameters.values["keep"].flatMap { ResNet50.blockNames.firstIndex(of: $0) }
+        return (cut, keep)
+    }
     /// What the `extract` command line takes of them (the fallback is a pipeline's decision).
     public static var commandLineParameters: [ParameterSpec] { parameters.filter { $0.name != "fallback" } }
 
     public static let definition = StageDefinition(
         name: "extract",
-        // 2: Winograd and our own GEMM changed the features' last bits.
-        version: 2,
+        // 2: Winograd and our own GEMM changed the features' last bits. 3: a row per layer (cut anywhere).
+        version: 3,
         parameters: parameters,
         output: "features.sqlite",
         reads: ["preprocessed.sqlite"],
@@ -44,8 +55,9 @@ public enum ExtractStage {
                     notes["weights_fallback"] = message
                 }
             }
+            let (cut, keep) = try cut(context.parameters)
             let report = try Extract.run(.init(input: context.input!, output: context.output, weights: used, batch: batch,
-                                               fallbackReason: notes["weights_fallback"]))
+                                               fallbackReason: notes["weights_fallback"], cut: cut, keep: keep))
             if report.randomWeights { context.log("extract: warning: the features come from a RANDOM backbone (\(report.weightsSource))") }
             return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": used.description], notes: notes)
         })
@@ -61,8 +73,9 @@ public enum ExtractStage {
             throw StageError("extract needs the output of preprocess, which the manifest does not record: run preprocess first")
         }
         let weights = try WeightsSpec(effectiveWeights(parameters))
+        let (cut, keep) = try cut(parameters)
         let report = try Extract.run(.init(input: URL(fileURLWithPath: record.output.path), output: runner.output(of: definition),
-                                           weights: weights, batch: Int(parameters.values["batch"]!)!), shard: shard)
+                                           weights: weights, batch: Int(parameters.values["batch"]!)!, cut: cut, keep: keep), shard: shard)
         print("extract \(shard): \(report.images) images, content \(report.contentSHA256.prefix(12))")
     }
 

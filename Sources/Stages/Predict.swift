@@ -19,6 +19,8 @@ public final class Predictor {
     public let weightsSource: String
     let network: ResNet50
     let input: NetworkInput
+    /// Where the head reads the backbone: the network runs this far and no further.
+    public let cut: Cut
 
     /// Loads the head and the backbone its provenance names. `weights` and `size`, when given, must
     /// be those the head was trained with: a head used with other ones is refused.
@@ -37,10 +39,34 @@ public final class Predictor {
         guard try resolved.md5 == trainedMD5 else {
             throw StageError("\(head.path): the head was trained on features of the weights \(trainedWeights) (MD5 \(trainedMD5)), but \(resolved.source) has MD5 \(try resolved.md5): refusing to mix them")
         }
+        // Heads from before cuts were trained on the last layer.
+        cut = try Cut(list: params["layers"] ?? Cut.last.description)
+        guard cut.dimension == model.network.inputCount else {
+            throw StageError("\(head.path): the head takes \(model.network.inputCount) inputs, but its layers (\(cut)) give \(cut.dimension)")
+        }
         self.size = trainedSize
         weightsSource = resolved.source
         network = try ResNet50(weights: resolved.provider, size: trainedSize)
         input = NetworkInput(size: trainedSize)
+    }
+
+    /// The head's input for the `count` images in `workspace.input`: each layer of the cut pooled,
+    /// concatenated per image in depth order, as train read them.
+    func features(_ workspace: ResNet50.Workspace, count: Int) -> [Float] {
+        let parts = cut.channels.map { UnsafeMutablePointer<Float>.allocate(capacity: count * $0) }
+        defer { parts.forEach { $0.deallocate() } }
+        network.forward(workspace, count: count, taps: cut.blocks, into: parts)
+        var out = [Float](repeating: 0, count: count * cut.dimension)
+        out.withUnsafeMutableBufferPointer { out in
+            var offset = 0
+            for (part, channels) in cut.channels.enumerated() {
+                for row in 0 ..< count {
+                    (out.baseAddress! + row * cut.dimension + offset).update(from: parts[part] + row * channels, count: channels)
+                }
+                offset += channels
+            }
+        }
+        return out
     }
 
     /// A picture as the training data were: 8-bit grey, 28x28 (area-averaged down or up to it).
@@ -62,8 +88,7 @@ public final class Predictor {
                     rgb.withUnsafeMutableBufferPointer { input.tensor(grey: grey, scratch: $0, into: workspace.input + index * pixels) }
                 }
             }
-            var features = [Float](repeating: 0, count: chunk.count * ResNet50.featureCount)
-            features.withUnsafeMutableBufferPointer { network.forward(workspace, count: chunk.count, into: $0.baseAddress!) }
+            var features = features(workspace, count: chunk.count)
             let probabilities = features.withUnsafeMutableBufferPointer { model.classifier.probabilities(overwriting: $0, count: chunk.count) }
             let classes = model.labels.count
             for row in 0 ..< chunk.count {

@@ -17,13 +17,16 @@ public enum Train {
         public var input: URL
         public var output: URL
         public var training: TrainingOptions
+        /// The layers whose pooled vectors (concatenated in depth order) the head is trained on.
+        public var cut: Cut
         /// The preprocess output whose images the report shows; nil looks beside the input.
         public var images: URL?
         /// Receives one line per epoch and the other messages of the run.
         public var log: (String) -> Void
 
-        public init(input: URL, output: URL, training: TrainingOptions = TrainingOptions(), images: URL? = nil,
+        public init(input: URL, output: URL, training: TrainingOptions = TrainingOptions(), cut: Cut = .last, images: URL? = nil,
                     log: @escaping (String) -> Void = { _ in }) {
+            self.cut = cut
             self.input = input
             self.output = output
             self.training = training
@@ -53,7 +56,11 @@ public enum Train {
         let metricsURL = output.finalURL.deletingLastPathComponent().appendingPathComponent(metricsName)
         let reportURL = output.finalURL.deletingLastPathComponent().appendingPathComponent(reportName)
 
-        let data = try load(queue, file: options.input.path)
+        let held = FeaturesStore.layers(backbone).pooled
+        if let missing = options.cut.names.first(where: { !held.contains($0) }) {
+            throw StageError("\(options.input.path) holds the pooled outputs of \(held.joined(separator: ", ")), not \(missing): run extract with --layers \((held + options.cut.names.filter { !held.contains($0) }).joined(separator: ",")) first")
+        }
+        let data = try load(queue, cut: options.cut, file: options.input.path)
         let trainRows = data.splits.indices.filter { data.splits[$0] == "train" }
         guard !trainRows.isEmpty else { throw StageError("\(options.input.path): there is no train split to learn from") }
         let classes = Array(Set(trainRows.map { data.labels[$0] })).sorted()
@@ -66,7 +73,7 @@ public enum Train {
         if backbone["random"] == "1" {
             options.log("warning: these features come from a RANDOM backbone (\(backbone["weights"] ?? "random")), not ImageNet weights")
         }
-        options.log("training on \(trainRows.count) images, \(classes.count) classes, \(dimension) features")
+        options.log("training on \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(options.cut.names.joined(separator: " + "))")
 
         let result = Trainer.train(features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
                                    dimension: dimension, classCount: classes.count, options: options.training) { epoch in
@@ -94,7 +101,9 @@ public enum Train {
             options.log(String(format: "test: accuracy %.4f, macro-F1 %.4f on %d images", evaluation!.accuracy, evaluation!.macroF1, testRows.count))
         }
 
-        var params = paramsDictionary(options.training)
+        var headParams = paramsDictionary(options.training)
+        headParams["layers"] = options.cut.description
+        var params = headParams
         for (key, value) in backbone { params["backbone_\(key)"] = value }
         params["features_content_sha256"] = featuresMeta[Artifact.contentKey] ?? ""
         var hasher = ContentHasher()
@@ -175,7 +184,7 @@ public enum Train {
                                   mistakes: mistakes.map { ReportPage.Mistake(id: data.ids[$0.row], truth: data.labels[$0.row],
                                                                               predicted: $0.predicted, confidence: Double($0.confidence),
                                                                               png: pictures[data.ids[$0.row]]) },
-                                  provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: paramsDictionary(options.training)),
+                                  provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: headParams),
                                   randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown",
                                   fallbackReason: backbone["weights_fallback"]).render()
         try AtomicOutput.write(to: reportURL, inputs: inputs) { try Data(html.utf8).write(to: $0) }
@@ -200,29 +209,54 @@ public enum Train {
         var ids: [Int] = []
         var splits: [String] = []
         var labels: [Int] = []
+        /// `[images x dimension]`: each image's vectors of the cut's layers, concatenated in depth order.
         var features: [Float] = []
-        var dimension = ResNet50.featureCount
+        var dimension = 0
     }
 
-    /// Every feature vector, checked: the right length, and finite.
-    static func load(_ queue: DatabaseQueue, file: String) throws -> Loaded {
+    /// Every image's vectors of the `cut`'s layers, checked: each layer's length, finite values, and
+    /// the same images (with the same split and label) in every layer.
+    static func load(_ queue: DatabaseQueue, cut: Cut, file: String) throws -> Loaded {
         var loaded = Loaded()
-        let total = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM features") } ?? 0
+        loaded.dimension = cut.dimension
+        let total = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM features WHERE layer = ?", arguments: [cut.names[0]]) } ?? 0
         loaded.features.reserveCapacity(total * loaded.dimension)
-        // Each row's types, label and split are checked by the store; the length and the values here.
-        try FeaturesStore.forEach(queue) { feature in
-            guard feature.vector.count == loaded.dimension else {
-                throw StageError("\(file): features row id \(feature.id) has a vector of \(feature.vector.count) values, expected \(loaded.dimension)")
+        var offset = 0
+        for (part, layer) in cut.names.enumerated() {
+            let channels = cut.channels[part]
+            var row = 0
+            // Each row's types, label and split are checked by the store; the length, the values and
+            // the agreement between layers here.
+            try FeaturesStore.forEach(queue, layer: layer) { feature in
+                let whereLayer = "features row id \(feature.id), layer \(layer)"
+                guard feature.vector.count == channels else {
+                    throw StageError("\(file): \(whereLayer) has a vector of \(feature.vector.count) values, expected \(channels)")
+                }
+                if let bad = feature.vector.firstIndex(where: { !$0.isFinite }) {
+                    throw StageError("\(file): \(whereLayer) holds \(feature.vector[bad]) at position \(bad); the features must be finite numbers")
+                }
+                if part == 0 {
+                    loaded.ids.append(feature.id)
+                    loaded.splits.append(feature.split)
+                    loaded.labels.append(feature.label)
+                    loaded.features += [Float](repeating: 0, count: loaded.dimension)
+                } else {
+                    guard row < loaded.ids.count, loaded.ids[row] == feature.id, loaded.splits[row] == feature.split, loaded.labels[row] == feature.label else {
+                        throw StageError("\(file): \(whereLayer) does not match the rows of layer \(cut.names[0]) (each image needs one row per layer, with the same split and label)")
+                    }
+                }
+                loaded.features.withUnsafeMutableBufferPointer { all in
+                    let destination = all.baseAddress! + row * loaded.dimension + offset
+                    feature.vector.withUnsafeBufferPointer { destination.update(from: $0.baseAddress!, count: channels) }
+                }
+                row += 1
             }
-            if let bad = feature.vector.firstIndex(where: { !$0.isFinite }) {
-                throw StageError("\(file): features row id \(feature.id) holds \(feature.vector[bad]) at position \(bad); the features must be finite numbers")
+            guard row == loaded.ids.count else {
+                throw StageError("\(file): layer \(layer) has \(row) rows, layer \(cut.names[0]) \(loaded.ids.count): each image needs one row per layer")
             }
-            loaded.ids.append(feature.id)
-            loaded.splits.append(feature.split)
-            loaded.labels.append(feature.label)
-            loaded.features += feature.vector
+            offset += channels
         }
-        guard !loaded.ids.isEmpty else { throw StageError("\(file): holds no features") }
+        guard !loaded.ids.isEmpty else { throw StageError("\(file): holds no features of \(cut.names[0])") }
         return loaded
     }
 

@@ -1,3 +1,4 @@
+import Backbone
 import Foundation
 import Head
 import PipelineKit
@@ -7,6 +8,8 @@ import PipelineKit
 /// the stage as a pipeline runs it.
 public enum TrainStage {
     public static let parameters: [ParameterSpec] = [
+        ParameterSpec("layers", .choiceList(ResNet50.blockNames, count: 1 ... ResNet50.blockNames.count), default: Cut.last.description,
+                      help: "The block outputs whose pooled vectors the head is trained on, concatenated (each dimension standardized); extract must have stored them (its --layers)."),
         // A layer of 65,536 units on 2048 inputs is already 512 MB of weights, and as much again for Adam.
         ParameterSpec("hidden", .integerList(1 ... 65_536), default: "256",
                       help: "Hidden layer sizes, comma-separated, each 1 to 65536; empty for softmax regression.", value: "sizes"),
@@ -42,17 +45,22 @@ public enum TrainStage {
         return options
     }
 
+    /// The layers checked parameters name.
+    public static func cut(_ parameters: StageParameters) throws -> Cut {
+        try Cut(list: parameters.values["layers"] ?? Cut.last.description)
+    }
+
     public static let definition = StageDefinition(
         name: "train",
-        // 2: standardized inputs, cosine decay, the standardization table.
-        version: 2,
+        // 2: standardized inputs, cosine decay, the standardization table. 3: trained on a cut (layers).
+        version: 3,
         parameters: parameters,
         output: "head.sqlite",
         sideOutputs: [Train.metricsName, Train.reportName],
         reads: ["features.sqlite"],
         run: { context in
             let report = try Train.run(.init(input: context.input!, output: context.output, training: options(context.parameters),
-                                             log: { context.log("train: " + $0) }))
+                                             cut: try cut(context.parameters), log: { context.log("train: " + $0) }))
             context.log("train: report \(report.reportURL.path)")
             var notes = ["report": report.reportURL.path]
             if let evaluation = report.evaluation { notes["accuracy"] = String(evaluation.accuracy) }

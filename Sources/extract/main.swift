@@ -9,10 +9,10 @@ import WeightsFetch
 struct ExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extract",
-        abstract: "Run the preprocessed images through a frozen ResNet50: one 2048-vector per image.",
+        abstract: "Run the preprocessed images through a frozen ResNet50: a pooled vector per image and layer cut at.",
         discussion: """
             `extract [run] --input preprocessed.sqlite --output features.sqlite --weights imagenet|PATH|random:SEED \
-            [--batch 32] [--shard K/N] [--pipeline FILE]` extracts (`extract run --help` explains every option); \
+            [--batch 32] [--layers conv4_block6_out,conv5_block3_out] [--keep conv4_block6_out] [--shard K/N] [--pipeline FILE]` extracts (`extract run --help` explains every option); \
             `extract merge --shards N` combines shard files.
             """,
         subcommands: [Run.self, Merge.self],
@@ -22,12 +22,18 @@ struct ExtractCommand: ParsableCommand {
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Extract features (the default command).",
-        usage: "extract [run] [--input <file>] [--output <file>] [--weights <weights>] [--batch <batch>] [--shard <K/N>] [--shards <N>] | extract --pipeline <file>",
+        usage: "extract [run] [--input <file>] [--output <file>] [--weights <weights>] [--batch <batch>] [--layers <layers>] [--keep <layer>] [--shard <K/N>] [--shards <N>] | extract --pipeline <file>",
         discussion: """
             Weights: 'imagenet' (the official Keras file, from ~/.keras/models/ or the cache folder, else \
             downloaded once), a path to a Keras .h5 weights file, or random:SEED (a seeded He-initialised \
             backbone for offline demonstrations; everything downstream says so). An interrupted run \
             resumes from its last finished batch when rerun with the same input, weights and batch size.
+
+            Cutting: --layers names block outputs (conv2_block1_out ... conv5_block3_out, Keras's names); \
+            features.sqlite gets one row per image and layer, the layer's channels globally averaged \
+            (256, 512, 1024 or 2048 values), and the network runs no further than the deepest. `train \
+            --layers` picks which to train on. --keep conv4_block6_out also stores that layer's whole maps \
+            (float16), which `train --fine-tune conv5` trains conv5 on.
 
             Sharding: --shard K/N processes the batches b with b % N == K and writes \
             OUTPUT-stem.shard-K-of-N.sqlite; `extract merge` combines the shards. Without --shard, a Slurm \
@@ -42,7 +48,7 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
     var output: String = "features.sqlite"
 
-    // --weights and --batch are ExtractStage.parameters, declared once for this command line, the
+    // --weights, --batch, --layers and --keep are ExtractStage.parameters, declared once for this command line, the
     // pipeline file and the fingerprint, and checked by the same rules.
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var parameters: [String] = []
@@ -80,16 +86,20 @@ struct Run: ParsableCommand {
         // Checked by the same rules as the pipeline file's extract stage.
         let parameters = try StageParameters.fromArguments(self.parameters, specs: ExtractStage.commandLineParameters)
         let started = Date()
+        let (cut, keep) = try ExtractStage.cut(parameters)
         let report = try Extract.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),
-                                           weights: try WeightsSpec(parameters.values["weights"]!), batch: Int(parameters.values["batch"]!)!), shard: shard)
+                                           weights: try WeightsSpec(parameters.values["weights"]!), batch: Int(parameters.values["batch"]!)!,
+                                           cut: cut, keep: keep), shard: shard)
         let seconds = Date().timeIntervalSince(started)
         if report.randomWeights {
             FileHandle.standardError.write(Data("warning: features come from a RANDOM backbone (\(report.weightsSource)), not ImageNet weights\n".utf8))
         }
         let written = shard.map { $0.file(for: URL(fileURLWithPath: output)).path } ?? output
         let computed = report.images - report.resumed
-        print(String(format: "wrote %@: %d vectors of 2048 at %dx%d, weights %@, content %@, %.2f s (%.1f images/s)", written, report.images,
-                     report.size, report.size, report.weightsSource, String(report.contentSHA256.prefix(12)), seconds, Double(computed) / seconds))
+        let layers = report.cut.names.count == 1 ? "\(report.cut.names[0]) (\(report.cut.dimension))"
+            : "\(report.cut.names.count) layers (\(report.cut.dimension) in all)"
+        print(String(format: "wrote %@: %d images at %dx%d, %@, weights %@, content %@, %.2f s (%.1f images/s)", written, report.images,
+                     report.size, report.size, layers, report.weightsSource, String(report.contentSHA256.prefix(12)), seconds, Double(computed) / seconds))
     }
 }
 

@@ -38,7 +38,8 @@ func preprocessedSample(size: Int) throws -> (folder: URL, preprocessed: URL) {
         #expect(provenance["weights"] == weights.path)
         #expect(provenance["weights_md5"] == (try fileMD5(weights)))
         #expect(provenance["input_size"] == "32")
-        let features = try FeaturesStore.all(queue)
+        #expect(provenance["layers"] == "conv5_block3_out")
+        let features = try FeaturesStore.all(queue, layer: "conv5_block3_out")
         #expect(features.count == 199)
         #expect(features.allSatisfy { $0.vector.count == 2048 })
         // The fixture's four images are the sample's first four training rows.
@@ -47,6 +48,54 @@ func preprocessedSample(size: Int) throws -> (folder: URL, preprocessed: URL) {
         let worst = zip(ours, expected).map { abs($0 - $1) }.max()!
         #expect(worst <= 1e-4 * expected.map(abs).max()!)
         #expect(features.prefix(4).map(\.label) == [3, 6, 2, 2])
+    }
+
+    /// Cut at three layers and keep one layer's maps, through the real stage: a row per image and
+    /// layer matching Keras's pooled block outputs, and float16 maps whose averages are those vectors.
+    @Test func severalLayersAndKeptMapsMatchKeras() throws {
+        let (folder, preprocessed) = try preprocessedSample(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("features.sqlite")
+        let cut = try Cut(["conv5_block3_out", "conv3_block4_out", "conv4_block6_out"])
+        let keep = ResNet50.blockNames.firstIndex(of: "conv4_block6_out")!
+        _ = try Extract.run(.init(input: preprocessed, output: output, weights: .file(try Fixtures.parityWeights()), batch: 16, showProgress: false,
+                                  cut: cut, keep: keep))
+        let (queue, _) = try FeaturesStore.open(output)
+        let provenance = try FeaturesStore.backbone(queue)
+        #expect(provenance["layers"] == "conv3_block4_out,conv4_block6_out,conv5_block3_out")
+        #expect(provenance["keep"] == "conv4_block6_out")
+        #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM features") } == 3 * 199)
+        let expected = try NPY(Fixtures.parity.appendingPathComponent("blocks_32.npy")).floats
+        let width = ResNet50.blockChannels.reduce(0, +)
+        for (name, block) in zip(cut.names, cut.blocks) {
+            let offset = ResNet50.blockChannels[..<block].reduce(0, +), channels = ResNet50.blockChannels[block]
+            let features = try FeaturesStore.all(queue, layer: name)
+            #expect(features.count == 199 && features.allSatisfy { $0.vector.count == channels })
+            var worst: Float = 0, largest: Float = 0
+            for image in 0 ..< 4 {
+                for c in 0 ..< channels {
+                    let reference = expected[image * width + offset + c]
+                    largest = max(largest, abs(reference))
+                    worst = max(worst, abs(features[image].vector[c] - reference))
+                }
+            }
+            #expect(worst <= 1e-4 * largest, "\(name): \(worst) of \(largest)")
+        }
+        // The kept maps: 2x2x1024 at 32, in float16; their average is the stored vector to float16's precision.
+        let vectors = try FeaturesStore.all(queue, layer: "conv4_block6_out")
+        let maps = try queue.read { try Row.fetchAll($0, sql: "SELECT id, height, width, channels, data FROM maps ORDER BY id") }
+        #expect(maps.count == 199)
+        for (row, vector) in zip(maps, vectors).prefix(20) {
+            #expect(row["id"] as Int == vector.id)
+            let shape: [Int] = [row["height"], row["width"], row["channels"]]
+            #expect(shape == [2, 2, 1024])
+            var map = [Float](repeating: 0, count: 4 * 1024)
+            map.withUnsafeMutableBufferPointer { FeaturesStore.decodeHalf(row["data"] as Data, into: $0.baseAddress!, count: 4 * 1024) }
+            for c in 0 ..< 1024 {
+                let mean = (map[c] + map[1024 + c] + map[2048 + c] + map[3072 + c]) / 4
+                #expect(abs(mean - vector.vector[c]) <= 1e-3 * max(1, abs(vector.vector[c])), "image \(vector.id), channel \(c)")
+            }
+        }
     }
 
     @Test func randomWeightsSaySoAndRepeat() throws {

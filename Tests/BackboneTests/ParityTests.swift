@@ -35,6 +35,42 @@ import WeightsFetch
         #expect(worst <= 1e-4 * largest, "size \(size), \(kernel): max |ours - keras| = \(worst), largest reference value \(largest)")
     }
 
+    /// Every block output, pooled, against Keras's (`blocks_S.npy`: the 16 outputs' averages side
+    /// by side), each layer held to the bar of its own largest value; all 16 read in one pass.
+    @Test(arguments: [32, 64, 224], GEMMKernel.available)
+    func everyBlockOutputMatchesKeras(size: Int, kernel: GEMMKernel) throws {
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.parity.appendingPathComponent("meta.json"))) as! [String: Any]
+        #expect(meta["blocks"] as? [String] == ResNet50.blockNames)
+        #expect(meta["block_channels"] as? [Int] == ResNet50.blockChannels)
+        let inputs = try NPY(Fixtures.parity.appendingPathComponent("inputs_\(size).npy"))
+        let expected = try NPY(Fixtures.parity.appendingPathComponent("blocks_\(size).npy"))
+        let width = ResNet50.blockChannels.reduce(0, +)
+        #expect(expected.shape == [4, width])
+        let network = try #require(try Self.networks.get()[kernel])
+        let all = try Cut(ResNet50.blockNames)
+        let ours = pooled(network, cut: all, rgb: inputs.bytes, count: 4, size: size)
+        var offset = 0, worstRatio: Float = 0
+        defer { print("every block at \(size) (\(kernel)): worst layer max |ours - keras| / largest = \(worstRatio)") }
+        for (block, channels) in ResNet50.blockChannels.enumerated() {
+            var largest: Float = 0, worst: Float = 0
+            for image in 0 ..< 4 {
+                for c in 0 ..< channels {
+                    let reference = expected.floats[image * width + offset + c]
+                    largest = max(largest, abs(reference))
+                    worst = max(worst, abs(ours[block][image * channels + c] - reference))
+                }
+            }
+            worstRatio = max(worstRatio, worst / largest)
+            #expect(largest > 0 && worst <= 1e-4 * largest, "\(ResNet50.blockNames[block]) at \(size), \(kernel): max |ours - keras| = \(worst), largest \(largest)")
+            offset += channels
+        }
+        // A cut at one layer stops there and gives the very values the full pass gave.
+        for block in [0, 2, 3, 12] {
+            let alone = pooled(network, cut: try Cut([ResNet50.blockNames[block]]), rgb: inputs.bytes, count: 4, size: size)
+            #expect(alone[0] == ours[block], "\(ResNet50.blockNames[block]) alone at \(size)")
+        }
+    }
+
     /// The bar can be missed: a backbone that ignores one BatchNorm's moving mean, deep in the
     /// network, is caught at every size.
     @Test(arguments: [32, 64])
@@ -78,5 +114,30 @@ struct ForgetMean: BackboneWeights {
             let alone = network.features(rgb: Array(rgb[image * pixels ..< (image + 1) * pixels]), count: 1, size: 224, workspace: workspace)
             #expect(Array(together[image * 2048 ..< (image + 1) * 2048]) == alone, "image \(image)")
         }
+        // The same for a cut inside conv2, which never leaves the steps, and for the kept maps.
+        let cut = try Cut(["conv2_block1_out", "conv2_block3_out"])
+        let side = ResNet50.blockSide(1, size: 224), mapFloats = side * side * 256
+        var maps = [Float](repeating: 0, count: 7 * mapFloats)
+        let early = maps.withUnsafeMutableBufferPointer { pooled(network, cut: cut, rgb: rgb, count: 7, size: 224, keep: (1, $0.baseAddress!)) }
+        for image in 0 ..< 7 {
+            var map = [Float](repeating: 0, count: mapFloats)
+            let alone = map.withUnsafeMutableBufferPointer {
+                pooled(network, cut: cut, rgb: Array(rgb[image * pixels ..< (image + 1) * pixels]), count: 1, size: 224, keep: (1, $0.baseAddress!))
+            }
+            #expect(Array(early[0][image * 256 ..< (image + 1) * 256]) == alone[0] && Array(early[1][image * 256 ..< (image + 1) * 256]) == alone[1],
+                    "image \(image), conv2")
+            #expect(Array(maps[image * mapFloats ..< (image + 1) * mapFloats]) == map, "image \(image), kept conv2_block2_out")
+        }
     }
+}
+
+/// The pooled outputs of `cut`'s layers for RGB bytes, one array per layer `[count x channels]`.
+func pooled(_ network: ResNet50, cut: Cut, rgb: [UInt8], count: Int, size: Int,
+            keep: (block: Int, into: UnsafeMutablePointer<Float>)? = nil) -> [[Float]] {
+    let workspace = network.makeWorkspace(count: count, size: size)
+    rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
+    let parts = cut.channels.map { UnsafeMutablePointer<Float>.allocate(capacity: count * $0) }
+    defer { parts.forEach { $0.deallocate() } }
+    network.forward(workspace, count: count, taps: cut.blocks, into: parts, keep: keep)
+    return zip(parts, cut.channels).map { Array(UnsafeBufferPointer(start: $0, count: count * $1)) }
 }

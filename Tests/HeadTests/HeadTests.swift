@@ -10,21 +10,19 @@ import PipelineKit
 import Stages
 import Testing
 
-/// A features.sqlite written by hand: `vectors` per split with labels, of any length.
+/// A features.sqlite written by hand: `vectors` per split with labels, of any length, as the layer
+/// `conv5_block3_out`.
 func writeFeatures(_ url: URL, rows: [(split: String, label: Int, vector: [Float])], random: Bool = false) throws {
     let queue = try Artifact.create(at: url)
     try queue.write { db in
-        try db.execute(sql: """
-            CREATE TABLE features (id INTEGER PRIMARY KEY NOT NULL, split TEXT NOT NULL, label INTEGER NOT NULL, vector BLOB NOT NULL);
-            CREATE TABLE backbone (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
-            """)
+        try FeaturesStore.createTables(db)
         for (index, row) in rows.enumerated() {
-            try db.execute(sql: "INSERT INTO features VALUES (?, ?, ?, ?)",
+            try db.execute(sql: "INSERT INTO features VALUES (?, ?, ?, 'conv5_block3_out', ?)",
                            arguments: [index + 1, row.split, row.label, row.vector.withUnsafeBufferPointer { FeaturesStore.encode($0) }])
         }
-        try db.execute(sql: "INSERT INTO backbone VALUES ('weights', ?), ('random', ?)",
+        try db.execute(sql: "INSERT INTO backbone VALUES ('weights', ?), ('random', ?), ('layers', 'conv5_block3_out')",
                        arguments: [random ? "random:5" : "hand-made clusters", random ? "1" : "0"])
-        try Artifact.writeMeta(db, [Artifact.kindKey: FeaturesStore.kind, Artifact.schemaKey: "1", Artifact.contentKey: "test"])
+        try Artifact.writeMeta(db, [Artifact.kindKey: FeaturesStore.kind, Artifact.schemaKey: FeaturesStore.schemaVersion, Artifact.contentKey: "test"])
     }
     try queue.close()
 }
@@ -239,11 +237,11 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
         var rows = clusterRows(train: 20, test: 4)
         #expect(try failure(rows.map { ($0.split, 3, $0.vector) }).contains("the train split has a single class (D)"))
         rows[5].vector[7] = .nan
-        #expect(try failure(rows).contains("row id 6 holds nan at position 7"))
+        #expect(try failure(rows).contains("row id 6, layer conv5_block3_out holds nan at position 7"))
         rows[5].vector[7] = .infinity
-        #expect(try failure(rows).contains("row id 6 holds inf at position 7"))
+        #expect(try failure(rows).contains("row id 6, layer conv5_block3_out holds inf at position 7"))
         rows[5].vector = Array(rows[5].vector.prefix(100))
-        #expect(try failure(rows).contains("row id 6 has a vector of 100 values, expected 2048"))
+        #expect(try failure(rows).contains("row id 6, layer conv5_block3_out has a vector of 100 values, expected 2048"))
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("head.sqlite").path))
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("report.html").path))
     }
@@ -363,7 +361,7 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
         try writeFeatures(input, rows: clusterRows(train: 20, test: 4))
         try DatabaseQueue(path: input.path).write { try $0.execute(sql: "UPDATE meta SET value = '7' WHERE key = 'schema_version'") }
         let error = #expect(throws: StageError.self) { try FeaturesStore.open(input) }
-        #expect(error?.description.contains("table meta gives schema_version '7', but this tool reads signtransfer.features version 1") == true)
+        #expect(error?.description.contains("table meta gives schema_version '7', but this tool reads signtransfer.features version 2") == true)
         #expect(error?.description.contains("rebuild the file") == true)
     }
 }
