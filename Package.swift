@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Imaging", targets: ["Imaging"]),
         .library(name: "Backbone", targets: ["Backbone"]),
         .library(name: "Head", targets: ["Head"]),
+        .library(name: "FineTune", targets: ["FineTune"]),
         .library(name: "Stages", targets: ["Stages"]),
         .executable(name: "ingest", targets: ["ingest"]),
         .executable(name: "preprocess", targets: ["preprocess"]),
@@ -45,6 +46,7 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "Numerical"]),
         .target(name: "Backbone", dependencies: ["CBLAS", "CKernels", "CHDF5", "Numerical"]),
         .target(name: "Head", dependencies: ["CBLAS", "Numerical"]),
+        .target(name: "FineTune", dependencies: ["Backbone", "Head", "Numerical"]),
 
         // The artifacts at the centre: every SQLite file's schema, written and read in one place.
         .target(name: "Artifacts", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -54,7 +56,7 @@ let package = Package(
         .target(name: "WeightsFetch", dependencies: ["Backbone", "PipelineKit", "Numerical", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Stages",
-            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "Report", "WeightsFetch", "PipelineKit", "Numerical",
+            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "FineTune", "Report", "WeightsFetch", "PipelineKit", "Numerical",
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "Executors", dependencies: ["Stages", "Artifacts", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -82,13 +84,14 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
-        .target(name: "Fixtures", dependencies: ["CHDF5", "PipelineKit"], path: "Tests/Fixtures", exclude: ["keras-parity", "grey16-40x30.png", "rgb8-56x56.png"]),
+        .target(name: "Fixtures", dependencies: ["CHDF5", "PipelineKit"], path: "Tests/Fixtures", exclude: ["keras-parity", "keras-finetune", "grey16-40x30.png", "rgb8-56x56.png"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Stages", "Artifacts", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BackboneTests", dependencies: ["Backbone", "WeightsFetch", "Stages", "Artifacts", "Imaging", "Dataset", "PipelineKit", "Numerical", "Fixtures",
                                                           .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "HeadTests", dependencies: ["Head", "Stages", "Artifacts", "Dataset", "PipelineKit", "Numerical", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "HeadTests", dependencies: ["Head", "FineTune", "Backbone", "Stages", "Artifacts", "Dataset", "PipelineKit", "Numerical", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Stages", "Artifacts", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "PipelineKitTests", dependencies: ["PipelineKit"]),
+        .testTarget(name: "FineTuneTests", dependencies: ["FineTune", "Backbone", "Head", "Numerical", "Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

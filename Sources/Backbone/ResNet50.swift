@@ -16,7 +16,9 @@ public final class ResNet50: Sendable {
         side(size, stage: block < 3 ? 0 : block < 7 ? 1 : block < 13 ? 2 : 3)
     }
     public static let minimumSize = 32
-    static let epsilon = 1.001e-5
+    /// Keras's BatchNorm epsilon in ResNet50.
+    public static let batchNormEpsilon = 1.001e-5
+    static var epsilon: Double { batchNormEpsilon }
     /// Keras "caffe" preprocessing: channels reordered to BGR, then these means subtracted.
     public static let bgrMeans: [Float] = [103.939, 116.779, 123.68]
 

@@ -5,6 +5,11 @@ import Numerical
 public struct ConvWeights: Sendable {
     public var kernel: [Float]
     public var bias: [Float]
+
+    public init(kernel: [Float], bias: [Float]) {
+        self.kernel = kernel
+        self.bias = bias
+    }
 }
 
 /// BatchNorm's four vectors, one value per channel.
@@ -13,6 +18,13 @@ public struct BatchNormWeights: Sendable {
     public var beta: [Float]
     public var mean: [Float]
     public var variance: [Float]
+
+    public init(gamma: [Float], beta: [Float], mean: [Float], variance: [Float]) {
+        self.gamma = gamma
+        self.beta = beta
+        self.mean = mean
+        self.variance = variance
+    }
 }
 
 /// Where a backbone's weights come from: a Keras file or a seeded random initialisation.

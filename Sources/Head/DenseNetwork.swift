@@ -98,8 +98,10 @@ public struct DenseNetwork: Sendable {
         return (loss, correct, scratch.gradients)
     }
 
-    /// As above, into `scratch.gradients`.
-    public func lossAndGradients(_ x: UnsafeBufferPointer<Float>, labels: [Int], dropoutMasks: [[Float]]?, scratch: Scratch) -> (loss: Double, correct: Int) {
+    /// As above, into `scratch.gradients`; with `inputGradient`, the loss's gradient at the input
+    /// `x` too (`[count x inputCount]`), for a network below the head that trains with it.
+    public func lossAndGradients(_ x: UnsafeBufferPointer<Float>, labels: [Int], dropoutMasks: [[Float]]?, scratch: Scratch,
+                                 inputGradient: UnsafeMutablePointer<Float>? = nil) -> (loss: Double, correct: Int) {
         let count = labels.count
         precondition(count <= scratch.capacity)
         // Forward, keeping every layer's output for the backward pass.
@@ -156,8 +158,18 @@ public struct DenseNetwork: Sendable {
                     }
                 }
             }
-            // The features are constant: no gradient is needed for the network's input.
-            guard index > 0 else { break }
+            // Frozen features are constant: the input's gradient only when something below trains.
+            guard index > 0 else {
+                if let inputGradient {
+                    scratch.delta.withUnsafeBufferPointer { d in
+                        layer.weights.withUnsafeBufferPointer { w in
+                            splitGEMM(transposeA: false, transposeB: true, m: count, n: layer.inputs, k: layer.outputs, a: d.baseAddress!, lda: layer.outputs,
+                                      b: w.baseAddress!, ldb: layer.outputs, beta: 0, c: inputGradient, ldc: layer.inputs)
+                        }
+                    }
+                }
+                break
+            }
             scratch.delta.withUnsafeBufferPointer { d in
                 layer.weights.withUnsafeBufferPointer { w in
                     scratch.previous.withUnsafeMutableBufferPointer { p in
@@ -226,20 +238,35 @@ public struct Adam: Sendable {
 
     /// Updates every layer's weights and bias with their gradients, in place.
     public mutating func update(_ network: inout DenseNetwork, _ gradients: DenseNetwork.Gradients) {
-        if m.isEmpty {
-            m = network.layers.flatMap { [[Float](repeating: 0, count: $0.weights.count), [Float](repeating: 0, count: $0.bias.count)] }
-            v = m
-        }
-        step += 1
-        let t = Float(step)
-        let alpha = learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+        let alpha = beginStep()
         for layer in network.layers.indices {
             apply(&network.layers[layer].weights, gradients.weights[layer], slot: 2 * layer, alpha: alpha, l2: 2 * weightDecay)
             apply(&network.layers[layer].bias, gradients.bias[layer], slot: 2 * layer + 1, alpha: alpha, l2: 0)
         }
     }
 
+    /// For tensors other than a dense network's (a fine-tuned backbone stage): count one step and
+    /// return its step size, then `apply` each tensor with its own slot (no weight decay).
+    public mutating func beginStep() -> Float {
+        step += 1
+        let t = Float(step)
+        return learningRate * (1 - pow(beta2, t)).squareRoot() / (1 - pow(beta1, t))
+    }
+
+    /// One tensor's update with the step size `beginStep` returned; `slot` names its moments.
+    public mutating func apply(_ parameters: inout [Float], _ gradient: [Float], slot: Int, alpha: Float) {
+        apply(&parameters, gradient, slot: slot, alpha: alpha, l2: 0)
+    }
+
     mutating func apply(_ parameters: inout [Float], _ gradient: [Float], slot: Int, alpha: Float, l2: Float) {
+        while m.count <= slot {
+            m.append([])
+            v.append([])
+        }
+        if m[slot].count != parameters.count {
+            m[slot] = [Float](repeating: 0, count: parameters.count)
+            v[slot] = m[slot]
+        }
         let (beta1, beta2, epsilon) = (self.beta1, self.beta2, self.epsilon)
         parameters.withUnsafeMutableBufferPointer { w in
             m[slot].withUnsafeMutableBufferPointer { m in

@@ -36,6 +36,15 @@ public struct EpochRecord: Sendable, Equatable {
     public var validationLoss: Double?
     public var validationAccuracy: Double?
     public var seconds: Double
+
+    public init(epoch: Int, loss: Double, accuracy: Double, validationLoss: Double? = nil, validationAccuracy: Double? = nil, seconds: Double) {
+        self.epoch = epoch
+        self.loss = loss
+        self.accuracy = accuracy
+        self.validationLoss = validationLoss
+        self.validationAccuracy = validationAccuracy
+        self.seconds = seconds
+    }
 }
 
 public struct TrainingResult: Sendable {
@@ -51,6 +60,17 @@ public struct TrainingResult: Sendable {
     /// The rows (of the features given) held out for validation, ascending.
     public var validationRows: [Int]
     public var validationCount: Int { validationRows.count }
+
+    public init(network: DenseNetwork, standardization: Standardization?, history: [EpochRecord], bestEpoch: Int, stoppedEarly: Bool,
+                trainCount: Int, validationRows: [Int]) {
+        self.network = network
+        self.standardization = standardization
+        self.history = history
+        self.bestEpoch = bestEpoch
+        self.stoppedEarly = stoppedEarly
+        self.trainCount = trainCount
+        self.validationRows = validationRows
+    }
 }
 
 public enum Trainer {
@@ -145,7 +165,7 @@ public enum Trainer {
     }
 
     /// For each class, a seeded shuffle of its rows, the first `round(fraction * n)` held out.
-    static func stratifiedSplit(labels: [Int], classCount: Int, fraction: Double, generator: inout SplitMix64) -> (train: [Int], validation: [Int]) {
+    public static func stratifiedSplit(labels: [Int], classCount: Int, fraction: Double, generator: inout SplitMix64) -> (train: [Int], validation: [Int]) {
         var byClass = [[Int]](repeating: [], count: classCount)
         for (row, label) in labels.enumerated() { byClass[label].append(row) }
         var train: [Int] = [], validation: [Int] = []
@@ -158,7 +178,7 @@ public enum Trainer {
         return (train.sorted(), validation.sorted())
     }
 
-    static func dropoutMask(count: Int, rate: Float, generator: inout SplitMix64) -> [Float] {
+    public static func dropoutMask(count: Int, rate: Float, generator: inout SplitMix64) -> [Float] {
         let keep = 1 / (1 - rate)
         return (0 ..< count).map { _ in Float(generator.nextUniform()) >= rate ? keep : 0 }
     }

@@ -1,0 +1,254 @@
+import Backbone
+import Foundation
+import Numerical
+
+/// ResNet50's top stage, conv5 (three bottleneck blocks, 1024 channels in at side h, 2048 out at
+/// side (h-1)/2+1), trainable: forward keeping what backward needs, backward to every convolution's
+/// raw kernel and bias, then the global average pool. BatchNorm stays frozen (see `TrainableConv`).
+///
+/// It reads the maps of `conv4_block6_out` that extract keeps, so the 40 frozen blocks below run
+/// once per image, not once per epoch.
+public struct TopStage: Sendable {
+    /// The stage `train --fine-tune` names, the layer it reads and the one it ends with.
+    public static let name = "conv5", inputLayer = "conv4_block6_out", outputLayer = "conv5_block3_out"
+    public static let inputChannels = 1024, outputChannels = 2048, width = 512
+
+    /// The channel counts: ResNet50's, or smaller for a gradient check on a tiny case.
+    public struct Channels: Sendable, Equatable {
+        public var input: Int, width: Int, output: Int
+        public init(input: Int, width: Int, output: Int) {
+            self.input = input
+            self.width = width
+            self.output = output
+        }
+        public static let resnet50 = Channels(input: TopStage.inputChannels, width: TopStage.width, output: TopStage.outputChannels)
+    }
+
+    public let channels: Channels
+
+    /// In Keras's order within each block: block 1's projection `_0`, then `_1`, `_2`, `_3`;
+    /// blocks 2 and 3 have no projection.
+    public var convs: [TrainableConv]
+    /// Indices into `convs` of each block's convolutions.
+    static let layout: [(shortcut: Int?, reduce: Int, spatial: Int, expand: Int)] = [(0, 1, 2, 3), (nil, 4, 5, 6), (nil, 7, 8, 9)]
+
+    /// conv5's weights from a backbone's weights (raw, with their BatchNorms).
+    public init(weights: any BackboneWeights, channels: Channels = .resnet50) throws {
+        self.channels = channels
+        var convs: [TrainableConv] = []
+        func add(_ name: String, size: Int, stride: Int, input: Int, output: Int) throws {
+            let conv = try weights.conv(name + "_conv", size: size, input: input, output: output)
+            let norm = try weights.batchNorm(name + "_bn", channels: output)
+            convs.append(TrainableConv(name: name + "_conv", size: size, stride: stride, pad: size / 2, input: input, output: output, conv: conv, norm: norm,
+                                       epsilon: ResNet50.batchNormEpsilon))
+        }
+        let (c, f) = (channels.output, channels.width)
+        try add("conv5_block1_0", size: 1, stride: 2, input: channels.input, output: c)
+        try add("conv5_block1_1", size: 1, stride: 2, input: channels.input, output: f)
+        try add("conv5_block1_2", size: 3, stride: 1, input: f, output: f)
+        try add("conv5_block1_3", size: 1, stride: 1, input: f, output: c)
+        for block in 2 ... 3 {
+            try add("conv5_block\(block)_1", size: 1, stride: 1, input: c, output: f)
+            try add("conv5_block\(block)_2", size: 3, stride: 1, input: f, output: f)
+            try add("conv5_block\(block)_3", size: 1, stride: 1, input: f, output: c)
+        }
+        self.convs = convs
+    }
+
+    /// The side of conv5's output for input maps of side `side`.
+    public static func outputSide(_ side: Int) -> Int { (side - 1) / 2 + 1 }
+
+    /// Every convolution's raw kernel and bias gradients, in `convs` order.
+    public struct Gradients: Sendable {
+        public var weights: [[Float]]
+        public var bias: [[Float]]
+    }
+
+    /// Buffers for up to `capacity` images whose input maps have side `side`, reused across steps:
+    /// each block's activations (kept for backward) and the gradients flowing back.
+    public final class Workspace {
+        public let capacity: Int, side: Int, outSide: Int
+        /// The input maps, `[capacity, side, side, channels.input]`: fill before `forward`.
+        public let input: UnsafeMutablePointer<Float>
+        /// The pooled output `[capacity x channels.output]` after `forward`.
+        public let pooled: UnsafeMutablePointer<Float>
+        let strided: UnsafeMutablePointer<Float>, projection: UnsafeMutablePointer<Float>
+        let reduced: [UnsafeMutablePointer<Float>], columns: [UnsafeMutablePointer<Float>], spatial: [UnsafeMutablePointer<Float>]
+        let outputs: [UnsafeMutablePointer<Float>]
+        let delta: UnsafeMutablePointer<Float>, deltaInput: UnsafeMutablePointer<Float>
+        let deltaSpatial: UnsafeMutablePointer<Float>, deltaColumns: UnsafeMutablePointer<Float>, deltaReduced: UnsafeMutablePointer<Float>
+        /// Two properties, not one struct: backward writes a kernel's and a bias's gradient at once.
+        var weightGradients: [[Float]], biasGradients: [[Float]]
+        /// Every convolution's raw gradients after `backward`.
+        public var gradients: Gradients { Gradients(weights: weightGradients, bias: biasGradients) }
+        var all: [UnsafeMutablePointer<Float>] = []
+
+        init(stage: TopStage, capacity: Int, side: Int) {
+            self.capacity = capacity
+            self.side = side
+            outSide = TopStage.outputSide(side)
+            let pixels = capacity * outSide * outSide
+            let (c, f) = (stage.channels.output, stage.channels.width)
+            var all: [UnsafeMutablePointer<Float>] = []
+            func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+                let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+                pointer.initialize(repeating: 0, count: max(count, 1))
+                all.append(pointer)
+                return pointer
+            }
+            input = buffer(capacity * side * side * stage.channels.input)
+            pooled = buffer(capacity * c)
+            strided = buffer(pixels * stage.channels.input)
+            projection = buffer(pixels * c)
+            reduced = (0 ..< 3).map { _ in buffer(pixels * f) }
+            columns = (0 ..< 3).map { _ in buffer(pixels * 9 * f) }
+            spatial = (0 ..< 3).map { _ in buffer(pixels * f) }
+            outputs = (0 ..< 3).map { _ in buffer(pixels * c) }
+            delta = buffer(pixels * c)
+            deltaInput = buffer(pixels * c)
+            deltaSpatial = buffer(pixels * f)
+            deltaColumns = buffer(pixels * 9 * f)
+            deltaReduced = buffer(pixels * f)
+            weightGradients = stage.convs.map { [Float](repeating: 0, count: $0.kernel.count) }
+            biasGradients = stage.convs.map { [Float](repeating: 0, count: $0.bias.count) }
+            self.all = all
+        }
+
+        deinit { all.forEach { $0.deallocate() } }
+    }
+
+    public func makeWorkspace(capacity: Int, side: Int) -> Workspace { Workspace(stage: self, capacity: capacity, side: side) }
+
+    static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0 ..< count where x[i] < 0 { x[i] = 0 }
+    }
+
+    /// conv5 on the `count` maps in `workspace.input`, keeping every activation; the pooled output
+    /// lands in `workspace.pooled[count x 2048]`.
+    public func forward(_ workspace: Workspace, count: Int) {
+        precondition(count <= workspace.capacity)
+        withSingleThreadedBLAS { forwardAlone(workspace, count: count) }
+    }
+
+    func forwardAlone(_ ws: Workspace, count n: Int) {
+        let (side, out) = (ws.side, ws.outSide)
+        let m = n * out * out
+        let (c, f) = (channels.output, channels.width)
+        // Block 1 reads the stride-2 pixels of the input (both its 1x1 convolutions have stride 2).
+        //   strided    [n, out, out, 1024]   the input's even pixels
+        //   projection [n, out, out, 2048]   1x1 + bias (no ReLU)                 the shortcut
+        Spatial.subsample(ws.input, n: n, h: side, w: side, c: channels.input, stride: 2, into: ws.strided)
+        for (block, layout) in Self.layout.enumerated() {
+            // Each block, on m = n*out*out pixels:
+            //   input   [m x cin]        strided (block 1) or the previous block's output
+            //   reduced [m x 512]        1x1 + bias + ReLU
+            //   columns [m x 9*512]      3x3 patches of reduced (padding 1)
+            //   spatial [m x 512]        3x3 + bias + ReLU
+            //   output  [m x 2048]       1x1 + bias + shortcut + ReLU
+            let input = block == 0 ? ws.strided : ws.outputs[block - 1]
+            let shortcut = block == 0 ? ws.projection : ws.outputs[block - 1]
+            if let index = layout.shortcut { convs[index].affine(ws.strided, rows: m, into: ws.projection) }
+            convs[layout.reduce].affine(input, rows: m, into: ws.reduced[block])
+            Self.relu(ws.reduced[block], count: m * f)
+            Spatial.im2col3x3(ws.reduced[block], n: n, h: out, w: out, c: f, into: ws.columns[block])
+            convs[layout.spatial].affine(ws.columns[block], rows: m, into: ws.spatial[block])
+            Self.relu(ws.spatial[block], count: m * f)
+            let output = ws.outputs[block]
+            convs[layout.expand].affine(ws.spatial[block], rows: m, into: output)
+            for i in 0 ..< m * c { output[i] = max(output[i] + shortcut[i], 0) }
+        }
+        // Global average: [n, out, out, 2048] -> [n, 2048].
+        let last = ws.outputs[2], pixels = out * out, scale = 1 / Float(pixels)
+        for image in 0 ..< n {
+            let destination = ws.pooled + image * c
+            destination.update(repeating: 0, count: c)
+            for p in 0 ..< pixels {
+                let source = last + (image * pixels + p) * c
+                for channel in 0 ..< c { destination[channel] += source[channel] }
+            }
+            for channel in 0 ..< c { destination[channel] *= scale }
+        }
+    }
+
+    /// From the loss's gradient at the pooled output (`pooledGradient[count x 2048]`), after
+    /// `forward` on the same workspace: every convolution's raw gradients into `workspace.gradients`.
+    /// The input maps are constant: no gradient is taken for them.
+    public func backward(_ workspace: Workspace, count: Int, pooledGradient: UnsafePointer<Float>) {
+        withSingleThreadedBLAS { backwardAlone(workspace, count: count, pooledGradient: pooledGradient) }
+    }
+
+    func backwardAlone(_ ws: Workspace, count n: Int, pooledGradient: UnsafePointer<Float>) {
+        let out = ws.outSide, pixels = out * out
+        let m = n * pixels
+        let (c, f) = (channels.output, channels.width)
+        // Through the average: every pixel of an image gets its pooled gradient / pixels.
+        let scale = 1 / Float(pixels)
+        for image in 0 ..< n {
+            for p in 0 ..< pixels {
+                let destination = ws.delta + (image * pixels + p) * c
+                for channel in 0 ..< c { destination[channel] = pooledGradient[image * c + channel] * scale }
+            }
+        }
+        var delta = ws.delta, deltaInput = ws.deltaInput
+        for block in stride(from: 2, through: 0, by: -1) {
+            let layout = Self.layout[block]
+            // delta: [m x 2048] at the block's output; through its ReLU to the sum of expand and shortcut.
+            let output = ws.outputs[block]
+            for i in 0 ..< m * c where output[i] <= 0 { delta[i] = 0 }
+            convs[layout.expand].backward(delta, input: ws.spatial[block], rows: m, weights: &ws.weightGradients[layout.expand],
+                                          bias: &ws.biasGradients[layout.expand], inputGradient: ws.deltaSpatial)
+            for i in 0 ..< m * f where ws.spatial[block][i] <= 0 { ws.deltaSpatial[i] = 0 }
+            convs[layout.spatial].backward(ws.deltaSpatial, input: ws.columns[block], rows: m, weights: &ws.weightGradients[layout.spatial],
+                                           bias: &ws.biasGradients[layout.spatial], inputGradient: ws.deltaColumns)
+            Spatial.col2im3x3(ws.deltaColumns, n: n, h: out, w: out, c: f, into: ws.deltaReduced)
+            for i in 0 ..< m * f where ws.reduced[block][i] <= 0 { ws.deltaReduced[i] = 0 }
+            if block == 0 {
+                // Block 1's input is the kept maps: its convolutions need their weights' gradients only.
+                convs[layout.reduce].backward(ws.deltaReduced, input: ws.strided, rows: m, weights: &ws.weightGradients[layout.reduce],
+                                              bias: &ws.biasGradients[layout.reduce], inputGradient: nil)
+                let projection = layout.shortcut!
+                convs[projection].backward(delta, input: ws.strided, rows: m, weights: &ws.weightGradients[projection],
+                                           bias: &ws.biasGradients[projection], inputGradient: nil)
+            } else {
+                // The block's input feeds reduce and, unchanged, the shortcut: both gradients add up.
+                convs[layout.reduce].backward(ws.deltaReduced, input: ws.outputs[block - 1], rows: m, weights: &ws.weightGradients[layout.reduce],
+                                              bias: &ws.biasGradients[layout.reduce], inputGradient: deltaInput)
+                for i in 0 ..< m * c { deltaInput[i] += delta[i] }
+                swap(&delta, &deltaInput)
+            }
+        }
+    }
+
+    /// The raw weights in the form `BackboneWeights` gives them, for a backbone that runs with them
+    /// (predict, evaluation) and for storage.
+    public var weights: [String: ConvWeights] {
+        Dictionary(uniqueKeysWithValues: convs.map { ($0.name, ConvWeights(kernel: $0.kernel, bias: $0.bias)) })
+    }
+
+    /// After the raw parameters changed: the folded forms every convolution runs with.
+    public mutating func refold() {
+        for index in convs.indices { convs[index].refold() }
+    }
+}
+
+/// A backbone's weights with some convolutions replaced (a fine-tuned conv5): the rest, and every
+/// BatchNorm, come from `base`.
+public struct ReplacedWeights: BackboneWeights {
+    public let base: any BackboneWeights
+    public let replaced: [String: ConvWeights]
+
+    public init(base: any BackboneWeights, replaced: [String: ConvWeights]) {
+        self.base = base
+        self.replaced = replaced
+    }
+
+    public func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights {
+        guard let conv = replaced[name] else { return try base.conv(name, size: size, input: input, output: output) }
+        guard conv.kernel.count == size * size * input * output, conv.bias.count == output else {
+            throw WeightsError("fine-tuned \(name): \(conv.kernel.count) kernel values and \(conv.bias.count) biases, expected \(size * size * input * output) and \(output)")
+        }
+        return conv
+    }
+
+    public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights { try base.batchNorm(name, channels: channels) }
+}
