@@ -11,12 +11,15 @@ import PipelineKit
 /// - `predictions(id, split, label, predicted, confidence, probabilities)`: the test split;
 /// - `metrics(key, value)`, `per_class(label, letter, precision, recall, f1, support)`,
 ///   `confusion(true_label, predicted_label, count)`;
+/// - `backbone_weights(name, kernel, bias)`: with `--fine-tune conv5`, the trained convolutions in
+///   Keras's own form (raw HWIO kernel and bias, float32 little-endian; their BatchNorms stay the
+///   backbone's), which evaluation and predict run in place of the backbone file's;
 /// - `params(key, value)`: the training options and the backbone's provenance;
 /// - `meta`: kind `signtransfer.head`, `content_sha256` over classes, weights and predictions.
 public enum HeadStore {
     public static let kind = "signtransfer.head"
-    /// 2: the standardization table.
-    public static let schemaVersion = "2"
+    /// 2: the standardization table. 3: the backbone_weights table (fine-tuning).
+    public static let schemaVersion = "3"
 
     public static func floats(_ values: [Float]) -> Data {
         values.withUnsafeBufferPointer { FeaturesStore.encode($0) }
@@ -38,12 +41,13 @@ public enum HeadStore {
             CREATE TABLE confusion (true_label INTEGER NOT NULL, predicted_label INTEGER NOT NULL, count INTEGER NOT NULL,
                                     PRIMARY KEY (true_label, predicted_label));
             CREATE TABLE params (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+            CREATE TABLE backbone_weights (name TEXT PRIMARY KEY NOT NULL, kernel BLOB NOT NULL, bias BLOB NOT NULL);
             """)
     }
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
         // Version 1 heads (before standardization) are read as heads trained on raw features.
-        try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)", versions: ["1", schemaVersion])
+        try Artifact.open(url, kind: kind, role: "a train output (head.sqlite)", versions: ["1", "2", schemaVersion])
     }
 
     /// A stored head as it is on disk: its classes, its layers' weights, its input standardization
@@ -62,6 +66,10 @@ public enum HeadStore {
         /// Per input dimension; nil for a head trained on raw features.
         public var standardization: (mean: [Float], deviation: [Float])?
         public var params: [String: String]
+        /// Fine-tuned backbone convolutions by Keras layer name (`conv5_block1_1_conv`): raw kernel
+        /// and bias; empty for a head on frozen features. Their sizes are checked against the
+        /// network when the backbone is built.
+        public var backboneWeights: [String: (kernel: [Float], bias: [Float])]
     }
 
     public static func load(_ url: URL) throws -> Stored {
@@ -91,7 +99,20 @@ public enum HeadStore {
             }
             let params = try Artifact.keyValues(db, table: "params")
             let standardization = try loadStandardization(db, file: url.path, dimension: layers.first?.inputs ?? 0)
-            return Stored(labels: labels, layers: layers, standardization: standardization, params: params)
+            var backboneWeights: [String: (kernel: [Float], bias: [Float])] = [:]
+            if try db.tableExists("backbone_weights") {
+                let rows = try RecordColumns.fetch(db, file: url.path, table: "backbone_weights", sql: "SELECT name, kernel, bias FROM backbone_weights ORDER BY name") { row in
+                    let name = try RecordColumns.text(row, "name")
+                    let kernel = FeaturesStore.decode(try RecordColumns.blob(row, "kernel", multipleOf: 4))
+                    let bias = FeaturesStore.decode(try RecordColumns.blob(row, "bias", multipleOf: 4))
+                    guard !kernel.isEmpty, !bias.isEmpty, kernel.allSatisfy(\.isFinite), bias.allSatisfy(\.isFinite) else {
+                        throw ColumnProblem(message: "kernel and bias: expected finite numbers, found none, NaN or infinity")
+                    }
+                    return (name, kernel, bias)
+                }
+                for row in rows { backboneWeights[row.0] = (row.1, row.2) }
+            }
+            return Stored(labels: labels, layers: layers, standardization: standardization, params: params, backboneWeights: backboneWeights)
         }
     }
 

@@ -124,3 +124,25 @@ public struct RandomWeights: BackboneWeights {
         text.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
     }
 }
+
+/// A backbone's weights with some convolutions replaced (a fine-tuned conv5): the rest, and every
+/// BatchNorm, come from `base`.
+public struct ReplacedWeights: BackboneWeights {
+    public let base: any BackboneWeights
+    public let replaced: [String: ConvWeights]
+
+    public init(base: any BackboneWeights, replaced: [String: ConvWeights]) {
+        self.base = base
+        self.replaced = replaced
+    }
+
+    public func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights {
+        guard let conv = replaced[name] else { return try base.conv(name, size: size, input: input, output: output) }
+        guard conv.kernel.count == size * size * input * output, conv.bias.count == output else {
+            throw WeightsError("fine-tuned \(name): \(conv.kernel.count) kernel values and \(conv.bias.count) biases, expected \(size * size * input * output) and \(output)")
+        }
+        return conv
+    }
+
+    public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights { try base.batchNorm(name, channels: channels) }
+}

@@ -29,6 +29,9 @@ public struct TopStage: Sendable {
     /// In Keras's order within each block: block 1's projection `_0`, then `_1`, `_2`, `_3`;
     /// blocks 2 and 3 have no projection.
     public var convs: [TrainableConv]
+    /// The Keras names of its convolutions, in `convs` order.
+    public static let convolutionNames = ["conv5_block1_0_conv", "conv5_block1_1_conv", "conv5_block1_2_conv", "conv5_block1_3_conv"]
+        + (2 ... 3).flatMap { block in (1 ... 3).map { "conv5_block\(block)_\($0)_conv" } }
     /// Indices into `convs` of each block's convolutions.
     static let layout: [(shortcut: Int?, reduce: Int, spatial: Int, expand: Int)] = [(0, 1, 2, 3), (nil, 4, 5, 6), (nil, 7, 8, 9)]
 
@@ -52,6 +55,7 @@ public struct TopStage: Sendable {
             try add("conv5_block\(block)_2", size: 3, stride: 1, input: f, output: f)
             try add("conv5_block\(block)_3", size: 1, stride: 1, input: f, output: c)
         }
+        precondition(convs.map(\.name) == Self.convolutionNames)
         self.convs = convs
     }
 
@@ -229,26 +233,4 @@ public struct TopStage: Sendable {
     public mutating func refold() {
         for index in convs.indices { convs[index].refold() }
     }
-}
-
-/// A backbone's weights with some convolutions replaced (a fine-tuned conv5): the rest, and every
-/// BatchNorm, come from `base`.
-public struct ReplacedWeights: BackboneWeights {
-    public let base: any BackboneWeights
-    public let replaced: [String: ConvWeights]
-
-    public init(base: any BackboneWeights, replaced: [String: ConvWeights]) {
-        self.base = base
-        self.replaced = replaced
-    }
-
-    public func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights {
-        guard let conv = replaced[name] else { return try base.conv(name, size: size, input: input, output: output) }
-        guard conv.kernel.count == size * size * input * output, conv.bias.count == output else {
-            throw WeightsError("fine-tuned \(name): \(conv.kernel.count) kernel values and \(conv.bias.count) biases, expected \(size * size * input * output) and \(output)")
-        }
-        return conv
-    }
-
-    public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights { try base.batchNorm(name, channels: channels) }
 }

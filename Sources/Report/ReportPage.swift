@@ -31,9 +31,12 @@ public struct ReportPage {
     var weightsSource: String
     /// Why the weights stand in for the requested ones, when a pipeline fell back.
     var fallbackReason: String?
+    /// Where the backbone was cut and what was trained, in a sentence.
+    var recipe: String
 
     public init(history: [EpochRecord], bestEpoch: Int, evaluation: Evaluation?, mistakes: [Mistake],
-                provenance: [(String, [(String, String)])], randomBackbone: Bool, weightsSource: String, fallbackReason: String?) {
+                provenance: [(String, [(String, String)])], randomBackbone: Bool, weightsSource: String, fallbackReason: String?, recipe: String) {
+        self.recipe = recipe
         self.history = history
         self.bestEpoch = bestEpoch
         self.evaluation = evaluation
@@ -71,6 +74,7 @@ public struct ReportPage {
         var context: [String: Any] = [
             "randomBackbone": randomBackbone,
             "weightsSource": weightsSource,
+            "recipe": recipe,
             "bestEpoch": bestEpoch,
             "epochsRun": history.count,
             "charts": [
@@ -137,6 +141,7 @@ public struct ReportPage {
     <h1>SignTransfer report</h1>
     {{#randomBackbone}}<p class="banner">The backbone was RANDOM ({{weightsSource}}), not ImageNet: these features carry no ImageNet knowledge and the figures below are not representative.{{#fallbackReason}}<br>Fallback: {{fallbackReason}}{{/fallbackReason}}</p>{{/randomBackbone}}
     <p>Backbone weights: <code>{{weightsSource}}</code>. Best epoch {{bestEpoch}} of {{epochsRun}} run.</p>
+    <p class="recipe">{{recipe}}</p>
     {{#evaluation}}<p class="figures"><span>test accuracy <b>{{accuracy}}</b></span><span>macro-F1 <b>{{macroF1}}</b></span><span>{{images}} test images</span></p>{{/evaluation}}
     {{^evaluation}}<p><b>No test split: evaluation was skipped.</b></p>{{/evaluation}}
     <h2>Training</h2>

@@ -1,4 +1,5 @@
 import Artifacts
+import Backbone
 import Foundation
 import Head
 
@@ -10,6 +11,8 @@ public struct HeadModel: Sendable {
     /// The label of each output unit.
     public var labels: [Int]
     public var params: [String: String]
+    /// The fine-tuned convolutions (Keras layer name to raw kernel and bias); empty for a head on frozen features.
+    public var backboneWeights: [String: ConvWeights]
 
     public init(_ url: URL) throws {
         let stored = try HeadStore.load(url)
@@ -18,5 +21,6 @@ public struct HeadModel: Sendable {
                                 network: DenseNetwork(layers: layers, dropout: 0))
         labels = stored.labels
         params = stored.params
+        backboneWeights = stored.backboneWeights.mapValues { ConvWeights(kernel: $0.kernel, bias: $0.bias) }
     }
 }

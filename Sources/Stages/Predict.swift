@@ -1,4 +1,5 @@
 import Backbone
+import FineTune
 import Foundation
 import Head
 import Imaging
@@ -46,7 +47,12 @@ public final class Predictor {
         }
         self.size = trainedSize
         weightsSource = resolved.source
-        network = try ResNet50(weights: resolved.provider, size: trainedSize)
+        if !model.backboneWeights.isEmpty, Set(model.backboneWeights.keys) != Set(TopStage.convolutionNames) {
+            throw StageError("\(head.path): table backbone_weights holds \(model.backboneWeights.keys.sorted().joined(separator: ", ")); a fine-tuned head holds exactly conv5's convolutions (\(TopStage.convolutionNames.joined(separator: ", ")))")
+        }
+        // A fine-tuned head brings its own conv5: the rest, and every BatchNorm, from the weights file.
+        let weights = model.backboneWeights.isEmpty ? resolved.provider : ReplacedWeights(base: resolved.provider, replaced: model.backboneWeights)
+        network = try ResNet50(weights: weights, size: trainedSize)
         input = NetworkInput(size: trainedSize)
     }
 

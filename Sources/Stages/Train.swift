@@ -1,15 +1,26 @@
 import Artifacts
 import Backbone
 import Dataset
+import FineTune
 import Foundation
 import GRDB
 import Head
 import Numerical
 import PipelineKit
 import Report
+import WeightsFetch
 
-/// The train stage: cached features in, a trained head, its evaluation and a report out.
+/// The train stage: cached features in, a trained head, its evaluation and a report out; with
+/// fine-tuning, conv5 trained with the head on the kept conv4_block6_out maps.
 public enum Train {
+    /// Training the backbone's top stage with the head (`--fine-tune conv5`).
+    public struct FineTuning: Sendable, Equatable {
+        /// conv5's own Adam learning rate (the head keeps its own).
+        public var learningRate: Float
+
+        public init(learningRate: Float = 1e-4) { self.learningRate = learningRate }
+    }
+
     /// Written beside the head: the figures for scripts, and the page for people.
     public static let metricsName = "metrics.json", reportName = "report.html"
 
@@ -19,14 +30,17 @@ public enum Train {
         public var training: TrainingOptions
         /// The layers whose pooled vectors (concatenated in depth order) the head is trained on.
         public var cut: Cut
+        /// nil: the head alone on frozen features.
+        public var fineTune: FineTuning?
         /// The preprocess output whose images the report shows; nil looks beside the input.
         public var images: URL?
         /// Receives one line per epoch and the other messages of the run.
         public var log: (String) -> Void
 
-        public init(input: URL, output: URL, training: TrainingOptions = TrainingOptions(), cut: Cut = .last, images: URL? = nil,
-                    log: @escaping (String) -> Void = { _ in }) {
+        public init(input: URL, output: URL, training: TrainingOptions = TrainingOptions(), cut: Cut = .last, fineTune: FineTuning? = nil,
+                    images: URL? = nil, log: @escaping (String) -> Void = { _ in }) {
             self.cut = cut
+            self.fineTune = fineTune
             self.input = input
             self.output = output
             self.training = training
@@ -60,6 +74,14 @@ public enum Train {
         if let missing = options.cut.names.first(where: { !held.contains($0) }) {
             throw StageError("\(options.input.path) holds the pooled outputs of \(held.joined(separator: ", ")), not \(missing): run extract with --layers \((held + options.cut.names.filter { !held.contains($0) }).joined(separator: ",")) first")
         }
+        if options.fineTune != nil {
+            guard options.cut == .last else {
+                throw StageError("fine-tuning \(TopStage.name) trains the head on its output, \(TopStage.outputLayer): leave --layers at its default (asked for \(options.cut))")
+            }
+            guard FeaturesStore.layers(backbone).kept == TopStage.inputLayer else {
+                throw StageError("\(options.input.path) keeps no \(TopStage.inputLayer) maps (it keeps \(FeaturesStore.layers(backbone).kept ?? "none")): fine-tuning \(TopStage.name) trains on them; run extract with --keep \(TopStage.inputLayer) first")
+            }
+        }
         let data = try load(queue, cut: options.cut, file: options.input.path)
         let trainRows = data.splits.indices.filter { data.splits[$0] == "train" }
         guard !trainRows.isEmpty else { throw StageError("\(options.input.path): there is no train split to learn from") }
@@ -73,15 +95,34 @@ public enum Train {
         if backbone["random"] == "1" {
             options.log("warning: these features come from a RANDOM backbone (\(backbone["weights"] ?? "random")), not ImageNet weights")
         }
-        options.log("training on \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(options.cut.names.joined(separator: " + "))")
-
-        let result = Trainer.train(features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
-                                   dimension: dimension, classCount: classes.count, options: options.training) { epoch in
+        let logEpoch = { (epoch: EpochRecord) in
             var line = String(format: "epoch %3d  loss %.4f  accuracy %.4f", epoch.epoch, epoch.loss, epoch.accuracy)
             if let loss = epoch.validationLoss, let accuracy = epoch.validationAccuracy {
                 line += String(format: "  val_loss %.4f  val_accuracy %.4f", loss, accuracy)
             }
             options.log(line + String(format: "  %.2f s", epoch.seconds))
+        }
+        let result: TrainingResult
+        var tuned: (stage: TopStage, maps: (_ rows: [Int]) -> StoredMaps)?
+        if let fineTune = options.fineTune {
+            let stage = try TopStage(weights: try backboneWeights(backbone, file: options.input.path).provider)
+            guard let size = backbone["input_size"].flatMap(Int.init), size >= ResNet50.minimumSize else {
+                throw StageError("\(options.input.path): table backbone gives no usable input_size (\(backbone["input_size"] ?? "none"))")
+            }
+            let side = ResNet50.blockSide(ResNet50.blockNames.firstIndex(of: TopStage.inputLayer)!, size: size)
+            let maps = { (rows: [Int]) in
+                StoredMaps(queue: queue, file: options.input.path, layer: TopStage.inputLayer, ids: rows.map { data.ids[$0] }, side: side,
+                           channels: TopStage.inputChannels)
+            }
+            options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head on \(trainRows.count) images' \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)), \(classes.count) classes")
+            let outcome = try FineTuner.train(stage: stage, source: maps(trainRows), features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
+                                              classCount: classes.count, options: options.training, learningRate: fineTune.learningRate, onEpoch: logEpoch)
+            result = outcome.head
+            tuned = (outcome.stage, maps)
+        } else {
+            options.log("training on \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(options.cut.names.joined(separator: " + "))")
+            result = Trainer.train(features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
+                                   dimension: dimension, classCount: classes.count, options: options.training, onEpoch: logEpoch)
         }
         if result.stoppedEarly { options.log("stopped early after epoch \(result.history.count); restored the weights of epoch \(result.bestEpoch)") }
 
@@ -91,7 +132,10 @@ public enum Train {
         if testRows.isEmpty {
             options.log("no test split: evaluation skipped")
         } else {
-            let probabilities = Trainer.predict(result.classifier, features: data.features, rows: testRows, dimension: dimension)
+            // Fine-tuned: the test images' maps through the trained conv5, as predict runs it.
+            let probabilities = try tuned.map { try FineTuner.predict(stage: $0.stage, classifier: result.classifier, source: $0.maps(testRows),
+                                                                    rows: Array(testRows.indices)) }
+                ?? Trainer.predict(result.classifier, features: data.features, rows: testRows, dimension: dimension)
             for (index, row) in testRows.enumerated() {
                 let p = Array(probabilities[index * classes.count ..< (index + 1) * classes.count])
                 let best = p.indices.max { p[$0] < p[$1] }!
@@ -103,6 +147,8 @@ public enum Train {
 
         var headParams = paramsDictionary(options.training)
         headParams["layers"] = options.cut.description
+        headParams["fine_tune"] = options.fineTune == nil ? "none" : TopStage.name
+        if let fineTune = options.fineTune { headParams["fine_tune_learning_rate"] = String(fineTune.learningRate) }
         var params = headParams
         for (key, value) in backbone { params["backbone_\(key)"] = value }
         params["features_content_sha256"] = featuresMeta[Artifact.contentKey] ?? ""
@@ -128,6 +174,13 @@ public enum Train {
                     }
                     hasher.update(HeadStore.floats(standardization.mean))
                     hasher.update(HeadStore.floats(standardization.deviation))
+                }
+                for conv in tuned?.stage.convs ?? [] {
+                    let kernel = HeadStore.floats(conv.kernel), bias = HeadStore.floats(conv.bias)
+                    try db.execute(sql: "INSERT INTO backbone_weights VALUES (?, ?, ?)", arguments: [conv.name, kernel, bias])
+                    hasher.update(conv.name)
+                    hasher.update(kernel)
+                    hasher.update(bias)
                 }
                 for record in result.history {
                     try db.execute(sql: "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)", arguments: [record.epoch, record.loss, record.accuracy,
@@ -186,10 +239,32 @@ public enum Train {
                                                                               png: pictures[data.ids[$0.row]]) },
                                   provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: headParams),
                                   randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown",
-                                  fallbackReason: backbone["weights_fallback"]).render()
+                                  fallbackReason: backbone["weights_fallback"], recipe: recipe(options)).render()
         try AtomicOutput.write(to: reportURL, inputs: inputs) { try Data(html.utf8).write(to: $0) }
         return Report(classes: classes, history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
                       contentSHA256: hasher.finalize(), metricsURL: metricsURL, reportURL: reportURL, randomBackbone: backbone["random"] == "1")
+    }
+
+    /// Where the backbone was cut and what was trained, for the report.
+    static func recipe(_ options: Options) -> String {
+        if options.fineTune != nil {
+            return "Recipe: \(TopStage.name) fine-tuned with the head (its 10 convolutions' kernels and biases trained, BatchNorm frozen), on the \(TopStage.inputLayer) maps extract kept; the backbone below it frozen."
+        }
+        let cut = options.cut == .last ? "its end, \(options.cut)" : options.cut.names.joined(separator: " + ")
+        return "Recipe: the backbone frozen and cut at \(cut) (\(options.cut.dimension) features, globally averaged); the head alone trained."
+    }
+
+    /// The weights the features were extracted with, as their provenance names them, checked by
+    /// MD5: fine-tuning starts from exactly those.
+    static func backboneWeights(_ backbone: [String: String], file: String) throws -> ResolvedWeights {
+        guard let source = backbone["weights"], let md5 = backbone["weights_md5"] else {
+            throw StageError("\(file): table backbone does not name the weights the features came from (weights, weights_md5)")
+        }
+        let resolved = try WeightsSpec(source).resolve(showProgress: true)
+        guard try resolved.md5 == md5 else {
+            throw StageError("\(file): the features came from the weights \(source) with MD5 \(md5), but that file now has MD5 \(try resolved.md5): extract again, or restore the file")
+        }
+        return resolved
     }
 
     /// Options given in code are held to the same limits as the pipeline file and the command line.

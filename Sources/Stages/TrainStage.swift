@@ -1,4 +1,5 @@
 import Backbone
+import FineTune
 import Foundation
 import Head
 import PipelineKit
@@ -8,8 +9,6 @@ import PipelineKit
 /// the stage as a pipeline runs it.
 public enum TrainStage {
     public static let parameters: [ParameterSpec] = [
-        ParameterSpec("layers", .choiceList(ResNet50.blockNames, count: 1 ... ResNet50.blockNames.count), default: Cut.last.description,
-                      help: "The block outputs whose pooled vectors the head is trained on, concatenated (each dimension standardized); extract must have stored them (its --layers)."),
         // A layer of 65,536 units on 2048 inputs is already 512 MB of weights, and as much again for Adam.
         ParameterSpec("hidden", .integerList(1 ... 65_536), default: "256",
                       help: "Hidden layer sizes, comma-separated, each 1 to 65536; empty for softmax regression.", value: "sizes"),
@@ -25,6 +24,12 @@ public enum TrainStage {
         ParameterSpec("validation", .number(0 ... 0.9), default: "0.1", help: "Fraction of each class's training images held out for validation."),
         ParameterSpec("patience", .integer(0 ... 100_000), default: "5", help: "Epochs without a better validation loss before stopping; 0 never stops early."),
         ParameterSpec("seed", .integer(0 ... Int.max), default: "0", help: "Seed for the initial weights, the validation split, shuffling and dropout."),
+        ParameterSpec("layers", .choiceList(ResNet50.blockNames, count: 1 ... ResNet50.blockNames.count), default: Cut.last.description,
+                      help: "The block outputs whose pooled vectors the head is trained on, concatenated (each dimension standardized); extract must have stored them (its --layers)."),
+        ParameterSpec("fine_tune", .choice(["none", TopStage.name]), default: "none",
+                      help: "none trains the head alone on frozen features; conv5 trains conv5's three blocks with it, on the conv4_block6_out maps extract kept (--keep conv4_block6_out), BatchNorm frozen."),
+        ParameterSpec("fine_tune_learning_rate", .number(1e-9 ... 1), default: "0.0001",
+                      help: "Adam's learning rate for the fine-tuned convolutions (the head keeps --learning-rate); the same schedule."),
     ]
 
     /// Checked parameters (`StageParameters` from a pipeline file or a command line) as training options.
@@ -50,9 +55,16 @@ public enum TrainStage {
         try Cut(list: parameters.values["layers"] ?? Cut.last.description)
     }
 
+    /// Whether checked parameters ask for fine-tuning, and how.
+    public static func fineTune(_ parameters: StageParameters) -> Train.FineTuning? {
+        guard parameters.values["fine_tune"] == TopStage.name else { return nil }
+        return Train.FineTuning(learningRate: Float(parameters.values["fine_tune_learning_rate"] ?? "0.0001") ?? 1e-4)
+    }
+
     public static let definition = StageDefinition(
         name: "train",
-        // 2: standardized inputs, cosine decay, the standardization table. 3: trained on a cut (layers).
+        // 2: standardized inputs, cosine decay, the standardization table. 3: trained on a cut
+        // (layers), fine-tuning, the backbone_weights table.
         version: 3,
         parameters: parameters,
         output: "head.sqlite",
@@ -60,7 +72,7 @@ public enum TrainStage {
         reads: ["features.sqlite"],
         run: { context in
             let report = try Train.run(.init(input: context.input!, output: context.output, training: options(context.parameters),
-                                             cut: try cut(context.parameters), log: { context.log("train: " + $0) }))
+                                             cut: try cut(context.parameters), fineTune: fineTune(context.parameters), log: { context.log("train: " + $0) }))
             context.log("train: report \(report.reportURL.path)")
             var notes = ["report": report.reportURL.path]
             if let evaluation = report.evaluation { notes["accuracy"] = String(evaluation.accuracy) }

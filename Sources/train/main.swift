@@ -17,6 +17,12 @@ struct TrainCommand: ParsableCommand {
             given (ReLU, then dropout), a softmax output, cross-entropy, Adam with Keras's defaults, \
             early stopping on the validation loss with the best epoch's weights restored.
 
+            Three recipes: the head on the backbone's end (the default); on a cut, `--layers \
+            conv4_block6_out` (any block outputs extract stored, concatenated); or conv5 fine-tuned with \
+            the head, `--fine-tune conv5`, on the conv4_block6_out maps `extract --keep conv4_block6_out` \
+            stored (BatchNorm frozen, conv5 on its own Adam at --fine-tune-learning-rate; the trained conv5 \
+            is stored in head.sqlite and predict runs it).
+
             """ + ParameterSpec.optionsHelp(TrainStage.parameters, title: "TRAINING PARAMETERS (a pipeline file's train keys, with _ for -):"))
 
     @Option(help: ArgumentHelp("The extract output to read.", valueName: "file"))
@@ -44,7 +50,7 @@ struct TrainCommand: ParsableCommand {
         let parameters = try StageParameters.fromArguments(self.parameters, specs: TrainStage.parameters)
         let options = TrainStage.options(parameters)
         let report = try Train.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), training: options,
-                                         cut: try TrainStage.cut(parameters), images: images.map { URL(fileURLWithPath: $0) }, log: { print($0) }))
+                                         cut: try TrainStage.cut(parameters), fineTune: TrainStage.fineTune(parameters), images: images.map { URL(fileURLWithPath: $0) }, log: { print($0) }))
         print("wrote \(output), \(report.metricsURL.path), \(report.reportURL.path)")
     }
 }
