@@ -116,10 +116,16 @@ public enum FeaturesStore {
 
     /// IEEE half little-endian bytes into `count` floats at `out`.
     public static func decodeHalf(_ data: Data, into out: UnsafeMutablePointer<Float>, count: Int) {
-        data.withUnsafeBytes { raw in
-            for index in 0 ..< count {
-                out[index] = Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self))))
+        halfToFloat.withUnsafeBufferPointer { table in
+            data.withUnsafeBytes { raw in
+                for index in 0 ..< count {
+                    out[index] = table[Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))]
+                }
             }
         }
     }
+
+    /// Every half's float, by its bits: without F16C in the build, each conversion is a library call
+    /// (measured: 2% of a fine-tuning epoch at 64x64); a lookup in this 256 KB table is not.
+    static let halfToFloat: [Float] = (0 ... 0xFFFF).map { Float(Float16(bitPattern: UInt16($0))) }
 }

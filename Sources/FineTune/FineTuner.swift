@@ -11,6 +11,31 @@ public protocol MapSource {
     func load(_ rows: [Int], into out: UnsafeMutablePointer<Float>) throws
 }
 
+/// Loads a batch of maps on another thread while the caller trains on the last one.
+final class Prefetcher: @unchecked Sendable {
+    let source: any MapSource
+    let group = DispatchGroup()
+    var failure: (any Error)?
+
+    init(source: any MapSource) { self.source = source }
+
+    func start(_ rows: [Int], into out: UnsafeMutablePointer<Float>) {
+        let out = UncheckedSendable(out)
+        DispatchQueue.global().async(group: group) {
+            do { try self.source.load(rows, into: out.value) } catch { self.failure = error }
+        }
+    }
+
+    /// Waits for the load started last; rethrows its error.
+    func finish() throws {
+        group.wait()
+        if let failure {
+            self.failure = nil
+            throw failure
+        }
+    }
+}
+
 /// What fine-tuning returns: the head as `Trainer` does, and the trained top stage of the best epoch.
 public struct FineTuneResult: Sendable {
     public var head: TrainingResult
@@ -44,6 +69,7 @@ public enum FineTuner {
             ? features.withUnsafeBufferPointer { Standardization.fit($0, dimension: dimension, rows: trainRows) } : nil
         var stage = initial
         var headAdam = Adam(learningRate: options.learningRate), stageAdam = Adam(learningRate: learningRate)
+        var moments = TopStage.Moments(stage)
         headAdam.weightDecay = options.weightDecay
         let stepsPerEpoch = (trainRows.count + options.batch - 1) / options.batch
         let totalSteps = max(1, stepsPerEpoch * max(1, options.epochs))
@@ -55,16 +81,23 @@ public enum FineTuner {
         let workspace = stage.makeWorkspace(capacity: options.batch, side: source.side)
         let scratch = DenseNetwork.Scratch(network: network, batch: options.batch)
         var inputs = [Float](repeating: 0, count: options.batch * dimension), inputGradient = inputs
+        // Two map buffers: the next batch is read from disk and decoded while this one trains.
+        let mapFloats = options.batch * source.side * source.side * initial.channels.input
+        let spare = UnsafeMutablePointer<Float>.allocate(capacity: mapFloats)
+        defer { spare.deallocate() }
+        let loader = Prefetcher(source: source)
 
         for epoch in 1 ... max(1, options.epochs) {
             let started = Date()
             order.shuffle(using: &generator)
             var lossSum = 0.0, correct = 0
-            for start in stride(from: 0, to: order.count, by: options.batch) {
-                let rows = Array(order[start ..< min(start + options.batch, order.count)])
+            let batches = stride(from: 0, to: order.count, by: options.batch).map { Array(order[$0 ..< min($0 + options.batch, order.count)]) }
+            var current = workspace.input, next = spare
+            try source.load(batches[0], into: current)
+            for (index, rows) in batches.enumerated() {
                 let count = rows.count
-                try source.load(rows, into: workspace.input)
-                stage.forward(workspace, count: count)
+                if index + 1 < batches.count { loader.start(batches[index + 1], into: next) }
+                stage.forward(workspace, count: count, input: current)
                 inputs.withUnsafeMutableBufferPointer { x in
                     x.baseAddress!.update(from: workspace.pooled, count: count * dimension)
                     standardization?.apply(x, count: count)
@@ -91,12 +124,9 @@ public enum FineTuner {
                     stageAdam.learningRate = learningRate * factor
                 }
                 headAdam.update(&network, scratch.gradients)
-                let alpha = stageAdam.beginStep()
-                for index in stage.convs.indices {
-                    stageAdam.apply(&stage.convs[index].kernel, workspace.weightGradients[index], slot: 2 * index, alpha: alpha)
-                    stageAdam.apply(&stage.convs[index].bias, workspace.biasGradients[index], slot: 2 * index + 1, alpha: alpha)
-                }
-                stage.refold()
+                stage.adamStep(workspace, adam: &stageAdam, moments: &moments)
+                try loader.finish()
+                swap(&current, &next)
                 stepsTaken += 1
                 lossSum += step.loss * Double(count)
                 correct += step.correct

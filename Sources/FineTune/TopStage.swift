@@ -1,5 +1,6 @@
 import Backbone
 import Foundation
+import Head
 import Numerical
 
 /// ResNet50's top stage, conv5 (three bottleneck blocks, 1024 channels in at side h, 2048 out at
@@ -77,17 +78,32 @@ public struct TopStage: Sendable {
         /// The pooled output `[capacity x channels.output]` after `forward`.
         public let pooled: UnsafeMutablePointer<Float>
         let strided: UnsafeMutablePointer<Float>, projection: UnsafeMutablePointer<Float>
-        let reduced: [UnsafeMutablePointer<Float>], columns: [UnsafeMutablePointer<Float>], spatial: [UnsafeMutablePointer<Float>]
+        let reduced: [UnsafeMutablePointer<Float>], spatial: [UnsafeMutablePointer<Float>]
         let outputs: [UnsafeMutablePointer<Float>]
         let delta: UnsafeMutablePointer<Float>, deltaInput: UnsafeMutablePointer<Float>
-        let deltaSpatial: UnsafeMutablePointer<Float>, deltaColumns: UnsafeMutablePointer<Float>, deltaReduced: UnsafeMutablePointer<Float>
-        /// Two properties, not one struct: backward writes a kernel's and a bias's gradient at once.
+        let deltaSpatial: UnsafeMutablePointer<Float>, deltaReduced: UnsafeMutablePointer<Float>
+        /// The 3x3s' gathered rows and their products (`TapPlan`).
+        let gathered: UnsafeMutablePointer<Float>, product: UnsafeMutablePointer<Float>
+        /// The taps' pixel pairs for the last forward's image count.
+        var plan: TapPlan?
+        /// The folded weights' gradients after `backward` (Adam scales them to the raw ones as it
+        /// goes). Two properties, not one struct: backward writes a kernel's and a bias's at once.
         var weightGradients: [[Float]], biasGradients: [[Float]]
-        /// Every convolution's raw gradients after `backward`.
-        public var gradients: Gradients { Gradients(weights: weightGradients, bias: biasGradients) }
+        /// Each convolution's BatchNorm scale per output channel: raw gradient = scale * folded one.
+        let scales: [[Float]]
+        /// Every convolution's raw kernel and bias gradients after `backward`, as Keras computes them.
+        public var gradients: Gradients {
+            var weights = weightGradients, bias = biasGradients
+            for (index, scale) in scales.enumerated() {
+                for i in weights[index].indices { weights[index][i] *= scale[i % scale.count] }
+                for o in bias[index].indices { bias[index][o] *= scale[o] }
+            }
+            return Gradients(weights: weights, bias: bias)
+        }
         var all: [UnsafeMutablePointer<Float>] = []
 
         init(stage: TopStage, capacity: Int, side: Int) {
+            scales = stage.convs.map { $0.scale.map(Float.init) }
             self.capacity = capacity
             self.side = side
             outSide = TopStage.outputSide(side)
@@ -105,13 +121,13 @@ public struct TopStage: Sendable {
             strided = buffer(pixels * stage.channels.input)
             projection = buffer(pixels * c)
             reduced = (0 ..< 3).map { _ in buffer(pixels * f) }
-            columns = (0 ..< 3).map { _ in buffer(pixels * 9 * f) }
             spatial = (0 ..< 3).map { _ in buffer(pixels * f) }
             outputs = (0 ..< 3).map { _ in buffer(pixels * c) }
             delta = buffer(pixels * c)
             deltaInput = buffer(pixels * c)
             deltaSpatial = buffer(pixels * f)
-            deltaColumns = buffer(pixels * 9 * f)
+            gathered = buffer(pixels * f)
+            product = buffer(pixels * f)
             deltaReduced = buffer(pixels * f)
             weightGradients = stage.convs.map { [Float](repeating: 0, count: $0.kernel.count) }
             biasGradients = stage.convs.map { [Float](repeating: 0, count: $0.bias.count) }
@@ -129,33 +145,34 @@ public struct TopStage: Sendable {
 
     /// conv5 on the `count` maps in `workspace.input`, keeping every activation; the pooled output
     /// lands in `workspace.pooled[count x 2048]`.
-    public func forward(_ workspace: Workspace, count: Int) {
+    /// `input` (same layout) instead of `workspace.input`: a batch loaded while the last one trained.
+    public func forward(_ workspace: Workspace, count: Int, input: UnsafePointer<Float>? = nil) {
         precondition(count <= workspace.capacity)
-        withSingleThreadedBLAS { forwardAlone(workspace, count: count) }
+        withSingleThreadedBLAS { forwardAlone(workspace, count: count, input: input ?? UnsafePointer(workspace.input)) }
     }
 
-    func forwardAlone(_ ws: Workspace, count n: Int) {
+    func forwardAlone(_ ws: Workspace, count n: Int, input maps: UnsafePointer<Float>) {
         let (side, out) = (ws.side, ws.outSide)
         let m = n * out * out
         let (c, f) = (channels.output, channels.width)
         // Block 1 reads the stride-2 pixels of the input (both its 1x1 convolutions have stride 2).
         //   strided    [n, out, out, 1024]   the input's even pixels
         //   projection [n, out, out, 2048]   1x1 + bias (no ReLU)                 the shortcut
-        Spatial.subsample(ws.input, n: n, h: side, w: side, c: channels.input, stride: 2, into: ws.strided)
+        Spatial.subsample(maps, n: n, h: side, w: side, c: channels.input, stride: 2, into: ws.strided)
+        let plan = TapPlan(count: n, side: out)
+        ws.plan = plan
         for (block, layout) in Self.layout.enumerated() {
             // Each block, on m = n*out*out pixels:
             //   input   [m x cin]        strided (block 1) or the previous block's output
             //   reduced [m x 512]        1x1 + bias + ReLU
-            //   columns [m x 9*512]      3x3 patches of reduced (padding 1)
-            //   spatial [m x 512]        3x3 + bias + ReLU
+            //   spatial [m x 512]        3x3 (padding 1, tap by tap) + bias + ReLU
             //   output  [m x 2048]       1x1 + bias + shortcut + ReLU
             let input = block == 0 ? ws.strided : ws.outputs[block - 1]
             let shortcut = block == 0 ? ws.projection : ws.outputs[block - 1]
             if let index = layout.shortcut { convs[index].affine(ws.strided, rows: m, into: ws.projection) }
             convs[layout.reduce].affine(input, rows: m, into: ws.reduced[block])
             Self.relu(ws.reduced[block], count: m * f)
-            Spatial.im2col3x3(ws.reduced[block], n: n, h: out, w: out, c: f, into: ws.columns[block])
-            convs[layout.spatial].affine(ws.columns[block], rows: m, into: ws.spatial[block])
+            convs[layout.spatial].spatialForward(ws.reduced[block], plan: plan, rows: m, into: ws.spatial[block], gathered: ws.gathered, product: ws.product)
             Self.relu(ws.spatial[block], count: m * f)
             let output = ws.outputs[block]
             convs[layout.expand].affine(ws.spatial[block], rows: m, into: output)
@@ -193,30 +210,33 @@ public struct TopStage: Sendable {
                 for channel in 0 ..< c { destination[channel] = pooledGradient[image * c + channel] * scale }
             }
         }
+        guard let plan = ws.plan, plan.outputs[0].count == TapPlan(count: n, side: out).outputs[0].count else {
+            preconditionFailure("backward without a forward of the same images")
+        }
         var delta = ws.delta, deltaInput = ws.deltaInput
         for block in stride(from: 2, through: 0, by: -1) {
             let layout = Self.layout[block]
             // delta: [m x 2048] at the block's output; through its ReLU to the sum of expand and shortcut.
             let output = ws.outputs[block]
             for i in 0 ..< m * c where output[i] <= 0 { delta[i] = 0 }
-            convs[layout.expand].backward(delta, input: ws.spatial[block], rows: m, weights: &ws.weightGradients[layout.expand],
-                                          bias: &ws.biasGradients[layout.expand], inputGradient: ws.deltaSpatial)
+            convs[layout.expand].backward(delta, input: ws.spatial[block], rows: m, foldedWeights: &ws.weightGradients[layout.expand],
+                                          foldedBias: &ws.biasGradients[layout.expand], inputGradient: ws.deltaSpatial)
             for i in 0 ..< m * f where ws.spatial[block][i] <= 0 { ws.deltaSpatial[i] = 0 }
-            convs[layout.spatial].backward(ws.deltaSpatial, input: ws.columns[block], rows: m, weights: &ws.weightGradients[layout.spatial],
-                                           bias: &ws.biasGradients[layout.spatial], inputGradient: ws.deltaColumns)
-            Spatial.col2im3x3(ws.deltaColumns, n: n, h: out, w: out, c: f, into: ws.deltaReduced)
+            convs[layout.spatial].spatialBackward(ws.deltaSpatial, input: ws.reduced[block], plan: plan, rows: m,
+                                                  foldedWeights: &ws.weightGradients[layout.spatial], foldedBias: &ws.biasGradients[layout.spatial],
+                                                  inputGradient: ws.deltaReduced, gathered: ws.gathered, product: ws.product)
             for i in 0 ..< m * f where ws.reduced[block][i] <= 0 { ws.deltaReduced[i] = 0 }
             if block == 0 {
                 // Block 1's input is the kept maps: its convolutions need their weights' gradients only.
-                convs[layout.reduce].backward(ws.deltaReduced, input: ws.strided, rows: m, weights: &ws.weightGradients[layout.reduce],
-                                              bias: &ws.biasGradients[layout.reduce], inputGradient: nil)
+                convs[layout.reduce].backward(ws.deltaReduced, input: ws.strided, rows: m, foldedWeights: &ws.weightGradients[layout.reduce],
+                                              foldedBias: &ws.biasGradients[layout.reduce], inputGradient: nil)
                 let projection = layout.shortcut!
-                convs[projection].backward(delta, input: ws.strided, rows: m, weights: &ws.weightGradients[projection],
-                                           bias: &ws.biasGradients[projection], inputGradient: nil)
+                convs[projection].backward(delta, input: ws.strided, rows: m, foldedWeights: &ws.weightGradients[projection],
+                                           foldedBias: &ws.biasGradients[projection], inputGradient: nil)
             } else {
                 // The block's input feeds reduce and, unchanged, the shortcut: both gradients add up.
-                convs[layout.reduce].backward(ws.deltaReduced, input: ws.outputs[block - 1], rows: m, weights: &ws.weightGradients[layout.reduce],
-                                              bias: &ws.biasGradients[layout.reduce], inputGradient: deltaInput)
+                convs[layout.reduce].backward(ws.deltaReduced, input: ws.outputs[block - 1], rows: m, foldedWeights: &ws.weightGradients[layout.reduce],
+                                              foldedBias: &ws.biasGradients[layout.reduce], inputGradient: deltaInput)
                 for i in 0 ..< m * c { deltaInput[i] += delta[i] }
                 swap(&delta, &deltaInput)
             }
@@ -232,5 +252,21 @@ public struct TopStage: Sendable {
     /// After the raw parameters changed: the folded forms every convolution runs with.
     public mutating func refold() {
         for index in convs.indices { convs[index].refold() }
+    }
+
+    /// Adam's moving averages for every convolution.
+    public struct Moments {
+        var convs: [TrainableConv.Moments]
+        public init(_ stage: TopStage) { convs = stage.convs.map(TrainableConv.Moments.init) }
+    }
+
+    /// One Adam step on every convolution's raw kernel and bias from `workspace`'s gradients (after
+    /// `backward`), with `adam`'s step size and constants; the folded weights follow in the same pass.
+    public mutating func adamStep(_ workspace: Workspace, adam: inout Adam, moments: inout Moments) {
+        let alpha = adam.beginStep()
+        for index in convs.indices {
+            convs[index].adam(workspace.weightGradients[index], workspace.biasGradients[index], moments: &moments.convs[index], alpha: alpha,
+                              beta1: adam.beta1, beta2: adam.beta2, epsilon: adam.epsilon)
+        }
     }
 }

@@ -37,6 +37,86 @@ public struct TrainableConv: Sendable {
 
     public var rows: Int { size * size * input }
 
+    /// Adam on the raw kernel and bias, from the folded-space gradients `g'` (the raw gradient is
+    /// `scale * g'` per output channel), as Keras's Adam updates them; the folded weights are
+    /// rewritten in the same pass, so a step reads and writes each weight once.
+    mutating func adam(_ weightGradient: [Float], _ biasGradient: [Float], moments: inout Moments, alpha: Float,
+                       beta1: Float, beta2: Float, epsilon: Float) {
+        let (rows, output) = (self.rows, self.output)
+        let scale32 = scale.map(Float.init)
+        func step(_ g: Float, _ m: inout Float, _ v: inout Float, _ w: inout Float) {
+            m = beta1 * m + (1 - beta1) * g
+            v = beta2 * v + (1 - beta2) * g * g
+            w -= alpha * m / (v.squareRoot() + epsilon)
+        }
+        kernel.withUnsafeMutableBufferPointer { w in
+            folded.withUnsafeMutableBufferPointer { f in
+                moments.kernel.m.withUnsafeMutableBufferPointer { m in
+                    moments.kernel.v.withUnsafeMutableBufferPointer { v in
+                        weightGradient.withUnsafeBufferPointer { g in
+                            scale.withUnsafeBufferPointer { scale in
+                                scale32.withUnsafeBufferPointer { scale32 in
+                                    let (w, f, m, v, g, scale, scale32) = (UncheckedSendable(w), UncheckedSendable(f), UncheckedSendable(m),
+                                                                           UncheckedSendable(v), UncheckedSendable(g), UncheckedSendable(scale),
+                                                                           UncheckedSendable(scale32))
+                                    let lanes = 8, parts = rows * output >= 1 << 16 ? coreCount : 1
+                                    parallelFor(parts) { part in
+                                        let (w, f, m, v, g, scale, scale32) = (w.value, f.value, m.value, v.value, g.value, scale.value, scale32.value)
+                                        let (b1, b2, c1, c2) = (SIMD8<Float>(repeating: beta1), SIMD8<Float>(repeating: beta2),
+                                                                SIMD8<Float>(repeating: 1 - beta1), SIMD8<Float>(repeating: 1 - beta2))
+                                        let (a, e) = (SIMD8<Float>(repeating: alpha), SIMD8<Float>(repeating: epsilon))
+                                        for row in rows * part / parts ..< rows * (part + 1) / parts {
+                                            let base = row * output
+                                            var o = 0
+                                            // Eight output channels at a time (the buffers cannot be proven apart, so the
+                                            // compiler would not vectorise the plain loop); the fold in double, as at load.
+                                            while o + lanes <= output {
+                                                let i = base + o
+                                                func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self) }
+                                                func store(_ x: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p + i).storeBytes(of: x, as: SIMD8<Float>.self) }
+                                                let s32 = UnsafeRawPointer(scale32.baseAddress! + o).loadUnaligned(as: SIMD8<Float>.self)
+                                                let gi = UnsafeRawPointer(g.baseAddress! + i).loadUnaligned(as: SIMD8<Float>.self) * s32
+                                                let mi = b1 * load(m.baseAddress!) + c1 * gi
+                                                let vi = b2 * load(v.baseAddress!) + c2 * gi * gi
+                                                let wi = load(w.baseAddress!) - a * mi / (vi.squareRoot() + e)
+                                                let fi = SIMD8<Double>(wi) * UnsafeRawPointer(scale.baseAddress! + o).loadUnaligned(as: SIMD8<Double>.self)
+                                                store(mi, m.baseAddress!)
+                                                store(vi, v.baseAddress!)
+                                                store(wi, w.baseAddress!)
+                                                store(SIMD8<Float>(fi), f.baseAddress!)
+                                                o += lanes
+                                            }
+                                            while o < output {
+                                                let i = base + o
+                                                step(g[i] * scale32[o], &m[i], &v[i], &w[i])
+                                                f[i] = Float(Double(w[i]) * scale[o])
+                                                o += 1
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for o in 0 ..< output {
+            step(biasGradient[o] * scale32[o], &moments.bias.m[o], &moments.bias.v[o], &bias[o])
+            foldedBias[o] = Float((Double(bias[o]) - mean[o]) * scale[o] + beta[o])
+        }
+    }
+
+    /// Adam's moving averages for one convolution's kernel and bias.
+    struct Moments {
+        var kernel: (m: [Float], v: [Float]), bias: (m: [Float], v: [Float])
+
+        init(_ conv: TrainableConv) {
+            kernel = ([Float](repeating: 0, count: conv.kernel.count), [Float](repeating: 0, count: conv.kernel.count))
+            bias = ([Float](repeating: 0, count: conv.output), [Float](repeating: 0, count: conv.output))
+        }
+    }
+
     /// The folded weights for the current raw ones (after every update).
     mutating func refold() {
         let (rows, output) = (self.rows, self.output)
@@ -52,18 +132,6 @@ public struct TrainableConv: Sendable {
         for o in 0 ..< output { foldedBias[o] = Float((Double(bias[o]) - mean[o]) * scale[o] + beta[o]) }
     }
 
-    /// Gradients of the folded weights and bias to those of the raw ones, in place.
-    func unfold(weights: inout [Float], bias: inout [Float]) {
-        let output = self.output
-        let scale = self.scale.map(Float.init)
-        weights.withUnsafeMutableBufferPointer { w in
-            for row in 0 ..< rows {
-                for o in 0 ..< output { w[row * output + o] *= scale[o] }
-            }
-        }
-        for o in 0 ..< output { bias[o] *= scale[o] }
-    }
-
     /// `out[rows x output] = a[rows x self.rows] * folded + foldedBias`.
     func affine(_ a: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
         foldedBias.withUnsafeBufferPointer { b in
@@ -75,22 +143,16 @@ public struct TrainableConv: Sendable {
         }
     }
 
-    /// For `delta[m x output]` (the loss's gradient at this convolution's pre-activation output) and
-    /// its input `a[m x rows]`: the raw parameters' gradients into `weights` and `bias`, and, when
-    /// `inputGradient` is given, `delta * folded^T` into it (`[m x rows]`, overwritten or added to).
-    func backward(_ delta: UnsafePointer<Float>, input a: UnsafePointer<Float>, rows m: Int, weights: inout [Float], bias: inout [Float],
+    /// For `delta[m x output]` (the loss's gradient at this 1x1 convolution's pre-activation output)
+    /// and its input `a[m x rows]`: the folded weights' and bias's gradients into `foldedWeights` and
+    /// `foldedBias`, and, when `inputGradient` is given, `delta * folded^T` into it (`[m x rows]`).
+    func backward(_ delta: UnsafePointer<Float>, input a: UnsafePointer<Float>, rows m: Int, foldedWeights: inout [Float], foldedBias: inout [Float],
                   inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false) {
-        weights.withUnsafeMutableBufferPointer { g in
+        foldedWeights.withUnsafeMutableBufferPointer { g in
             splitGEMM(transposeA: true, transposeB: false, m: rows, n: output, k: m, a: a, lda: rows, b: delta, ldb: output,
                       beta: 0, c: g.baseAddress!, ldc: output)
         }
-        bias.withUnsafeMutableBufferPointer { b in
-            for o in 0 ..< output { b[o] = 0 }
-            for row in 0 ..< m {
-                for o in 0 ..< output { b[o] += delta[row * output + o] }
-            }
-        }
-        unfold(weights: &weights, bias: &bias)
+        Self.sumRows(delta, rows: m, width: output, into: &foldedBias)
         if let inputGradient {
             folded.withUnsafeBufferPointer { w in
                 splitGEMM(transposeA: false, transposeB: true, m: m, n: rows, k: output, a: delta, lda: output, b: w.baseAddress!, ldb: output,
@@ -114,47 +176,111 @@ enum Spatial {
             }
         }
     }
+}
 
-    /// 3x3, stride 1, padding 1: `[n, h, w, c]` to patches `[n*h*w, 9*c]`, (ky, kx, c) order as HWIO kernels.
-    static func im2col3x3(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, into out: UnsafeMutablePointer<Float>) {
-        let rowLength = 9 * c
-        for image in 0 ..< n {
-            for y in 0 ..< h {
-                for x0 in 0 ..< w {
-                    let row = out + ((image * h + y) * w + x0) * rowLength
-                    for ky in 0 ..< 3 {
-                        for kx in 0 ..< 3 {
-                            let (sy, sx) = (y + ky - 1, x0 + kx - 1)
-                            let destination = row + (ky * 3 + kx) * c
-                            if sy < 0 || sy >= h || sx < 0 || sx >= w {
-                                destination.update(repeating: 0, count: c)
-                            } else {
-                                destination.update(from: x + ((image * h + sy) * w + sx) * c, count: c)
-                            }
-                        }
+/// Which input pixel each of a 3x3 (stride 1, padding 1) convolution's taps reads for each output
+/// pixel, over `count` images of `side x side`, keeping only the pairs inside the image. On the small
+/// maps of the top stage most of a full im2col is padding (8 of 9 taps at side 1, 20 of 36 at side 2),
+/// so the convolution runs tap by tap on the pairs that exist: the centre tap on every pixel in
+/// place, each other tap on its gathered rows.
+struct TapPlan {
+    /// For taps 0..<9 ((ky, kx) row-major, as HWIO kernels): the output rows and the input rows they read.
+    let outputs: [[Int]], inputs: [[Int]]
+    static let centre = 4
+
+    init(count: Int, side: Int) {
+        var outputs = [[Int]](repeating: [], count: 9), inputs = outputs
+        for tap in 0 ..< 9 where tap != Self.centre {
+            let (dy, dx) = (tap / 3 - 1, tap % 3 - 1)
+            for image in 0 ..< count {
+                for y in 0 ..< side where (0 ..< side).contains(y + dy) {
+                    for x in 0 ..< side where (0 ..< side).contains(x + dx) {
+                        outputs[tap].append((image * side + y) * side + x)
+                        inputs[tap].append((image * side + y + dy) * side + x + dx)
                     }
+                }
+            }
+        }
+        self.outputs = outputs
+        self.inputs = inputs
+    }
+
+    /// `rows` rows of `width` floats from `source` into consecutive rows of `destination`.
+    static func gather(_ source: UnsafePointer<Float>, rows: [Int], width: Int, into destination: UnsafeMutablePointer<Float>) {
+        for (index, row) in rows.enumerated() { (destination + index * width).update(from: source + row * width, count: width) }
+    }
+
+    /// Consecutive rows of `source` added to rows `rows` of `destination`.
+    static func scatterAdd(_ source: UnsafePointer<Float>, rows: [Int], width: Int, into destination: UnsafeMutablePointer<Float>) {
+        for (index, row) in rows.enumerated() {
+            let from = source + index * width, to = destination + row * width
+            for c in 0 ..< width { to[c] += from[c] }
+        }
+    }
+}
+
+extension TrainableConv {
+    /// The 3x3 convolution of `x[count*side*side x input]` into `out[... x output]`, with bias,
+    /// tap by tap (`TapPlan`). `gathered` and `product` hold `count*side*side x max(input, output)`.
+    func spatialForward(_ x: UnsafePointer<Float>, plan: TapPlan, rows m: Int, into out: UnsafeMutablePointer<Float>,
+                        gathered: UnsafeMutablePointer<Float>, product: UnsafeMutablePointer<Float>) {
+        precondition(size == 3 && stride == 1 && pad == 1)
+        foldedBias.withUnsafeBufferPointer { b in
+            for row in 0 ..< m { (out + row * output).update(from: b.baseAddress!, count: output) }
+        }
+        folded.withUnsafeBufferPointer { w in
+            let centre = w.baseAddress! + TapPlan.centre * input * output
+            splitGEMM(transposeA: false, transposeB: false, m: m, n: output, k: input, a: x, lda: input, b: centre, ldb: output, beta: 1, c: out, ldc: output)
+            for tap in 0 ..< 9 where !plan.outputs[tap].isEmpty {
+                let count = plan.outputs[tap].count
+                TapPlan.gather(x, rows: plan.inputs[tap], width: input, into: gathered)
+                splitGEMM(transposeA: false, transposeB: false, m: count, n: output, k: input, a: gathered, lda: input,
+                          b: w.baseAddress! + tap * input * output, ldb: output, beta: 0, c: product, ldc: output)
+                TapPlan.scatterAdd(product, rows: plan.outputs[tap], width: output, into: out)
+            }
+        }
+    }
+
+    /// Backward of `spatialForward`: the folded weights' and bias's gradients (`foldedWeights`,
+    /// `foldedBias`) and the input's (`inputGradient[m x input]`, overwritten).
+    func spatialBackward(_ delta: UnsafePointer<Float>, input x: UnsafePointer<Float>, plan: TapPlan, rows m: Int,
+                         foldedWeights: inout [Float], foldedBias: inout [Float], inputGradient: UnsafeMutablePointer<Float>,
+                         gathered: UnsafeMutablePointer<Float>, product: UnsafeMutablePointer<Float>) {
+        precondition(size == 3 && stride == 1 && pad == 1)
+        Self.sumRows(delta, rows: m, width: output, into: &foldedBias)
+        foldedWeights.withUnsafeMutableBufferPointer { g in
+            folded.withUnsafeBufferPointer { w in
+                // The centre tap reads every pixel in place: straight from x and delta.
+                let centre = TapPlan.centre * input * output
+                splitGEMM(transposeA: true, transposeB: false, m: input, n: output, k: m, a: x, lda: input, b: delta, ldb: output,
+                          beta: 0, c: g.baseAddress! + centre, ldc: output)
+                splitGEMM(transposeA: false, transposeB: true, m: m, n: input, k: output, a: delta, lda: output, b: w.baseAddress! + centre, ldb: output,
+                          beta: 0, c: inputGradient, ldc: input)
+                for tap in 0 ..< 9 where tap != TapPlan.centre {
+                    let block = g.baseAddress! + tap * input * output
+                    let count = plan.outputs[tap].count
+                    guard count > 0 else {
+                        block.update(repeating: 0, count: input * output)
+                        continue
+                    }
+                    // dW_tap = x[inputs]^T * delta[outputs]; d x[inputs] += delta[outputs] * W_tap^T.
+                    TapPlan.gather(delta, rows: plan.outputs[tap], width: output, into: product)
+                    TapPlan.gather(x, rows: plan.inputs[tap], width: input, into: gathered)
+                    splitGEMM(transposeA: true, transposeB: false, m: input, n: output, k: count, a: gathered, lda: input, b: product, ldb: output,
+                              beta: 0, c: block, ldc: output)
+                    splitGEMM(transposeA: false, transposeB: true, m: count, n: input, k: output, a: product, lda: output,
+                              b: w.baseAddress! + tap * input * output, ldb: output, beta: 0, c: gathered, ldc: input)
+                    TapPlan.scatterAdd(gathered, rows: plan.inputs[tap], width: input, into: inputGradient)
                 }
             }
         }
     }
 
-    /// The adjoint of `im2col3x3`: patch gradients `[n*h*w, 9*c]` summed back into `[n, h, w, c]`.
-    static func col2im3x3(_ columns: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, into out: UnsafeMutablePointer<Float>) {
-        out.update(repeating: 0, count: n * h * w * c)
-        let rowLength = 9 * c
-        for image in 0 ..< n {
-            for y in 0 ..< h {
-                for x0 in 0 ..< w {
-                    let row = columns + ((image * h + y) * w + x0) * rowLength
-                    for ky in 0 ..< 3 {
-                        for kx in 0 ..< 3 {
-                            let (sy, sx) = (y + ky - 1, x0 + kx - 1)
-                            guard sy >= 0, sy < h, sx >= 0, sx < w else { continue }
-                            let source = row + (ky * 3 + kx) * c, destination = out + ((image * h + sy) * w + sx) * c
-                            for channel in 0 ..< c { destination[channel] += source[channel] }
-                        }
-                    }
-                }
+    static func sumRows(_ x: UnsafePointer<Float>, rows: Int, width: Int, into sums: inout [Float]) {
+        sums.withUnsafeMutableBufferPointer { b in
+            for o in 0 ..< width { b[o] = 0 }
+            for row in 0 ..< rows {
+                for o in 0 ..< width { b[o] += x[row * width + o] }
             }
         }
     }

@@ -116,6 +116,41 @@ struct KerasStep: Decodable {
         print("finite differences: \(checked) parameters checked, worst relative error \(worst); \(skipped) skipped by a ReLU kink")
     }
 
+    /// The fused step (raw gradient, Adam and refold in one pass, eight channels at a time) against
+    /// the plain path: Adam's own update of the raw tensors from the raw gradients, then a refold.
+    /// Convolutions with 16 outputs take the vector loop, those with 6 the scalar one; two steps, bit for bit.
+    @Test func fusedAdamStepIsThePlainOne() throws {
+        let channels = TopStage.Channels(input: 6, width: 6, output: 16)
+        var fused = try TopStage(weights: TinyWeights(seed: 9), channels: channels)
+        var plain = fused
+        var generator = SplitMix64(seed: 4)
+        let workspace = fused.makeWorkspace(capacity: 3, side: 4)
+        var adamFused = Adam(learningRate: 0.01), adamPlain = Adam(learningRate: 0.01)
+        var moments = TopStage.Moments(fused)
+        for _ in 0 ..< 2 {
+            for i in 0 ..< 3 * 16 * 6 { workspace.input[i] = Float(max(0, generator.nextNormal())) }
+            let readout = (0 ..< 3 * 16).map { _ in Float(generator.nextNormal()) }
+            fused.forward(workspace, count: 3)
+            readout.withUnsafeBufferPointer { fused.backward(workspace, count: 3, pooledGradient: $0.baseAddress!) }
+            let gradients = workspace.gradients
+            fused.adamStep(workspace, adam: &adamFused, moments: &moments)
+            let alpha = adamPlain.beginStep()
+            for index in plain.convs.indices {
+                adamPlain.apply(&plain.convs[index].kernel, gradients.weights[index], slot: 2 * index, alpha: alpha)
+                adamPlain.apply(&plain.convs[index].bias, gradients.bias[index], slot: 2 * index + 1, alpha: alpha)
+            }
+            plain.refold()
+            for (a, b) in zip(fused.convs, plain.convs) {
+                #expect(a.kernel == b.kernel && a.bias == b.bias, "\(a.name)")
+            }
+            // The folded forms agree too: the same forward from both.
+            fused.forward(workspace, count: 3)
+            let fromFused = Array(UnsafeBufferPointer(start: workspace.pooled, count: 3 * 16))
+            plain.forward(workspace, count: 3)
+            #expect(Array(UnsafeBufferPointer(start: workspace.pooled, count: 3 * 16)) == fromFused)
+        }
+    }
+
     /// One step of plain SGD on a fixed batch (no shuffling, no dropout) moves every conv5 kernel and
     /// bias and the head's weights as Keras moved them, within 1e-4 of each tensor's largest change.
     @Test func oneSGDStepMatchesKeras() throws {
