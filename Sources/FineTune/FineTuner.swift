@@ -36,46 +36,56 @@ final class Prefetcher: @unchecked Sendable {
     }
 }
 
-/// What fine-tuning returns: the head as `Trainer` does, and the trained top stage of the best epoch.
+/// What fine-tuning returns: the head as `Trainer` does (its history both phases'), and the trained
+/// top stage of the best epoch.
 public struct FineTuneResult: Sendable {
     public var head: TrainingResult
     public var stage: TopStage
+    /// Whether an epoch of fine-tuning beat the frozen head's best validation loss (else the stage
+    /// is the frozen one and the head the first phase's).
+    public var improved: Bool
 }
 
-/// Trains conv5 and the dense head together on kept conv4_block6_out maps: the head's recipe of
-/// `Trainer` (the same seeded validation split, shuffles and dropout, Adam, the schedule, early
-/// stopping on the validation loss with the best epoch restored), with conv5 on its own Adam at its
-/// own learning rate. The standardization is fitted once, on the frozen backbone's pooled features of
-/// the training rows, and then held fixed: it is part of the head, and gradients pass through it.
+/// The second phase of Keras's fine-tuning recipe: with the head already trained on the frozen
+/// features (`Trainer`, the first phase), conv5 and the head train together at a low learning rate
+/// on the kept conv4_block6_out maps. (Trained together from a random head, the head's first large
+/// gradients wreck conv5's pre-trained features: measured, the fine-tuned model then ends below the
+/// frozen one.) The same validation rows; Adam for each, the schedule over the fine-tuning epochs,
+/// early stopping on the validation loss; an epoch is kept only if it beats the frozen head's best.
+/// The standardization stays the first phase's, fixed; gradients pass through it.
 public enum FineTuner {
-    /// `features[count x 2048]`: the frozen backbone's pooled conv5_block3_out of every image (for
-    /// the standardization); `labels`: class indices of the same images, whose maps `source` loads.
-    public static func train(stage initial: TopStage, source: any MapSource, features: [Float], labels: [Int], classCount: Int,
-                             options: TrainingOptions, learningRate: Float, onEpoch: (EpochRecord) -> Void = { _ in }) throws -> FineTuneResult {
+    /// `head`: the first phase's result on the same rows; `labels`: class indices of the rows, whose
+    /// maps `source` loads; `options`: batch, dropout, patience, schedule, weight decay and seed.
+    public static func train(stage initial: TopStage, head: TrainingResult, source: any MapSource, labels: [Int], options: TrainingOptions,
+                             epochs: Int, learningRate: Float, onEpoch: (EpochRecord) -> Void = { _ in }) throws -> FineTuneResult {
         try withSingleThreadedBLAS {
-            try trainAlone(stage: initial, source: source, features: features, labels: labels, classCount: classCount, options: options,
+            try trainAlone(stage: initial, head: head, source: source, labels: labels, options: options, epochs: epochs,
                            learningRate: learningRate, onEpoch: onEpoch)
         }
     }
 
-    static func trainAlone(stage initial: TopStage, source: any MapSource, features: [Float], labels: [Int], classCount: Int,
-                           options: TrainingOptions, learningRate: Float, onEpoch: (EpochRecord) -> Void) throws -> FineTuneResult {
+    static func trainAlone(stage initial: TopStage, head: TrainingResult, source: any MapSource, labels: [Int], options: TrainingOptions,
+                           epochs: Int, learningRate: Float, onEpoch: (EpochRecord) -> Void) throws -> FineTuneResult {
         let dimension = initial.channels.output
-        precondition(features.count == labels.count * dimension)
-        var generator = SplitMix64(seed: options.seed)
-        var network = DenseNetwork(sizes: [dimension] + options.hidden + [classCount], dropout: options.dropout, generator: &generator)
-        let (trainRows, validationRows) = Trainer.stratifiedSplit(labels: labels, classCount: classCount, fraction: options.validation, generator: &generator)
-        let standardization = options.standardize == .zscore
-            ? features.withUnsafeBufferPointer { Standardization.fit($0, dimension: dimension, rows: trainRows) } : nil
-        var stage = initial
-        var headAdam = Adam(learningRate: options.learningRate), stageAdam = Adam(learningRate: learningRate)
+        precondition(head.network.inputCount == dimension)
+        let classCount = head.network.classCount
+        let standardization = head.standardization
+        let validationRows = head.validationRows
+        let held = Set(validationRows)
+        let trainRows = labels.indices.filter { !held.contains($0) }
+        // Its own stream, so that the first phase's draws stay those of a plain `train`.
+        var generator = SplitMix64(seed: options.seed ^ 0x5EED_F17E)
+        var network = head.network, stage = initial
+        var headAdam = Adam(learningRate: learningRate), stageAdam = Adam(learningRate: learningRate)
         var moments = TopStage.Moments(stage)
         headAdam.weightDecay = options.weightDecay
         let stepsPerEpoch = (trainRows.count + options.batch - 1) / options.batch
-        let totalSteps = max(1, stepsPerEpoch * max(1, options.epochs))
+        let totalSteps = max(1, stepsPerEpoch * max(1, epochs))
         var stepsTaken = 0
         var history: [EpochRecord] = []
-        var best = (loss: Double.infinity, epoch: 0, network: network, stage: stage)
+        let frozen = head.history.count
+        let frozenLoss = head.history.indices.contains(head.bestEpoch - 1) ? head.history[head.bestEpoch - 1].validationLoss : nil
+        var best = (loss: frozenLoss ?? .infinity, epoch: head.bestEpoch, network: network, stage: stage)
         var waited = 0, stoppedEarly = false
         var order = trainRows
         let workspace = stage.makeWorkspace(capacity: options.batch, side: source.side)
@@ -87,7 +97,7 @@ public enum FineTuner {
         defer { spare.deallocate() }
         let loader = Prefetcher(source: source)
 
-        for epoch in 1 ... max(1, options.epochs) {
+        for epoch in 1 ... max(1, epochs) {
             let started = Date()
             order.shuffle(using: &generator)
             var lossSum = 0.0, correct = 0
@@ -120,7 +130,7 @@ public enum FineTuner {
                 inputGradient.withUnsafeBufferPointer { stage.backward(workspace, count: count, pooledGradient: $0.baseAddress!) }
                 if options.schedule == .cosine {
                     let factor = Float(0.5 * (1 + cos(Double.pi * Double(stepsTaken) / Double(totalSteps))))
-                    headAdam.learningRate = options.learningRate * factor
+                    headAdam.learningRate = learningRate * factor
                     stageAdam.learningRate = learningRate * factor
                 }
                 headAdam.update(&network, scratch.gradients)
@@ -131,8 +141,8 @@ public enum FineTuner {
                 lossSum += step.loss * Double(count)
                 correct += step.correct
             }
-            var record = EpochRecord(epoch: epoch, loss: lossSum / Double(max(order.count, 1)), accuracy: Double(correct) / Double(max(order.count, 1)),
-                                     seconds: 0)
+            var record = EpochRecord(epoch: frozen + epoch, loss: lossSum / Double(max(order.count, 1)),
+                                     accuracy: Double(correct) / Double(max(order.count, 1)), seconds: 0)
             if !validationRows.isEmpty {
                 let probabilities = try predict(stage: stage, classifier: Classifier(standardization: standardization, network: network),
                                                 source: source, rows: validationRows, workspace: workspace)
@@ -149,23 +159,23 @@ public enum FineTuner {
             history.append(record)
             onEpoch(record)
             guard let validationLoss = record.validationLoss else {
-                best = (record.loss, epoch, network, stage)
+                best = (record.loss, record.epoch, network, stage)
                 continue
             }
             if validationLoss < best.loss {
-                best = (validationLoss, epoch, network, stage)
+                best = (validationLoss, record.epoch, network, stage)
                 waited = 0
             } else {
                 waited += 1
                 if options.patience > 0 && waited >= options.patience {
-                    stoppedEarly = epoch < options.epochs
+                    stoppedEarly = epoch < epochs
                     break
                 }
             }
         }
-        let head = TrainingResult(network: best.network, standardization: standardization, history: history, bestEpoch: best.epoch,
-                                  stoppedEarly: stoppedEarly, trainCount: trainRows.count, validationRows: validationRows)
-        return FineTuneResult(head: head, stage: best.stage)
+        let result = TrainingResult(network: best.network, standardization: standardization, history: head.history + history, bestEpoch: best.epoch,
+                                    stoppedEarly: stoppedEarly, trainCount: trainRows.count, validationRows: validationRows)
+        return FineTuneResult(head: result, stage: best.stage, improved: best.epoch > frozen)
     }
 
     /// Probabilities of `rows` through the trained stage and the classifier, a batch at a time.

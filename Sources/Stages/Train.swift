@@ -15,10 +15,15 @@ import WeightsFetch
 public enum Train {
     /// Training the backbone's top stage with the head (`--fine-tune conv5`).
     public struct FineTuning: Sendable, Equatable {
-        /// conv5's own Adam learning rate (the head keeps its own).
+        /// The most epochs of the second phase (conv5 and the head together).
+        public var epochs: Int
+        /// Adam's learning rate in the second phase, for conv5 and the head alike.
         public var learningRate: Float
 
-        public init(learningRate: Float = 1e-4) { self.learningRate = learningRate }
+        public init(epochs: Int = 10, learningRate: Float = 1e-5) {
+            self.epochs = epochs
+            self.learningRate = learningRate
+        }
     }
 
     /// Written beside the head: the figures for scripts, and the page for people.
@@ -114,11 +119,19 @@ public enum Train {
                 StoredMaps(queue: queue, file: options.input.path, layer: TopStage.inputLayer, ids: rows.map { data.ids[$0] }, side: side,
                            channels: TopStage.inputChannels)
             }
-            options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head on \(trainRows.count) images' \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)), \(classes.count) classes")
-            let outcome = try FineTuner.train(stage: stage, source: maps(trainRows), features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
-                                              classCount: classes.count, options: options.training, learningRate: fineTune.learningRate, onEpoch: logEpoch)
+            let labels = trainRows.map { classIndex[data.labels[$0]]! }
+            options.log("first the head on the frozen features: \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(TopStage.outputLayer)")
+            let frozen = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: classes.count,
+                                       options: options.training, onEpoch: logEpoch)
+            options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head, from its epoch \(frozen.bestEpoch), on the \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)): up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)")
+            let outcome = try FineTuner.train(stage: stage, head: frozen, source: maps(trainRows), labels: labels, options: options.training,
+                                              epochs: fineTune.epochs, learningRate: fineTune.learningRate, onEpoch: logEpoch)
             result = outcome.head
-            tuned = (outcome.stage, maps)
+            if outcome.improved {
+                tuned = (outcome.stage, maps)
+            } else {
+                options.log("fine-tuning did not beat the frozen head's best validation loss (epoch \(frozen.bestEpoch)): kept the frozen \(TopStage.name) and that head")
+            }
         } else {
             options.log("training on \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(options.cut.names.joined(separator: " + "))")
             result = Trainer.train(features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
@@ -148,7 +161,11 @@ public enum Train {
         var headParams = paramsDictionary(options.training)
         headParams["layers"] = options.cut.description
         headParams["fine_tune"] = options.fineTune == nil ? "none" : TopStage.name
-        if let fineTune = options.fineTune { headParams["fine_tune_learning_rate"] = String(fineTune.learningRate) }
+        if let fineTune = options.fineTune {
+            headParams["fine_tune_learning_rate"] = String(fineTune.learningRate)
+            headParams["fine_tune_epochs"] = String(fineTune.epochs)
+            headParams["fine_tuned"] = tuned == nil ? "0 (no epoch beat the frozen head)" : "1"
+        }
         var params = headParams
         for (key, value) in backbone { params["backbone_\(key)"] = value }
         params["features_content_sha256"] = featuresMeta[Artifact.contentKey] ?? ""
@@ -239,16 +256,17 @@ public enum Train {
                                                                               png: pictures[data.ids[$0.row]]) },
                                   provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: headParams),
                                   randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown",
-                                  fallbackReason: backbone["weights_fallback"], recipe: recipe(options)).render()
+                                  fallbackReason: backbone["weights_fallback"], recipe: recipe(options, fineTuned: tuned != nil)).render()
         try AtomicOutput.write(to: reportURL, inputs: inputs) { try Data(html.utf8).write(to: $0) }
         return Report(classes: classes, history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
                       contentSHA256: hasher.finalize(), metricsURL: metricsURL, reportURL: reportURL, randomBackbone: backbone["random"] == "1")
     }
 
     /// Where the backbone was cut and what was trained, for the report.
-    static func recipe(_ options: Options) -> String {
-        if options.fineTune != nil {
-            return "Recipe: \(TopStage.name) fine-tuned with the head (its 10 convolutions' kernels and biases trained, BatchNorm frozen), on the \(TopStage.inputLayer) maps extract kept; the backbone below it frozen."
+    static func recipe(_ options: Options, fineTuned: Bool) -> String {
+        if let fineTune = options.fineTune {
+            let outcome = fineTuned ? "kept: it beat the frozen head's validation loss" : "not kept: no epoch beat the frozen head's validation loss, so the stored model is the frozen one"
+            return "Recipe: the head trained on the frozen backbone's end, then \(TopStage.name) fine-tuned with it (its 10 convolutions' kernels and biases, BatchNorm frozen; up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)) on the \(TopStage.inputLayer) maps extract kept; the backbone below conv5 frozen. Fine-tuning \(outcome)."
         }
         let cut = options.cut == .last ? "its end, \(options.cut)" : options.cut.names.joined(separator: " + ")
         return "Recipe: the backbone frozen and cut at \(cut) (\(options.cut.dimension) features, globally averaged); the head alone trained."
