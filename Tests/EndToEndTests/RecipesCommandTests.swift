@@ -69,6 +69,31 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path("x.sqlite")))
     }
 
+    /// The pipeline file takes the same keys: a cut and kept maps for extract, fine-tuning for train.
+    @Test func thePipelineFileTakesTheSameKeys() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try """
+        name: e2e
+        artifacts: artifacts
+        stages:
+          ingest: {train: train.csv, test: test.csv}
+          preprocess: {size: 32}
+          extract: {weights: "random:1", layers: [conv4_block6_out, conv5_block3_out], keep: conv4_block6_out}
+          train: {hidden: [16], epochs: 2, validation: 0, fine_tune: conv5, fine_tune_epochs: 1, fine_tune_learning_rate: 1.0e-4}
+        """.write(to: pipeline.file, atomically: true, encoding: .utf8)
+        #expect(try pipeline.run() == ["ingest", "preprocess", "extract", "train"])
+        let head = pipeline.artifacts.appendingPathComponent("head.sqlite")
+        #expect(try sqliteValue(head, "SELECT count(*) FROM backbone_weights") == "10")
+        #expect(try sqliteValue(head, "SELECT value FROM params WHERE key = 'fine_tune_learning_rate'") == "0.0001")
+        // A misspelt layer is the file's error, with its line.
+        try String(contentsOf: pipeline.file, encoding: .utf8).replacingOccurrences(of: "keep: conv4_block6_out", with: "keep: conv4_block9_out")
+            .write(to: pipeline.file, atomically: true, encoding: .utf8)
+        let result = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("extract.keep: 'conv4_block9_out' is not one of conv2_block1_out ... conv5_block3_out"), "\(result.stderr)")
+    }
+
     /// predict --csv on the test rows gives each row the letter and confidence stored for it.
     func expectPredictAgrees(head: URL, tolerance: Double) throws {
         let predict = try runTool("predict", ["--model", head.path, "--csv", sample("test.csv"), "--json", "--top", "1"])
