@@ -4,7 +4,7 @@ SWIFT ?= swift
 CONFIG := -c release
 BIN := .build/release
 
-.PHONY: deps build run test test-slurm bench clean
+.PHONY: deps build run test test-slurm test-onnx bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -22,6 +22,10 @@ test: deps
 # The Slurm executor on a one-node cluster started here (installs slurm-wlm and munge; root). CI runs it.
 test-slurm: build
 	bash scripts/test-slurm.sh
+
+# The exported ONNX model against predict in ONNX Runtime (pip installs it; skipped, saying so, where it cannot). CI runs it.
+test-onnx: build
+	bash scripts/test-onnx.sh
 
 bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-directory .benchmarkBaselines benchmark

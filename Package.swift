@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "train", targets: ["train"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
         .executable(name: "predict", targets: ["predict"]),
+        .executable(name: "export", targets: ["export"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -27,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        // Exactly the version whose protoc-gen-swift generated Sources/ONNXProto/onnx.pb.swift.
+        .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
     ],
     targets: [
         // C libraries and our C kernels.
@@ -47,6 +50,10 @@ let package = Package(
         .target(name: "Backbone", dependencies: ["CBLAS", "CKernels", "CHDF5", "Numerical"]),
         .target(name: "Head", dependencies: ["CBLAS", "Numerical"]),
         .target(name: "FineTune", dependencies: ["Backbone", "Head", "Numerical"]),
+        // ONNX's schema (onnx.proto, from the onnx package) compiled by protoc-gen-swift; the generated
+        // file is committed (scripts/generate_onnx_proto.sh): the build never runs protoc.
+        .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")], exclude: ["onnx.proto"]),
+        .target(name: "Export", dependencies: ["ONNXProto", "Backbone", "Head"]),
 
         // The artifacts at the centre: every SQLite file's schema, written and read in one place.
         .target(name: "Artifacts", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -56,7 +63,7 @@ let package = Package(
         .target(name: "WeightsFetch", dependencies: ["Backbone", "PipelineKit", "Numerical", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Stages",
-            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "FineTune", "Report", "WeightsFetch", "PipelineKit", "Numerical",
+            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "FineTune", "Export", "Report", "WeightsFetch", "PipelineKit", "Numerical",
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "Executors", dependencies: ["Stages", "Artifacts", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -72,6 +79,8 @@ let package = Package(
             name: "extract",
             dependencies: ["ToolSupport", "Stages", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "export", dependencies: ["ToolSupport", "Stages", "PipelineKit", "WeightsFetch",
+                                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "train", dependencies: ["ToolSupport", "Stages", "Head", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "predict",
@@ -92,6 +101,7 @@ let package = Package(
         .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Stages", "Artifacts", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "PipelineKitTests", dependencies: ["PipelineKit"]),
         .testTarget(name: "FineTuneTests", dependencies: ["FineTune", "Backbone", "Head", "Numerical", "Fixtures"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit", "ONNXProto", .product(name: "GRDB", package: "GRDB.swift"),
+                                                          .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ]
 )

@@ -75,21 +75,19 @@ public final class ResNet50: Sendable {
             }
             return jobs.count - 1
         }
-        let stemJob = try conv("conv1", size: 7, stride: 2, pad: 3, input: 3, output: 64)
+        func conv(_ spec: ConvolutionSpec) throws -> Int {
+            try conv(spec.name, size: spec.size, stride: spec.stride, pad: spec.pad, input: spec.input, output: spec.output)
+        }
+        let stemJob = try conv(Self.plan.stem)
         var blockJobs: [(reduce: Int, spatial: Int, expand: Int, shortcut: Int?)] = []
-        var channels = 64
-        for (stage, (filters, count)) in [(64, 3), (128, 4), (256, 6), (512, 3)].enumerated() {
-            for index in 1 ... count {
-                let name = "conv\(stage + 2)_block\(index)"
-                let stride = index == 1 && stage > 0 ? 2 : 1
-                let shortcut = index == 1 ? try conv(name + "_0", size: 1, stride: stride, pad: 0, input: channels, output: filters * 4) : nil
-                blockJobs.append((
-                    reduce: try conv(name + "_1", size: 1, stride: stride, pad: 0, input: channels, output: filters),
-                    spatial: try spatial(name + "_2", channels: filters, m: WinogradConv.blockSide(forOutputSide: Self.side(size, stage: stage))),
-                    expand: try conv(name + "_3", size: 1, stride: 1, pad: 0, input: filters, output: filters * 4),
-                    shortcut: shortcut))
-                channels = filters * 4
-            }
+        for (index, block) in Self.plan.blocks.enumerated() {
+            let shortcut = try block.shortcut.map(conv)
+            blockJobs.append((
+                reduce: try conv(block.reduce),
+                spatial: try spatial(block.spatial.name, channels: block.spatial.input,
+                                     m: WinogradConv.blockSide(forOutputSide: Self.blockSide(index, size: size))),
+                expand: try conv(block.expand),
+                shortcut: shortcut))
         }
         var layers = [Layer?](repeating: nil, count: jobs.count)
         layers.withUnsafeMutableBufferPointer { slots in

@@ -36,6 +36,23 @@ public struct BilinearResize: Sendable {
         }
     }
 
+    /// The resize as two matrices, `output = rows * input * columns^T`: `rows[outputHeight x
+    /// inputHeight]` and `columns[outputWidth x inputWidth]`, each row the two taps' weights (1 - lerp,
+    /// lerp; summed where the taps coincide at the border). For an exporter: with the sizes used here
+    /// (28 to 32, 64, 224) every weight and product is exact in float32, so the products give this
+    /// resize's values bit for bit.
+    public var matrices: (rows: [Float], columns: [Float]) {
+        func matrix(_ taps: [Tap], input: Int) -> [Float] {
+            var weights = [Float](repeating: 0, count: taps.count * input)
+            for (index, tap) in taps.enumerated() {
+                weights[index * input + tap.lower] += 1 - tap.lerp
+                weights[index * input + tap.upper] += tap.lerp
+            }
+            return weights
+        }
+        return (matrix(yTaps, input: inputHeight), matrix(xTaps, input: inputWidth))
+    }
+
     /// Resizes one grey image (`inputHeight x inputWidth` bytes, row-major) to floats
     /// (`outputHeight x outputWidth`, row-major), before any rounding.
     public func resize(_ input: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<Float>) {

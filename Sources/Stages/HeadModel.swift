@@ -1,7 +1,10 @@
 import Artifacts
 import Backbone
+import FineTune
 import Foundation
 import Head
+import PipelineKit
+import WeightsFetch
 
 /// A trained head as predict needs it: the classifier (standardization and network), its classes
 /// and the provenance it was trained with, from `head.sqlite`.
@@ -22,5 +25,45 @@ public struct HeadModel: Sendable {
         labels = stored.labels
         params = stored.params
         backboneWeights = stored.backboneWeights.mapValues { ConvWeights(kernel: $0.kernel, bias: $0.bias) }
+    }
+}
+
+extension HeadModel {
+    /// The backbone a head needs, as its provenance names it: the input size, the weights (MD5
+    /// checked: a head used with other weights is refused, saying which), with a fine-tuned head's
+    /// conv5 in place of the file's, and the layers it reads. `weights` and `size`, when given, must be
+    /// those it was trained with.
+    public struct Backbone {
+        public var size: Int
+        public var weights: any BackboneWeights
+        public var source: String
+        public var md5: String
+        public var cut: Cut
+    }
+
+    public func backbone(file: String, weights: WeightsSpec? = nil, size: Int? = nil) throws -> Backbone {
+        guard let trainedSize = params["backbone_input_size"].flatMap(Int.init), let trainedWeights = params["backbone_weights"],
+              let trainedMD5 = params["backbone_weights_md5"] else {
+            throw StageError("\(file): the head does not record the backbone it was trained on (backbone_input_size, backbone_weights)")
+        }
+        if let size, size != trainedSize {
+            throw StageError("\(file): the head was trained on \(trainedSize)x\(trainedSize) images, not \(size)x\(size)")
+        }
+        let spec = try weights ?? WeightsSpec(trainedWeights)
+        let resolved = try spec.resolve(showProgress: false)
+        guard try resolved.md5 == trainedMD5 else {
+            throw StageError("\(file): the head was trained on features of the weights \(trainedWeights) (MD5 \(trainedMD5)), but \(resolved.source) has MD5 \(try resolved.md5): refusing to mix them")
+        }
+        // Heads from before cuts were trained on the last layer.
+        let cut = try Cut(list: params["layers"] ?? Cut.last.description)
+        guard cut.dimension == network.inputCount else {
+            throw StageError("\(file): the head takes \(network.inputCount) inputs, but its layers (\(cut)) give \(cut.dimension)")
+        }
+        if !backboneWeights.isEmpty, Set(backboneWeights.keys) != Set(TopStage.convolutionNames) {
+            throw StageError("\(file): table backbone_weights holds \(backboneWeights.keys.sorted().joined(separator: ", ")); a fine-tuned head holds exactly conv5's convolutions (\(TopStage.convolutionNames.joined(separator: ", ")))")
+        }
+        // A fine-tuned head brings its own conv5: the rest, and every BatchNorm, from the weights file.
+        let provider = backboneWeights.isEmpty ? resolved.provider : ReplacedWeights(base: resolved.provider, replaced: backboneWeights)
+        return Backbone(size: trainedSize, weights: provider, source: resolved.source, md5: trainedMD5, cut: cut)
     }
 }

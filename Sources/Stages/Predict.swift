@@ -1,5 +1,4 @@
 import Backbone
-import FineTune
 import Foundation
 import Head
 import Imaging
@@ -27,33 +26,12 @@ public final class Predictor {
     /// be those the head was trained with: a head used with other ones is refused.
     public init(head: URL, weights: WeightsSpec? = nil, size: Int? = nil) throws {
         model = try HeadModel(head)
-        let params = model.params
-        guard let trainedSize = params["backbone_input_size"].flatMap(Int.init), let trainedWeights = params["backbone_weights"],
-              let trainedMD5 = params["backbone_weights_md5"] else {
-            throw StageError("\(head.path): the head does not record the backbone it was trained on (backbone_input_size, backbone_weights)")
-        }
-        if let size, size != trainedSize {
-            throw StageError("\(head.path): the head was trained on \(trainedSize)x\(trainedSize) images, not \(size)x\(size)")
-        }
-        let spec = try weights ?? WeightsSpec(trainedWeights)
-        let resolved = try spec.resolve(showProgress: false)
-        guard try resolved.md5 == trainedMD5 else {
-            throw StageError("\(head.path): the head was trained on features of the weights \(trainedWeights) (MD5 \(trainedMD5)), but \(resolved.source) has MD5 \(try resolved.md5): refusing to mix them")
-        }
-        // Heads from before cuts were trained on the last layer.
-        cut = try Cut(list: params["layers"] ?? Cut.last.description)
-        guard cut.dimension == model.network.inputCount else {
-            throw StageError("\(head.path): the head takes \(model.network.inputCount) inputs, but its layers (\(cut)) give \(cut.dimension)")
-        }
-        self.size = trainedSize
-        weightsSource = resolved.source
-        if !model.backboneWeights.isEmpty, Set(model.backboneWeights.keys) != Set(TopStage.convolutionNames) {
-            throw StageError("\(head.path): table backbone_weights holds \(model.backboneWeights.keys.sorted().joined(separator: ", ")); a fine-tuned head holds exactly conv5's convolutions (\(TopStage.convolutionNames.joined(separator: ", ")))")
-        }
-        // A fine-tuned head brings its own conv5: the rest, and every BatchNorm, from the weights file.
-        let weights = model.backboneWeights.isEmpty ? resolved.provider : ReplacedWeights(base: resolved.provider, replaced: model.backboneWeights)
-        network = try ResNet50(weights: weights, size: trainedSize)
-        input = NetworkInput(size: trainedSize)
+        let backbone = try model.backbone(file: head.path, weights: weights, size: size)
+        cut = backbone.cut
+        self.size = backbone.size
+        weightsSource = backbone.source
+        network = try ResNet50(weights: backbone.weights, size: backbone.size)
+        input = NetworkInput(size: backbone.size)
     }
 
     /// The head's input for the `count` images in `workspace.input`: each layer of the cut pooled,

@@ -45,12 +45,7 @@ struct PredictCommand: ParsableCommand {
 
     func headURL() throws -> URL {
         if let model { return URL(fileURLWithPath: model) }
-        let file = try PipelineFile(URL(fileURLWithPath: pipeline!), knownStages: PipelineStages.names)
-        let manifest = try Manifest.load(file.artifacts.appendingPathComponent("manifest.json"), pipeline: file.name)
-        guard let record = manifest.stages["train"], FileManager.default.fileExists(atPath: record.output.path) else {
-            throw StageError("\(file.url.path): the pipeline has no trained head yet: run `pipeline run \(pipeline!)` first")
-        }
-        return URL(fileURLWithPath: record.output.path)
+        return try PipelineStages.trainedHead(pipeline: pipeline!)
     }
 
     func run() throws {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The exported ONNX model against predict, in ONNX Runtime (CI runs this after `make test`): on the
+# embedded sample at 32x32 with a seeded random backbone, a head cut at conv4_block6_out and a head
+# with conv5 fine-tuned are exported, and scripts/check_onnx.py compares ONNX Runtime's probabilities
+# with predict's for every train and test row (same top-1, within 1e-4).
+# Needs a release build. Installs numpy, onnx and onnxruntime with pip; where pip cannot, says so and
+# skips (exit 0): the Swift tests still check the graph's structure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! python3 -c "import numpy, onnx, onnxruntime" 2> /dev/null; then
+  if ! python3 -m pip install --quiet numpy onnx onnxruntime > /tmp/signtransfer-pip.log 2>&1 \
+     || ! python3 -c "import numpy, onnx, onnxruntime" 2> /dev/null; then
+    echo "test-onnx: SKIPPED: numpy, onnx and onnxruntime cannot be installed with pip here ($(tail -1 /tmp/signtransfer-pip.log))"
+    exit 0
+  fi
+fi
+bin=.build/release
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+sample=pipelines/data/sign-mnist-sample
+$bin/ingest --train $sample/train.csv --test $sample/test.csv --output "$work/images.sqlite" > /dev/null
+$bin/preprocess --input "$work/images.sqlite" --output "$work/preprocessed.sqlite" --size 32 > /dev/null 2>&1
+$bin/extract --input "$work/preprocessed.sqlite" --output "$work/features.sqlite" --weights random:3 \
+  --layers conv4_block6_out,conv5_block3_out --keep conv4_block6_out > /dev/null 2>&1
+$bin/train --input "$work/features.sqlite" --output "$work/cut.sqlite" --layers conv4_block6_out --epochs 5 > /dev/null
+$bin/train --input "$work/features.sqlite" --output "$work/tuned.sqlite" --fine-tune conv5 --epochs 5 --fine-tune-epochs 2 --validation 0 > /dev/null
+status=0
+for head in cut tuned; do
+  $bin/export --model "$work/$head.sqlite" --output "$work/$head.onnx"
+  for split in train test; do
+    python3 scripts/check_onnx.py "$work/$head.onnx" "$work/$head.sqlite" $sample/$split.csv $bin/predict || status=1
+  done
+done
+echo "test-onnx: $([ $status = 0 ] && echo passed || echo FAILED)"
+exit $status
