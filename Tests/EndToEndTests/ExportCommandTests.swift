@@ -9,11 +9,9 @@ import Testing
 /// `make test-onnx`).
 @Suite struct ExportCommand {
     @Test func theModelReadsBackWithItsInputsOutputsWeightsAndProvenance() throws {
-        let folder = try temporaryFolder()
+        let folder = try preprocessedSample(size: 32)
         defer { try? FileManager.default.removeItem(at: folder) }
         func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
-        #expect(try runTool("ingest", ["--train", sample("train.csv"), "--test", sample("test.csv"), "--output", path("images.sqlite")]).status == 0)
-        #expect(try runTool("preprocess", ["--input", path("images.sqlite"), "--output", path("preprocessed.sqlite"), "--size", "32"]).status == 0)
         #expect(try runTool("extract", ["--input", path("preprocessed.sqlite"), "--output", path("features.sqlite"), "--weights", "random:4",
                                         "--layers", "conv3_block4_out,conv4_block6_out"]).status == 0)
         let train = try runTool("train", ["--input", path("features.sqlite"), "--output", path("head.sqlite"), "--layers", "conv3_block4_out,conv4_block6_out",

@@ -7,11 +7,9 @@ import Testing
 /// fine-tuned conv5, each evaluated; predict runs each head exactly as far as it needs.
 @Suite struct ThreeRecipes {
     @Test func cutsAndFineTuningThroughTheCommands() throws {
-        let folder = try temporaryFolder()
+        let folder = try preprocessedSample(size: 32)
         defer { try? FileManager.default.removeItem(at: folder) }
         func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
-        #expect(try runTool("ingest", ["--train", sample("train.csv"), "--test", sample("test.csv"), "--output", path("images.sqlite")]).status == 0)
-        #expect(try runTool("preprocess", ["--input", path("images.sqlite"), "--output", path("preprocessed.sqlite"), "--size", "32"]).status == 0)
         let extract = try runTool("extract", ["--input", path("preprocessed.sqlite"), "--output", path("features.sqlite"), "--weights", "random:2",
                                               "--layers", "conv5_block3_out,conv3_block4_out,conv4_block6_out", "--keep", "conv4_block6_out"])
         #expect(extract.status == 0, "\(extract.stderr)")

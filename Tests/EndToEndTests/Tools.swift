@@ -13,6 +13,19 @@ func temporaryFolder() throws -> URL {
     return url
 }
 
+/// A temporary folder holding the sample ingested (images.sqlite) and preprocessed at `size`
+/// (preprocessed.sqlite) by the real commands.
+func preprocessedSample(size: Int) throws -> URL {
+    let folder = try temporaryFolder()
+    let images = folder.appendingPathComponent("images.sqlite").path, preprocessed = folder.appendingPathComponent("preprocessed.sqlite").path
+    let ingest = try runTool("ingest", ["--train", sample("train.csv"), "--test", sample("test.csv"), "--output", images])
+    let preprocess = try runTool("preprocess", ["--input", images, "--output", preprocessed, "--size", String(size)])
+    guard ingest.status == 0, preprocess.status == 0 else {
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "preparing the sample failed: \(ingest.stderr) \(preprocess.stderr)"])
+    }
+    return folder
+}
+
 /// Whether this CPU has AVX-512 (the flag Linux lists in /proc/cpuinfo).
 let cpuHasAVX512: Bool = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains(" avx512f")
 
