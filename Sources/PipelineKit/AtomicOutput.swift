@@ -15,7 +15,10 @@ public struct AtomicOutput: Sendable {
     /// /dev/null replaces the system's), and never one of the stage's `inputs` (compared by device
     /// and inode, so that another spelling of the same path is caught too).
     public init(_ url: URL, inputs: [URL] = []) throws {
-        finalURL = url.standardizedFileURL
+        // One canonical spelling (absolute, no `.` or `..`, the folder's symbolic links resolved), so
+        // that the locks and partial files beside an output are the same however its path is written.
+        let standardized = url.standardizedFileURL
+        finalURL = standardized.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(standardized.lastPathComponent)
         var existing = stat()
         if lstat(finalURL.path, &existing) == 0 {
             let type = existing.st_mode & S_IFMT

@@ -18,6 +18,10 @@ public final class FileLock {
             guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
                 let holder = (try? String(contentsOf: url, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
                 close(descriptor)
+                // A class whose properties are all set runs deinit when its init throws: without this,
+                // the refused run's release() would unlink the holder's lock file, and a third run would
+                // lock a new file and run beside the holder (found by a test running three at once).
+                descriptor = -1
                 throw StageError("\(what) is in use by another run\(holder.isEmpty ? "" : " (pid \(holder))"); wait for it to finish, or stop it")
             }
             // The holder before us may have removed the file between our open and our flock: then

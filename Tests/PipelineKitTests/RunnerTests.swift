@@ -77,3 +77,23 @@ func pipelineFolder() throws -> (folder: URL, file: URL) {
         #expect(counter.names == ["b"])
     }
 }
+
+@Suite struct Locks {
+    /// A refused taker leaves the holder's lock alone: the third, fourth... are refused too, and the
+    /// file is there until the holder lets go.
+    @Test func everyLaterTakerIsRefusedWhileTheHolderHolds() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("signtransfer-lock-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent(".out.lock")
+        let holder = try FileLock(url, what: "out")
+        for _ in 0 ..< 3 {
+            #expect(throws: StageError.self) { _ = try FileLock(url, what: "out") }
+            #expect(FileManager.default.fileExists(atPath: url.path))
+        }
+        holder.release()
+        #expect(!FileManager.default.fileExists(atPath: url.path))
+        let next = try FileLock(url, what: "out")
+        next.release()
+    }
+}
