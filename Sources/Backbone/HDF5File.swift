@@ -87,6 +87,14 @@ final class HDF5File {
         let dataset = H5Dopen2(id, objectPath, st_h5p_default())
         guard dataset >= 0 else { throw WeightsError("\(path): cannot open dataset \(objectPath)") }
         defer { H5Dclose(dataset) }
+        // HDF5 converts any stored number to float32 on reading; integers are no weights file's.
+        let type = H5Dget_type(dataset)
+        let typeClass = H5Tget_class(type)
+        let bytes = H5Tget_size(type)
+        H5Tclose(type)
+        guard typeClass == H5T_FLOAT else {
+            throw WeightsError("\(path): dataset \(objectPath) holds \(typeClass == H5T_INTEGER ? "integers" : "values that are not numbers") (\(bytes) bytes each), expected floating-point weights; is this a Keras weights file?")
+        }
         let space = H5Dget_space(dataset)
         defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))

@@ -79,6 +79,25 @@ private func message(_ body: () throws -> Void) -> String {
     }
 
     /// The committed file cut in half: an error naming it, never a crash.
+    /// Weights stored as float64 are converted to the same float32 values (every generated value is
+    /// exact in float32); stored as integers, the file is refused, naming the dataset.
+    @Test func storedTypesAreConvertedOrRefused() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let meta = try ParityWeights.meta()
+        let layout = try ParityWeights.layout().filter { ["conv1_conv", "conv1_bn"].contains($0.name) }
+        let plain = folder.appendingPathComponent("plain.h5"), wide = folder.appendingPathComponent("f64.h5"), whole = folder.appendingPathComponent("i32.h5")
+        try ParityWeights.writeKeras2(plain, seed: meta.seed, layout: layout)
+        try ParityWeights.writeKeras2(wide, seed: meta.seed, layout: layout, storage: ["conv1_conv/kernel": .float64, "conv1_bn/moving_variance": .float64])
+        try ParityWeights.writeKeras2(whole, seed: meta.seed, layout: layout, storage: ["conv1_conv/kernel": .int32])
+        let expected = try KerasWeightsFile(plain).conv("conv1_conv", size: 7, input: 3, output: 64)
+        let converted = try KerasWeightsFile(wide).conv("conv1_conv", size: 7, input: 3, output: 64)
+        #expect(converted.kernel == expected.kernel && converted.bias == expected.bias)
+        #expect(try KerasWeightsFile(wide).batchNorm("conv1_bn", channels: 64).variance == KerasWeightsFile(plain).batchNorm("conv1_bn", channels: 64).variance)
+        let text = message { _ = try KerasWeightsFile(whole).conv("conv1_conv", size: 7, input: 3, output: 64) }
+        #expect(text.contains("i32.h5: dataset") && text.contains("conv1_conv") && text.contains("holds integers (4 bytes each), expected floating-point weights"), "\(text)")
+    }
+
     @Test func truncatedFileIsAnErrorNotACrash() throws {
         let text = message { _ = try ResNet50(weights: KerasWeightsFile(ParityWeights.file("keras2-truncated.h5"))) }
         #expect(text.contains("keras2-truncated.h5"))

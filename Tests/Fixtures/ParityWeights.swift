@@ -102,10 +102,15 @@ public enum ParityWeights {
         return url
     }
 
+    /// How a dataset is stored in the file (HDF5 converts on reading); weights are float32 unless
+    /// `writeKeras2`'s `storage` says otherwise, as a damaged or foreign file might.
+    public enum Storage: Sendable { case float32, float64, int32 }
+
     /// Writes `layout` with generated values in the Keras 2 layout (the official file's): root
     /// attribute `layer_names` and per-layer `weight_names` as fixed-length byte strings, names ending
-    /// in `:0`, datasets at `/<layer>/<layer>/<weight>:0`, float32 little-endian.
-    public static func writeKeras2(_ url: URL, seed: UInt64, layout: [Layer]) throws {
+    /// in `:0`, datasets at `/<layer>/<layer>/<weight>:0`, float32 little-endian (or as `storage`
+    /// says for a `layer/weight`).
+    public static func writeKeras2(_ url: URL, seed: UInt64, layout: [Layer], storage: [String: Storage] = [:]) throws {
         H5Eset_auto2(st_h5e_default(), nil, nil)
         let file = H5Fcreate(url.path, st_h5f_acc_trunc(), st_h5p_default(), st_h5p_default())
         guard file >= 0 else { throw FixtureError("\(url.path): HDF5 cannot create the file") }
@@ -126,7 +131,12 @@ public enum ParityWeights {
                 var dims = weight.shape.map { hsize_t($0) }
                 let space = H5Screate_simple(Int32(dims.count), &dims, nil)
                 defer { H5Sclose(space) }
-                let dataset = H5Dcreate2(group, name, st_h5t_ieee_f32le(), space, st_h5p_default(), st_h5p_default(), st_h5p_default())
+                let fileType: hid_t = switch storage["\(layer.name)/\(weight.name)"] ?? .float32 {
+                case .float32: st_h5t_ieee_f32le()
+                case .float64: st_h5t_ieee_f64le()
+                case .int32: st_h5t_std_i32le()
+                }
+                let dataset = H5Dcreate2(group, name, fileType, space, st_h5p_default(), st_h5p_default(), st_h5p_default())
                 guard dataset >= 0 else { throw FixtureError("\(url.path): cannot create dataset \(layer.name)/\(name)") }
                 defer { H5Dclose(dataset) }
                 let status = values.withUnsafeBytes {
