@@ -121,12 +121,12 @@ public enum KaggleCSV {
                 throw headerError(name, column, "expected '\(name_)' (the header has \(found.count) of \(expected.count) columns), found the end of the line")
             }
             if found[index] != name_ {
-                throw headerError(name, column, "expected the header '\(shortHeader)', found '\(found[index].prefix(40))' where '\(name_)' belongs")
+                throw headerError(name, column, "expected the header '\(shortHeader)', found '\(excerpt(found[index]))' where '\(name_)' belongs")
             }
             column += found[index].utf8.count + 1
         }
         if found.count > expected.count {
-            throw headerError(name, column, "expected the header to end after 'pixel784', found '\(found[expected.count].prefix(40))'")
+            throw headerError(name, column, "expected the header to end after 'pixel784', found '\(excerpt(found[expected.count]))'")
         }
         return end < base.count ? end + 1 : end
     }
@@ -204,18 +204,18 @@ public enum KaggleCSV {
                         var stop = i
                         while stop < end, base[stop] != comma, base[stop] != lf, base[stop] != cr { stop += 1 }
                         let text = String(decoding: UnsafeBufferPointer(rebasing: base[fieldStart ..< stop]), as: UTF8.self)
-                        fail(fieldStart, "expected an integer \(fieldRole(field)), found \(text.isEmpty ? "an empty field" : "'\(text.prefix(40))'")")
+                        fail(fieldStart, "expected an integer \(fieldRole(field)), found \(text.isEmpty ? "an empty field" : "'\(excerpt(text))'")")
                     } else if field == 0 {
                         if negative || digits > 2 || !SignLetters.isValid(value) {
                             let shown = String(decoding: UnsafeBufferPointer(rebasing: base[fieldStart ..< i]), as: UTF8.self)
-                            fail(fieldStart, "expected a label from 0 to 24 other than 9 (J needs motion), found \(shown)")
+                            fail(fieldStart, "expected a label from 0 to 24 other than 9 (J needs motion), found \(excerpt(shown))")
                         } else {
                             label = value
                         }
                     } else if field <= KaggleImages.pixelCount {
                         if negative || digits > 3 || value > 255 {
                             let shown = String(decoding: UnsafeBufferPointer(rebasing: base[fieldStart ..< i]), as: UTF8.self)
-                            fail(fieldStart, "expected a grey level from 0 to 255 for pixel\(field), found \(shown)")
+                            fail(fieldStart, "expected a grey level from 0 to 255 for pixel\(field), found \(excerpt(shown))")
                         } else {
                             row[field - 1] = UInt8(value)
                         }

@@ -12,3 +12,20 @@ extension Error {
         return (self as NSError).localizedDescription
     }
 }
+
+/// A piece of untrusted input as an error may quote it: at most `limit` characters (then "..."),
+/// control characters and other unprintables escaped (`\u{1B}`), so that a 10 MB field or a
+/// terminal escape sequence never reaches the terminal whole or raw.
+public func excerpt(_ text: some StringProtocol, limit: Int = 40) -> String {
+    var out = ""
+    for (index, scalar) in text.unicodeScalars.enumerated() {
+        guard index < limit else {
+            out += "..."
+            break
+        }
+        let printable = scalar.properties.generalCategory != .control && scalar.properties.generalCategory != .format
+            && scalar.properties.generalCategory != .unassigned && scalar.properties.generalCategory != .privateUse
+        out += printable ? String(scalar) : "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+    }
+    return out
+}

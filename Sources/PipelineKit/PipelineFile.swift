@@ -119,7 +119,7 @@ public struct PipelineFile: Sendable {
                     let stage = stageKey.string ?? ""
                     guard known.contains(stage) else {
                         throw LocatedError(file: url.path, line: stageKey.mark?.line ?? 0, column: stageKey.mark?.column ?? 0,
-                                           message: "unknown stage '\(stage)' (the stages are \(known.joined(separator: ", ")))")
+                                           message: "unknown stage '\(excerpt(stage))' (the stages are \(known.joined(separator: ", ")))")
                     }
                     var values: [String: Value] = [:]
                     if let parameters = stageValue.mapping {
@@ -141,7 +141,7 @@ public struct PipelineFile: Sendable {
                 }
             default:
                 throw LocatedError(file: url.path, line: mark?.line ?? 0, column: mark?.column ?? 0,
-                                   message: "unknown key '\(key)' (expected name, artifacts, stages)")
+                                   message: "unknown key '\(excerpt(key))' (expected name, artifacts, stages)")
             }
         }
         guard let name, !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
@@ -159,7 +159,7 @@ public struct PipelineFile: Sendable {
     public func parameters(of stage: String, specs: [ParameterSpec]) throws -> StageParameters {
         let given = stages[stage] ?? [:]
         for (key, value) in given where !specs.contains(where: { $0.name == key }) {
-            throw error(value.line, value.column, "unknown key '\(key)' in stage \(stage) (expected: \(specs.map(\.name).joined(separator: ", ")))")
+            throw error(value.line, value.column, "unknown key '\(excerpt(key))' in stage \(stage) (expected: \(specs.map(\.name).joined(separator: ", ")))")
         }
         var parameters = StageParameters()
         for spec in specs {
@@ -200,25 +200,25 @@ extension ParameterSpec {
         switch kind {
         case let .integer(range):
             guard !quoted else { throw fail("expected a whole number, found the string \"\(text)\" (no quotes around numbers)") }
-            guard let number = Int(text) else { throw fail("expected a whole number, found '\(text)'") }
+            guard let number = Int(text) else { throw fail("expected a whole number, found '\(excerpt(text))'") }
             guard range.contains(number) else { throw fail("expected \(range.lowerBound) to \(range.upperBound), found \(number)") }
             return String(number)
         case let .number(range):
             guard !quoted else { throw fail("expected a number, found the string \"\(text)\" (no quotes around numbers)") }
-            guard let number = Double(text), number.isFinite else { throw fail("expected a number, found '\(text)'") }
+            guard let number = Double(text), number.isFinite else { throw fail("expected a number, found '\(excerpt(text))'") }
             guard range.contains(number) else { throw fail("expected \(range.lowerBound) to \(range.upperBound), found \(number)") }
             return String(number)
         case .text, .inputFile:
             return text
         case let .choice(words):
-            guard words.contains(text) else { throw fail("expected one of \(words.joined(separator: ", ")), found '\(text)'") }
+            guard words.contains(text) else { throw fail("expected one of \(words.joined(separator: ", ")), found '\(excerpt(text))'") }
             return text
         case let .integerList(range):
             guard !quoted else { throw fail("expected a list of whole numbers, found a string (no quotes around numbers)") }
             let items = list ?? text.split(separator: ",").map(String.init)
             let numbers = try items.map { item -> Int in
                 guard let number = Int(item.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
-                    throw fail("expected a list of whole numbers from \(range.lowerBound) to \(range.upperBound), found '\(item)'")
+                    throw fail("expected a list of whole numbers from \(range.lowerBound) to \(range.upperBound), found '\(excerpt(item))'")
                 }
                 return number
             }
@@ -229,9 +229,9 @@ extension ParameterSpec {
             var chosen: [Int] = []
             for item in items {
                 guard let index = words.firstIndex(of: item) else {
-                    throw fail("'\(item)' is not one of \(words.first ?? "") ... \(words.last ?? "") (\(words.count) names)")
+                    throw fail("'\(excerpt(item))' is not one of \(words.first ?? "") ... \(words.last ?? "") (\(words.count) names)")
                 }
-                guard !chosen.contains(index) else { throw fail("'\(item)' is named twice") }
+                guard !chosen.contains(index) else { throw fail("'\(excerpt(item))' is named twice") }
                 chosen.append(index)
             }
             guard count.contains(chosen.count) else {
@@ -252,7 +252,7 @@ extension StageParameters {
             do {
                 parameters.values[spec.name] = try spec.canonical(text)
             } catch let problem as ParameterProblem {
-                throw StageError("\(spec.option) \(text): \(problem.message)")
+                throw StageError("\(spec.option) \(excerpt(text)): \(problem.message)")
             }
         }
         return parameters
@@ -268,8 +268,8 @@ extension StageParameters {
             let (option, inline) = word.contains("=") ? (String(word.prefix { $0 != "=" }), String(word.drop { $0 != "=" }.dropFirst())) : (word, nil)
             guard let spec = specs.first(where: { $0.option == option }) else {
                 let known = specs.filter { !$0.isInputFile }.map(\.option)
-                throw StageError(option.hasPrefix("-") ? "unknown option '\(option)' (the stage's parameters are \(known.joined(separator: ", ")); see --help)"
-                                                       : "unexpected argument '\(word)'")
+                throw StageError(option.hasPrefix("-") ? "unknown option '\(excerpt(option))' (the stage's parameters are \(known.joined(separator: ", ")); see --help)"
+                                                       : "unexpected argument '\(excerpt(word))'")
             }
             guard given[spec.name] == nil else { throw StageError("\(option) is given twice") }
             if let inline {

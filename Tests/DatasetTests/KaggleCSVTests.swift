@@ -176,3 +176,21 @@ private func errors(_ text: String, maxErrors: Int = 20) -> [LocatedError] {
         }
     }
 }
+
+@Suite struct QuotedInput {
+    /// A huge field and one with a terminal escape sequence are quoted short and escaped, never whole
+    /// or raw; a 10-million-digit label too.
+    @Test func errorsQuoteAShortEscapedExcerpt() {
+        let huge = String(repeating: "x", count: 10_000_000)
+        let escape = "\u{1B}[2J\u{1B}[31mred"
+        let digits = String(repeating: "9", count: 10_000_000)
+        let text = header + "\n" + row(huge) + "\n" + row(escape) + "\n" + row(digits) + "\n"
+        let messages = errors(text).map(\.message)
+        #expect(messages.count == 3, "\(messages.map { $0.prefix(200) })")
+        #expect(messages.allSatisfy { $0.count < 200 }, "\(messages.map(\.count))")
+        #expect(messages.allSatisfy { !$0.unicodeScalars.contains { $0.value == 0x1B } })
+        #expect(messages.contains { $0.contains("found '" + String(repeating: "x", count: 40) + "...'") })
+        #expect(messages.contains { $0.contains("'\\u{1B}[2J\\u{1B}[31mred'") }, "\(messages)")
+        #expect(messages.contains { $0.contains("found " + String(repeating: "9", count: 40) + "...") })
+    }
+}
