@@ -90,6 +90,7 @@ let package = Package(
         .executableTarget(
             name: "pipeline",
             dependencies: ["ToolSupport", "Stages", "Executors", "Artifacts", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "GRDBSQLite", package: "GRDB.swift"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 

@@ -3,6 +3,7 @@ import Backbone
 import Executors
 import Foundation
 import GRDB
+import GRDBSQLite
 import PipelineKit
 import Stages
 import ToolSupport
@@ -107,11 +108,22 @@ struct Inspect: ParsableCommand {
                 try db.execute(sql: "ATTACH DATABASE ? AS \(stage.name)", arguments: ["file:\(url.path)?mode=ro"])
                 attached.append(stage.name)
             }
+            // No more: a query's own ATTACH would create a file wherever it names (reads run with
+            // query_only, which does not cover ATTACH).
+            sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_ATTACHED, Int32(attached.count))
         }
         guard !attached.isEmpty else { throw StageError("\(runner.file.artifacts.path) holds no outputs yet: run `pipeline run \(file)` first") }
         try queue.read { db in
             if let sql {
-                let rows = try Row.fetchAll(db, sql: sql)
+                let rows: [Row]
+                do {
+                    rows = try Row.fetchAll(db, sql: sql)
+                } catch let error as DatabaseError where error.message?.contains("too many attached databases") == true {
+                    throw StageError("--sql: ATTACH is refused: inspect reads the pipeline's own outputs only (\(attached.joined(separator: ", ")))")
+                } catch let error as DatabaseError {
+                    // Writes fail too: every output is attached read-only and reads run with query_only.
+                    throw StageError("--sql: \(error.message ?? "\(error.resultCode)") (inspect only reads)")
+                }
                 printTable(rows)
                 return
             }

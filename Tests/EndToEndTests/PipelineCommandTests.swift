@@ -263,6 +263,18 @@ func contentHash(_ file: URL) throws -> String {
         let query = try runTool("pipeline", ["inspect", pipeline.file.path, "--sql",
                                              "SELECT count(*) AS n FROM train.predictions t JOIN ingest.images i USING (id) WHERE i.split = 'test'"])
         #expect(query.stdout.contains("11"))
+        // Looking changes nothing: no ATTACH of a path of the query's choosing (it would create the
+        // file), no writes; both are errors that say so.
+        let elsewhere = pipeline.folder.appendingPathComponent("created-by-a-query.sqlite")
+        let attach = try runTool("pipeline", ["inspect", pipeline.file.path, "--sql", "ATTACH '\(elsewhere.path)' AS n"])
+        #expect(attach.status != 0)
+        #expect(attach.stderr.contains("--sql: ATTACH is refused"), "\(attach.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: elsewhere.path))
+        let before = try Data(contentsOf: pipeline.artifacts.appendingPathComponent("images.sqlite"))
+        let delete = try runTool("pipeline", ["inspect", pipeline.file.path, "--sql", "DELETE FROM ingest.images"])
+        #expect(delete.status != 0)
+        #expect(delete.stderr.contains("pipeline: error: --sql:") && delete.stderr.contains("inspect only reads"), "\(delete.stderr)")
+        #expect(try Data(contentsOf: pipeline.artifacts.appendingPathComponent("images.sqlite")) == before)
     }
 }
 
