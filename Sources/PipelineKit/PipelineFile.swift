@@ -15,6 +15,9 @@ public enum ParameterKind: Sendable {
     /// Comma-separated (or a YAML list of) words from the list, each once, between `count` of them;
     /// canonically in the list's order, whatever order they were given in.
     case choiceList([String], count: ClosedRange<Int>)
+    /// Free text that `check` accepts (it returns what is wrong, or nil): checked with the rest of the
+    /// file, before any stage runs.
+    case checkedText(@Sendable (String) -> String?)
     case inputFile(required: Bool)
 }
 
@@ -209,6 +212,9 @@ extension ParameterSpec {
             guard range.contains(number) else { throw fail("expected \(range.lowerBound) to \(range.upperBound), found \(number)") }
             return String(number)
         case .text, .inputFile:
+            return text
+        case let .checkedText(check):
+            if let problem = check(text) { throw fail(problem) }
             return text
         case let .choice(words):
             guard words.contains(text) else { throw fail("expected one of \(words.joined(separator: ", ")), found '\(excerpt(text))'") }

@@ -126,8 +126,16 @@ public final class PipelineRunner {
         manifest = try Manifest.load(manifestURL, pipeline: file.name)
     }
 
+    /// Every stage's parameters checked, before any stage runs: a typo in the last stage must not
+    /// cost a run of the first.
+    public func validate() throws {
+        for stage in stages { _ = try file.parameters(of: stage.name, specs: stage.parameters) }
+    }
+
     /// One run at a time per artifacts folder.
     public func acquireLock() throws {
+        // A file with a bad value leaves no trace: checked before the artifacts folder is made.
+        try validate()
         try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
         lock = try FileLock(file.artifacts.appendingPathComponent(".lock"), what: "the pipeline '\(file.name)' (\(file.artifacts.path))")
         // Another run may have finished while we waited for nothing: start from its manifest.
@@ -229,9 +237,7 @@ public final class PipelineRunner {
         for name in force.union(until.map { [$0] } ?? []) where definition(name) == nil {
             throw StageError("unknown stage '\(name)' (the stages are \(stages.map(\.name).joined(separator: ", ")))")
         }
-        // Every stage's parameters are checked before any stage runs: a typo in the last stage must
-        // not cost a run of the first.
-        for stage in stages { _ = try file.parameters(of: stage.name, specs: stage.parameters) }
+        try validate()
         let knownFiles = manifest.files
         var ran: [String] = []
         for stage in stages {

@@ -10,8 +10,8 @@ import WeightsFetch
 public enum ExtractStage {
     /// Declared once for the pipeline file, the `extract` command line and the fingerprint.
     public static let parameters = [
-        ParameterSpec("weights", .text, default: "imagenet", help: "imagenet, a Keras .h5 weights file, or random:SEED."),
-        ParameterSpec("fallback", .text, default: "", help: "Weights to use only when the ImageNet weights cannot be had (no network, nothing cached), e.g. random:0; said loudly and recorded."),
+        ParameterSpec("weights", .checkedText(weightsProblem), default: "imagenet", help: "imagenet, a Keras .h5 weights file, or random:SEED."),
+        ParameterSpec("fallback", .checkedText { $0.isEmpty ? nil : weightsProblem($0) }, default: "", help: "Weights to use only when the ImageNet weights cannot be had (no network, nothing cached), e.g. random:0; said loudly and recorded."),
         ParameterSpec("batch", .integer(Extract.batchSizes), default: "32",
                       help: "Images per forward pass, \(Extract.batchSizes.lowerBound) to \(Extract.batchSizes.upperBound)."),
         ParameterSpec("layers", .choiceList(ResNet50.blockNames, count: 1 ... ResNet50.blockNames.count), default: Cut.last.description,
@@ -26,6 +26,12 @@ public enum ExtractStage {
         let keep = parameters.values["keep"].flatMap { ResNet50.blockNames.firstIndex(of: $0) }
         return (cut, keep)
     }
+    /// What is wrong with a weights value, or nil: the same rule as `WeightsSpec`'s.
+    @Sendable static func weightsProblem(_ text: String) -> String? {
+        guard text.hasPrefix("random:"), UInt64(text.dropFirst("random:".count)) == nil else { return text.isEmpty ? "expected imagenet, a Keras .h5 file or random:SEED, found nothing" : nil }
+        return "expected random:SEED with SEED a whole number, e.g. random:0, found '\(excerpt(text))'"
+    }
+
     /// What the `extract` command line takes of them (the fallback is a pipeline's decision).
     public static var commandLineParameters: [ParameterSpec] { parameters.filter { $0.name != "fallback" } }
 

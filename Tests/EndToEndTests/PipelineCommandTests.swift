@@ -278,6 +278,21 @@ func contentHash(_ file: URL) throws -> String {
     }
 }
 
+@Suite struct EveryValueFirst {
+    /// A bad fallback (or weights) value is the file's error, with line and column, before any stage
+    /// runs and before the artifacts folder exists.
+    @Test(arguments: [("random:1", "random:x", "extract.fallback"), ("random:y", "", "extract.weights")])
+    func badWeightsValuesStopTheRunBeforeItStarts(weights: String, fallback: String, key: String) throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        try pipeline.write(weights: weights, fallback: fallback)
+        let result = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("pipeline.yaml:") && result.stderr.contains("\(key): expected random:SEED with SEED a whole number"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: pipeline.artifacts.path))
+    }
+}
+
 @Suite struct WeightsFallback {
     /// A damaged ImageNet file in Keras's cache (wrong MD5) does not keep the pipeline from its
     /// fallback: the run uses random:0, says why, and records it.
