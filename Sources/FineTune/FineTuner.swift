@@ -133,6 +133,13 @@ public enum FineTuner {
                     headAdam.learningRate = learningRate * factor
                     stageAdam.learningRate = learningRate * factor
                 }
+                guard step.loss.isFinite else {
+                    try loader.finish()
+                    var result = TrainingResult(network: best.network, standardization: standardization, history: head.history + history,
+                                                bestEpoch: best.epoch, stoppedEarly: true, trainCount: trainRows.count, validationRows: validationRows)
+                    result.divergedAt = frozen + epoch
+                    return FineTuneResult(head: result, stage: best.stage, improved: best.epoch > frozen)
+                }
                 headAdam.update(&network, scratch.gradients)
                 stage.adamStep(workspace, adam: &stageAdam, moments: &moments)
                 try loader.finish()

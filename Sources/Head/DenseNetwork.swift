@@ -130,7 +130,9 @@ public struct DenseNetwork: Sendable {
             scratch.delta.withUnsafeMutableBufferPointer { delta in
                 for row in 0 ..< count {
                     let base = row * classes
-                    loss -= log(Double(max(p[base + labels[row]], 1e-12)))
+                    // NaN (overflowed logits) must show in the loss: max(NaN, 1e-12) would hide it.
+                    let truth = p[base + labels[row]]
+                    loss -= truth.isNaN ? .nan : log(Double(max(truth, 1e-12)))
                     var best = 0
                     for k in 0 ..< classes {
                         if p[base + k] > p[base + best] { best = k }

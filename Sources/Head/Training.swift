@@ -56,6 +56,8 @@ public struct TrainingResult: Sendable {
     public var history: [EpochRecord]
     public var bestEpoch: Int
     public var stoppedEarly: Bool
+    /// The epoch in which the loss stopped being a finite number (training stopped there), if it did.
+    public var divergedAt: Int? = nil
     public var trainCount: Int
     /// The rows (of the features given) held out for validation, ascending.
     public var validationRows: [Int]
@@ -128,6 +130,13 @@ public enum Trainer {
                 }
                 if options.schedule == .cosine {
                     adam.learningRate = options.learningRate * Float(0.5 * (1 + cos(Double.pi * Double(stepsTaken) / Double(totalSteps))))
+                }
+                // A NaN or infinite loss poisons every weight at the next update: stop here.
+                guard step.loss.isFinite else {
+                    var result = TrainingResult(network: best.network, standardization: standardization, history: history, bestEpoch: best.epoch,
+                                                stoppedEarly: true, trainCount: trainRows.count, validationRows: validationRows)
+                    result.divergedAt = epoch
+                    return result
                 }
                 adam.update(&network, scratch.gradients)
                 stepsTaken += 1

@@ -247,6 +247,26 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
     }
 }
 
+@Suite struct Divergence {
+    /// Raw features at float32's largest value overflow the hidden layer: the loss is NaN, training
+    /// stops and train says what to do, writing nothing.
+    @Test func aLossThatIsNoLongerANumberStopsTrainingWithAMessage() throws {
+        let folder = try Fixtures.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("features.sqlite"), output = folder.appendingPathComponent("head.sqlite")
+        let rows = clusterRows(train: 40, test: 8).map { ($0.split, $0.label, $0.vector.map { _ in Float.greatestFiniteMagnitude }) }
+        try writeFeatures(input, rows: rows)
+        var options = TrainingOptions()
+        options.hidden = [64]  // of 64 units, some overflow to infinity; the next layer's sums of them are NaN
+        options.standardize = .none
+        options.epochs = 3
+        let error = #expect(throws: StageError.self) { try Train.run(.init(input: input, output: output, training: options)) }
+        #expect(error?.description.contains("training diverged in epoch 1: the loss became NaN or infinite") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("try a smaller --learning-rate (it was 0.001) or --standardize zscore") == true)
+        #expect(!FileManager.default.fileExists(atPath: output.path))
+    }
+}
+
 /// Clusters that a head fed raw vectors cannot learn once shifted and scaled: ten classes (labels 0-8
 /// and 10), each with a
 /// bump of +2 on its own ten dimensions, noise of deviation 1 everywhere, then `scale * x + offset`
