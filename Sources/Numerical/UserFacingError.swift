@@ -9,7 +9,13 @@ extension Error {
     /// CocoaError) give their localized description rather than a debug dump.
     public var userMessage: String {
         if let ours = self as? UserFacingError { return ours.description }
-        return (self as NSError).localizedDescription
+        let error = self as NSError
+        let text = error.localizedDescription
+        // ENOSPC from the system, SQLITE_FULL (13) from SQLite: said plainly, with what to do.
+        if (error.domain == NSPOSIXErrorDomain && error.code == Int(ENOSPC)) || text.contains("database or disk is full") || text.contains("SQLite error 13") {
+            return "the disk is full (\(text)): free some space and run again; outputs written before are untouched"
+        }
+        return text
     }
 }
 

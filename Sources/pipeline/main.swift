@@ -122,7 +122,8 @@ struct Inspect: ParsableCommand {
                     throw StageError("--sql: ATTACH is refused: inspect reads the pipeline's own outputs only (\(attached.joined(separator: ", ")))")
                 } catch let error as DatabaseError {
                     // Writes fail too: every output is attached read-only and reads run with query_only.
-                    throw StageError("--sql: \(error.message ?? "\(error.resultCode)") (inspect only reads)")
+                    let readOnly = error.resultCode == .SQLITE_READONLY || error.message?.contains("readonly") == true
+                    throw StageError("--sql: \(error.message ?? "\(error.resultCode)")\(readOnly ? " (inspect only reads)" : "")")
                 }
                 printTable(rows)
                 return

@@ -1,4 +1,5 @@
 import Foundation
+import Numerical
 import PipelineKit
 import Testing
 
@@ -95,5 +96,17 @@ func pipelineFolder() throws -> (folder: URL, file: URL) {
         #expect(!FileManager.default.fileExists(atPath: url.path))
         let next = try FileLock(url, what: "out")
         next.release()
+    }
+}
+
+@Suite struct Messages {
+    /// A full disk is said plainly, whether the system or SQLite reports it.
+    @Test func aFullDiskIsSaidPlainly() {
+        let posix = NSError(domain: NSPOSIXErrorDomain, code: Int(ENOSPC))
+        #expect(posix.userMessage.hasPrefix("the disk is full ("))
+        #expect(posix.userMessage.contains("free some space and run again"))
+        let sqlite = NSError(domain: "GRDB.DatabaseError", code: 13, userInfo: [NSLocalizedDescriptionKey: "SQLite error 13: database or disk is full"])
+        #expect(sqlite.userMessage.hasPrefix("the disk is full (SQLite error 13: database or disk is full)"))
+        #expect(NSError(domain: NSPOSIXErrorDomain, code: Int(EACCES)).userMessage.contains("disk is full") == false)
     }
 }
