@@ -18,6 +18,7 @@ let package = Package(
         suite("IngestBenchmark", using: ["Dataset", "Stages", "PipelineKit"]),
         suite("PipelineBenchmark", using: ["Stages", "PipelineKit"]),
         suite("StagesBenchmark", using: ["Dataset", "Imaging", "Backbone", "Head", "Stages", "Numerical", "PipelineKit"]),
+        suite("FineTuneBenchmark", using: ["Backbone", "FineTune", "Head", "Numerical"]),
     ]
 )
 
