@@ -153,14 +153,8 @@ public enum FineTuner {
             if !validationRows.isEmpty {
                 let probabilities = try predict(stage: stage, classifier: Classifier(standardization: standardization, network: network),
                                                 source: source, rows: validationRows, workspace: workspace)
-                var loss = 0.0, right = 0
-                for (index, row) in validationRows.enumerated() {
-                    let p = probabilities[index * classCount ..< (index + 1) * classCount]
-                    loss -= log(Double(max(p[index * classCount + labels[row]], 1e-12)))
-                    if p.indices.max(by: { p[$0] < p[$1] })! - index * classCount == labels[row] { right += 1 }
-                }
-                record.validationLoss = loss / Double(validationRows.count)
-                record.validationAccuracy = Double(right) / Double(validationRows.count)
+                (record.validationLoss, record.validationAccuracy) = Trainer.lossAndAccuracy(probabilities, classes: classCount, labels: labels,
+                                                                                             rows: validationRows)
             }
             record.seconds = Date().timeIntervalSince(started)
             history.append(record)

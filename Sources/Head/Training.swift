@@ -225,8 +225,12 @@ public enum Trainer {
     }
 
     static func evaluate(_ network: DenseNetwork, features: [Float], labels: [Int], rows: [Int], dimension: Int) -> (loss: Double, accuracy: Double) {
-        let probabilities = predict(network, features: features, rows: rows, dimension: dimension)
-        let classes = network.classCount
+        lossAndAccuracy(predict(network, features: features, rows: rows, dimension: dimension), classes: network.classCount, labels: labels, rows: rows)
+    }
+
+    /// Mean cross-entropy and accuracy of `probabilities[rows.count x classes]` (row i for `rows[i]`)
+    /// against `labels[rows[i]]`: the validation figures of every training loop.
+    public static func lossAndAccuracy(_ probabilities: [Float], classes: Int, labels: [Int], rows: [Int]) -> (loss: Double, accuracy: Double) {
         var loss = 0.0, correct = 0
         for (index, row) in rows.enumerated() {
             let p = probabilities[index * classes ..< (index + 1) * classes]
