@@ -11,6 +11,8 @@ public final class LocalHTTPServer: @unchecked Sendable {
     private let body: Data
     private let cutAfter: Int?
     private var thread: Thread?
+    /// Signalled when the serving thread has returned.
+    private let finished = DispatchSemaphore(value: 0)
 
     public init(body: Data, cutAfter: Int? = nil) throws {
         self.body = body
@@ -30,7 +32,10 @@ public final class LocalHTTPServer: @unchecked Sendable {
         }
         port = UInt16(bigEndian: address.sin_port)
         socketDescriptor = descriptor
-        let thread = Thread { [self] in serve() }
+        let thread = Thread { [self] in
+            serve()
+            finished.signal()
+        }
         self.thread = thread
         thread.start()
     }
@@ -45,8 +50,12 @@ public final class LocalHTTPServer: @unchecked Sendable {
 
     public var url: URL { URL(string: "http://127.0.0.1:\(port)/weights.h5")! }
 
+    /// Stops accepting, waits for the serving thread to return, then closes the socket. Closing first
+    /// let the thread's pending accept() run on a reused descriptor number: a stopped server's thread
+    /// then answered another test's new server with its own (empty) body.
     public func stop() {
         shutdown(socketDescriptor, Int32(SHUT_RDWR))
+        finished.wait()
         close(socketDescriptor)
     }
 
