@@ -123,7 +123,7 @@ public enum Train {
             options.log("first the head on the frozen features: \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(TopStage.outputLayer)")
             let frozen = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: classes.count,
                                        options: options.training, onEpoch: logEpoch)
-            try refuseDivergence(frozen, options)
+            try refuseDivergence(frozen, options, fineTuning: false)
             options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head, from its epoch \(frozen.bestEpoch), on the \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)): up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)")
             let outcome = try FineTuner.train(stage: stage, head: frozen, source: maps(trainRows), labels: labels, options: options.training,
                                               epochs: fineTune.epochs, learningRate: fineTune.learningRate, onEpoch: logEpoch)
@@ -138,7 +138,7 @@ public enum Train {
             result = Trainer.train(features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
                                    dimension: dimension, classCount: classes.count, options: options.training, onEpoch: logEpoch)
         }
-        try refuseDivergence(result, options)
+        try refuseDivergence(result, options, fineTuning: options.fineTune != nil)
         if result.stoppedEarly { options.log("stopped early after epoch \(result.history.count); restored the weights of epoch \(result.bestEpoch)") }
 
         let testRows = data.splits.indices.filter { data.splits[$0] == "test" }
@@ -265,10 +265,10 @@ public enum Train {
     }
 
     /// A run whose loss became NaN or infinite is an error that says what to change; nothing is written.
-    static func refuseDivergence(_ result: TrainingResult, _ options: Options) throws {
+    /// `fineTuning`: the result is the second phase's, whose rate is the fine-tuning one.
+    static func refuseDivergence(_ result: TrainingResult, _ options: Options, fineTuning: Bool) throws {
         guard let epoch = result.divergedAt else { return }
-        let rate = result.history.count >= epoch || options.fineTune == nil
-            ? "--learning-rate (it was \(options.training.learningRate))" : "--fine-tune-learning-rate (it was \(options.fineTune!.learningRate))"
+        let rate = fineTuning ? "--fine-tune-learning-rate (it was \(options.fineTune!.learningRate))" : "--learning-rate (it was \(options.training.learningRate))"
         throw StageError("training diverged in epoch \(epoch): the loss became NaN or infinite, and the weights with it; try a smaller \(rate)\(options.training.standardize == .none ? " or --standardize zscore" : ""); nothing was written")
     }
 
