@@ -3,6 +3,23 @@
 public struct ConvolutionSpec: Sendable, Equatable {
     public let name: String
     public let size: Int, stride: Int, pad: Int, input: Int, output: Int
+
+    public init(name: String, size: Int, stride: Int, pad: Int, input: Int, output: Int) {
+        self.name = name
+        self.size = size
+        self.stride = stride
+        self.pad = pad
+        self.input = input
+        self.output = output
+    }
+}
+
+extension ConvolutionSpec {
+    /// Its raw kernel and bias and its BatchNorm, frozen, read from `weights` with their shapes checked.
+    public func read(_ weights: any BackboneWeights) throws -> (conv: ConvWeights, norm: FrozenBatchNorm) {
+        let conv = try weights.conv(name + "_conv", size: size, input: input, output: output)
+        return (conv, FrozenBatchNorm(try weights.batchNorm(name + "_bn", channels: output)))
+    }
 }
 
 /// The order and shapes of ResNet50's convolutions: the one description the network, its folded
@@ -13,6 +30,9 @@ public struct LayerPlan: Sendable {
         /// the block's input is its shortcut.
         public let shortcut: ConvolutionSpec?
         public let reduce: ConvolutionSpec, spatial: ConvolutionSpec, expand: ConvolutionSpec
+
+        /// In Keras's order: the projection (if any), then reduce, 3x3, expand.
+        public var convolutions: [ConvolutionSpec] { [shortcut].compactMap { $0 } + [reduce, spatial, expand] }
     }
 
     /// 7x7/2 on the zero-padded image (Keras's ZeroPadding2D(3)), then BatchNorm and ReLU; a 3x3/2 max
@@ -56,13 +76,12 @@ extension ResNet50 {
     /// exactly as the network folds it at load.
     public static func folded(_ weights: any BackboneWeights, through deepest: Int) throws -> (stem: FoldedConvolution, blocks: [[FoldedConvolution]]) {
         func fold(_ spec: ConvolutionSpec) throws -> FoldedConvolution {
-            let raw = try weights.conv(spec.name + "_conv", size: spec.size, input: spec.input, output: spec.output)
-            let norm = try weights.batchNorm(spec.name + "_bn", channels: spec.output)
-            let (kernel, bias) = Self.fold(raw, norm, rows: spec.size * spec.size * spec.input, output: spec.output)
+            let (raw, norm) = try spec.read(weights)
+            let (kernel, bias) = norm.fold(kernel: raw.kernel, bias: raw.bias)
             return FoldedConvolution(spec: spec, kernel: kernel, bias: bias)
         }
         // Each block's convolutions in Keras's order: the projection (if any), then reduce, 3x3, expand.
-        let blocks = try plan.blocks[...deepest].map { block in try ([block.shortcut].compactMap { $0 } + [block.reduce, block.spatial, block.expand]).map(fold) }
+        let blocks = try plan.blocks[...deepest].map { try $0.convolutions.map(fold) }
         return (try fold(plan.stem), blocks)
     }
 }

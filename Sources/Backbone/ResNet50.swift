@@ -18,7 +18,6 @@ public final class ResNet50: Sendable {
     public static let minimumSize = 32
     /// Keras's BatchNorm epsilon in ResNet50.
     public static let batchNormEpsilon = 1.001e-5
-    static var epsilon: Double { batchNormEpsilon }
     /// Keras "caffe" preprocessing: channels reordered to BGR, then these means subtracted.
     public static let bgrMeans: [Float] = [103.939, 116.779, 123.68]
 
@@ -53,30 +52,22 @@ public final class ResNet50: Sendable {
         // packing are most of a load's time).
         enum Layer { case conv(Conv), winograd(WinogradConv) }
         var jobs: [() -> Layer] = []
-        func read(_ name: String, size: Int, input: Int, output: Int) throws -> () -> (weights: [Float], bias: [Float]) {
-            let raw = try weights.conv(name + "_conv", size: size, input: input, output: output)
-            let norm = try weights.batchNorm(name + "_bn", channels: output)
-            return { Self.fold(raw, norm, rows: size * size * input, output: output) }
-        }
-        func conv(_ name: String, size: Int, stride: Int, pad: Int, input: Int, output: Int) throws -> Int {
-            let folded = try read(name, size: size, input: input, output: output)
-            jobs.append {
-                let (w, bias) = folded()
-                return .conv(Conv(size: size, stride: stride, pad: pad, input: input, output: output,
-                                  weights: WeightMatrix(w[...], k: size * size * input, n: output, kernel: kernel), bias: bias))
-            }
-            return jobs.count - 1
-        }
-        func spatial(_ name: String, channels: Int, m: Int) throws -> Int {
-            let folded = try read(name, size: 3, input: channels, output: channels)
-            jobs.append {
-                let (w, bias) = folded()
-                return .winograd(WinogradConv(weights: w, bias: bias, input: channels, output: channels, m: m, kernel: kernel))
-            }
-            return jobs.count - 1
-        }
         func conv(_ spec: ConvolutionSpec) throws -> Int {
-            try conv(spec.name, size: spec.size, stride: spec.stride, pad: spec.pad, input: spec.input, output: spec.output)
+            let (raw, norm) = try spec.read(weights)
+            jobs.append {
+                let (w, bias) = norm.fold(kernel: raw.kernel, bias: raw.bias)
+                return .conv(Conv(size: spec.size, stride: spec.stride, pad: spec.pad, input: spec.input, output: spec.output,
+                                  weights: WeightMatrix(w[...], k: spec.size * spec.size * spec.input, n: spec.output, kernel: kernel), bias: bias))
+            }
+            return jobs.count - 1
+        }
+        func spatial(_ spec: ConvolutionSpec, m: Int) throws -> Int {
+            let (raw, norm) = try spec.read(weights)
+            jobs.append {
+                let (w, bias) = norm.fold(kernel: raw.kernel, bias: raw.bias)
+                return .winograd(WinogradConv(weights: w, bias: bias, input: spec.input, output: spec.output, m: m, kernel: kernel))
+            }
+            return jobs.count - 1
         }
         let stemJob = try conv(Self.plan.stem)
         var blockJobs: [(reduce: Int, spatial: Int, expand: Int, shortcut: Int?)] = []
@@ -84,8 +75,7 @@ public final class ResNet50: Sendable {
             let shortcut = try block.shortcut.map(conv)
             blockJobs.append((
                 reduce: try conv(block.reduce),
-                spatial: try spatial(block.spatial.name, channels: block.spatial.input,
-                                     m: WinogradConv.blockSide(forOutputSide: Self.blockSide(index, size: size))),
+                spatial: try spatial(block.spatial, m: WinogradConv.blockSide(forOutputSide: Self.blockSide(index, size: size))),
                 expand: try conv(block.expand),
                 shortcut: shortcut))
         }
@@ -111,23 +101,6 @@ public final class ResNet50: Sendable {
         side = (side - 1) / 2 + 1  // max pool, stride 2
         for _ in 0 ..< stage { side = (side - 1) / 2 + 1 }
         return side
-    }
-
-    /// BN(conv(x) + b) = conv(x) * s + (b - mean) * s + beta with s = gamma / sqrt(variance + eps),
-    /// computed in double so that folding adds no error of its own.
-    static func fold(_ conv: ConvWeights, _ norm: BatchNormWeights, rows: Int, output: Int) -> (weights: [Float], bias: [Float]) {
-        let scale = (0 ..< output).map { Double(norm.gamma[$0]) / (Double(norm.variance[$0]) + epsilon).squareRoot() }
-        var weights = conv.kernel
-        weights.withUnsafeMutableBufferPointer { w in
-            scale.withUnsafeBufferPointer { scale in
-                for row in 0 ..< rows {
-                    let line = w.baseAddress! + row * output
-                    for o in 0 ..< output { line[o] = Float(Double(line[o]) * scale[o]) }
-                }
-            }
-        }
-        let bias = (0 ..< output).map { Float((Double(conv.bias[$0]) - Double(norm.mean[$0])) * scale[$0] + Double(norm.beta[$0])) }
-        return (weights, bias)
     }
 
     /// Buffers for one batch size and image size, allocated once and reused across batches.

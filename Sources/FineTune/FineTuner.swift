@@ -85,8 +85,9 @@ public enum FineTuner {
         var history: [EpochRecord] = []
         let frozen = head.history.count
         let frozenLoss = head.history.indices.contains(head.bestEpoch - 1) ? head.history[head.bestEpoch - 1].validationLoss : nil
-        var best = (loss: frozenLoss ?? .infinity, epoch: head.bestEpoch, network: network, stage: stage)
-        var waited = 0, stoppedEarly = false
+        // The frozen head stands as best until an epoch beats it.
+        var stopping = EarlyStopping(patience: options.patience, start: (network: network, stage: stage), loss: frozenLoss ?? .infinity, epoch: head.bestEpoch)
+        var stoppedEarly = false
         var order = trainRows
         let workspace = stage.makeWorkspace(capacity: options.batch, side: source.side)
         let scratch = DenseNetwork.Scratch(network: network, batch: options.batch)
@@ -112,9 +113,7 @@ public enum FineTuner {
                     x.baseAddress!.update(from: workspace.pooled, count: count * dimension)
                     standardization?.apply(x, count: count)
                 }
-                let masks = options.dropout > 0 ? network.layers.dropLast().map { layer in
-                    Trainer.dropoutMask(count: count * layer.outputs, rate: options.dropout, generator: &generator)
-                } : nil
+                let masks = Trainer.dropoutMasks(network, rows: count, rate: options.dropout, generator: &generator)
                 let step = inputs.withUnsafeBufferPointer { x in
                     inputGradient.withUnsafeMutableBufferPointer { g in
                         network.lossAndGradients(UnsafeBufferPointer(rebasing: x[0 ..< count * dimension]), labels: rows.map { labels[$0] },
@@ -128,17 +127,15 @@ public enum FineTuner {
                     }
                 }
                 inputGradient.withUnsafeBufferPointer { stage.backward(workspace, count: count, pooledGradient: $0.baseAddress!) }
-                if options.schedule == .cosine {
-                    let factor = Float(0.5 * (1 + cos(Double.pi * Double(stepsTaken) / Double(totalSteps))))
-                    headAdam.learningRate = learningRate * factor
-                    stageAdam.learningRate = learningRate * factor
-                }
+                let factor = options.schedule.factor(step: stepsTaken, of: totalSteps)
+                headAdam.learningRate = learningRate * factor
+                stageAdam.learningRate = learningRate * factor
                 guard step.loss.isFinite else {
                     try loader.finish()
-                    var result = TrainingResult(network: best.network, standardization: standardization, history: head.history + history,
-                                                bestEpoch: best.epoch, stoppedEarly: true, trainCount: trainRows.count, validationRows: validationRows)
+                    var result = TrainingResult(network: stopping.best.snapshot.network, standardization: standardization, history: head.history + history,
+                                                bestEpoch: stopping.best.epoch, stoppedEarly: true, trainCount: trainRows.count, validationRows: validationRows)
                     result.divergedAt = frozen + epoch
-                    return FineTuneResult(head: result, stage: best.stage, improved: best.epoch > frozen)
+                    return FineTuneResult(head: result, stage: stopping.best.snapshot.stage, improved: stopping.best.epoch > frozen)
                 }
                 headAdam.update(&network, scratch.gradients)
                 stage.adamStep(workspace, adam: &stageAdam, moments: &moments)
@@ -159,24 +156,15 @@ public enum FineTuner {
             record.seconds = Date().timeIntervalSince(started)
             history.append(record)
             onEpoch(record)
-            guard let validationLoss = record.validationLoss else {
-                best = (record.loss, record.epoch, network, stage)
-                continue
-            }
-            if validationLoss < best.loss {
-                best = (validationLoss, record.epoch, network, stage)
-                waited = 0
-            } else {
-                waited += 1
-                if options.patience > 0 && waited >= options.patience {
-                    stoppedEarly = epoch < epochs
-                    break
-                }
+            if stopping.record(record, (network, stage)) {
+                stoppedEarly = epoch < epochs
+                break
             }
         }
-        let result = TrainingResult(network: best.network, standardization: standardization, history: head.history + history, bestEpoch: best.epoch,
-                                    stoppedEarly: stoppedEarly, trainCount: trainRows.count, validationRows: validationRows)
-        return FineTuneResult(head: result, stage: best.stage, improved: best.epoch > frozen)
+        let best = stopping.best
+        let result = TrainingResult(network: best.snapshot.network, standardization: standardization, history: head.history + history,
+                                    bestEpoch: best.epoch, stoppedEarly: stoppedEarly, trainCount: trainRows.count, validationRows: validationRows)
+        return FineTuneResult(head: result, stage: best.snapshot.stage, improved: best.epoch > frozen)
     }
 
     /// Probabilities of `rows` through the trained stage and the classifier, a batch at a time.

@@ -12,7 +12,8 @@ import Numerical
 public struct TopStage: Sendable {
     /// The stage `train --fine-tune` names, the layer it reads and the one it ends with.
     public static let name = "conv5", inputLayer = "conv4_block6_out", outputLayer = "conv5_block3_out"
-    public static let inputChannels = 1024, outputChannels = 2048, width = 512
+    /// Its channel counts in ResNet50 (1024 in, 512 inside the blocks, 2048 out), from the plan.
+    public static let inputChannels = blocks[0].reduce.input, width = blocks[0].reduce.output, outputChannels = blocks[0].expand.output
 
     /// The channel counts: ResNet50's, or smaller for a gradient check on a tiny case.
     public struct Channels: Sendable, Equatable {
@@ -27,37 +28,29 @@ public struct TopStage: Sendable {
 
     public let channels: Channels
 
+    /// conv5's blocks as the network has them (`ResNet50.plan`): everything after the input layer.
+    static let blocks = Array(ResNet50.plan.blocks[(ResNet50.blockNames.firstIndex(of: inputLayer)! + 1)...])
+
     /// In Keras's order within each block: block 1's projection `_0`, then `_1`, `_2`, `_3`;
     /// blocks 2 and 3 have no projection.
     public var convs: [TrainableConv]
     /// The Keras names of its convolutions, in `convs` order.
-    public static let convolutionNames = ["conv5_block1_0_conv", "conv5_block1_1_conv", "conv5_block1_2_conv", "conv5_block1_3_conv"]
-        + (2 ... 3).flatMap { block in (1 ... 3).map { "conv5_block\(block)_\($0)_conv" } }
+    public static let convolutionNames = blocks.flatMap(\.convolutions).map { $0.name + "_conv" }
     /// Indices into `convs` of each block's convolutions.
     static let layout: [(shortcut: Int?, reduce: Int, spatial: Int, expand: Int)] = [(0, 1, 2, 3), (nil, 4, 5, 6), (nil, 7, 8, 9)]
 
-    /// conv5's weights from a backbone's weights (raw, with their BatchNorms).
+    /// conv5's weights from a backbone's weights (raw, with their BatchNorms); with other `channels`,
+    /// the same structure narrower (each of ResNet50's counts mapped to the given one).
     public init(weights: any BackboneWeights, channels: Channels = .resnet50) throws {
         self.channels = channels
-        var convs: [TrainableConv] = []
-        func add(_ name: String, size: Int, stride: Int, input: Int, output: Int) throws {
-            let conv = try weights.conv(name + "_conv", size: size, input: input, output: output)
-            let norm = try weights.batchNorm(name + "_bn", channels: output)
-            convs.append(TrainableConv(name: name + "_conv", size: size, stride: stride, pad: size / 2, input: input, output: output, conv: conv, norm: norm,
-                                       epsilon: ResNet50.batchNormEpsilon))
+        let counts = [Self.inputChannels: channels.input, Self.width: channels.width, Self.outputChannels: channels.output]
+        convs = try Self.blocks.flatMap(\.convolutions).map { spec in
+            let narrowed = ConvolutionSpec(name: spec.name, size: spec.size, stride: spec.stride, pad: spec.pad,
+                                           input: counts[spec.input]!, output: counts[spec.output]!)
+            let (conv, norm) = try narrowed.read(weights)
+            return TrainableConv(narrowed, conv: conv, norm: norm)
         }
-        let (c, f) = (channels.output, channels.width)
-        try add("conv5_block1_0", size: 1, stride: 2, input: channels.input, output: c)
-        try add("conv5_block1_1", size: 1, stride: 2, input: channels.input, output: f)
-        try add("conv5_block1_2", size: 3, stride: 1, input: f, output: f)
-        try add("conv5_block1_3", size: 1, stride: 1, input: f, output: c)
-        for block in 2 ... 3 {
-            try add("conv5_block\(block)_1", size: 1, stride: 1, input: c, output: f)
-            try add("conv5_block\(block)_2", size: 3, stride: 1, input: f, output: f)
-            try add("conv5_block\(block)_3", size: 1, stride: 1, input: f, output: c)
-        }
-        precondition(convs.map(\.name) == Self.convolutionNames)
-        self.convs = convs
+        precondition(convs.map(\.name) == Self.convolutionNames && Self.layout.count == Self.blocks.count)
     }
 
     /// The side of conv5's output for input maps of side `side`.
@@ -84,7 +77,8 @@ public struct TopStage: Sendable {
         let deltaSpatial: UnsafeMutablePointer<Float>, deltaReduced: UnsafeMutablePointer<Float>
         /// The 3x3s' gathered rows and their products (`TapPlan`).
         let gathered: UnsafeMutablePointer<Float>, product: UnsafeMutablePointer<Float>
-        /// The taps' pixel pairs for the last forward's image count.
+        /// The taps' pixel pairs for the last forward's image count (made again only when it changes:
+        /// the last batch of an epoch).
         var plan: TapPlan?
         /// The folded weights' gradients after `backward` (Adam scales them to the raw ones as it
         /// goes). Two properties, not one struct: backward writes a kernel's and a bias's at once.
@@ -103,7 +97,7 @@ public struct TopStage: Sendable {
         var all: [UnsafeMutablePointer<Float>] = []
 
         init(stage: TopStage, capacity: Int, side: Int) {
-            scales = stage.convs.map { $0.scale.map(Float.init) }
+            scales = stage.convs.map { $0.norm.scale.map(Float.init) }
             self.capacity = capacity
             self.side = side
             outSide = TopStage.outputSide(side)
@@ -159,8 +153,8 @@ public struct TopStage: Sendable {
         //   strided    [n, out, out, 1024]   the input's even pixels
         //   projection [n, out, out, 2048]   1x1 + bias (no ReLU)                 the shortcut
         Spatial.subsample(maps, n: n, h: side, w: side, c: channels.input, stride: 2, into: ws.strided)
-        let plan = TapPlan(count: n, side: out)
-        ws.plan = plan
+        if ws.plan?.count != n { ws.plan = TapPlan(count: n, side: out) }
+        let plan = ws.plan!
         for (block, layout) in Self.layout.enumerated() {
             // Each block, on m = n*out*out pixels:
             //   input   [m x cin]        strided (block 1) or the previous block's output
@@ -210,7 +204,7 @@ public struct TopStage: Sendable {
                 for channel in 0 ..< c { destination[channel] = pooledGradient[image * c + channel] * scale }
             }
         }
-        guard let plan = ws.plan, plan.outputs[0].count == TapPlan(count: n, side: out).outputs[0].count else {
+        guard let plan = ws.plan, plan.count == n else {
             preconditionFailure("backward without a forward of the same images")
         }
         var delta = ws.delta, deltaInput = ws.deltaInput

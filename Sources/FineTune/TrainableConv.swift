@@ -9,32 +9,29 @@ import Numerical
 /// gradients are taken back to the raw parameters (`d/dkernel = scale * d/dfolded`), so that SGD and
 /// Adam move the same numbers Keras's optimizers move.
 public struct TrainableConv: Sendable {
-    public let name: String
-    public let size: Int, stride: Int, pad: Int, input: Int, output: Int
+    public let spec: ConvolutionSpec
     public var kernel: [Float]
     public var bias: [Float]
-    /// gamma / sqrt(variance + epsilon), and the BatchNorm's mean and beta, in double (as ResNet50 folds).
-    let scale: [Double], mean: [Double], beta: [Double]
+    /// Its BatchNorm, frozen: the fold is the network's own (`FrozenBatchNorm`).
+    let norm: FrozenBatchNorm
     /// This step's folded weights and bias.
     var folded: [Float], foldedBias: [Float]
 
-    public init(name: String, size: Int, stride: Int, pad: Int, input: Int, output: Int, conv: ConvWeights, norm: BatchNormWeights, epsilon: Double) {
-        self.name = name
-        self.size = size
-        self.stride = stride
-        self.pad = pad
-        self.input = input
-        self.output = output
+    public init(_ spec: ConvolutionSpec, conv: ConvWeights, norm: FrozenBatchNorm) {
+        self.spec = spec
+        self.norm = norm
         kernel = conv.kernel
         bias = conv.bias
-        scale = (0 ..< output).map { Double(norm.gamma[$0]) / (Double(norm.variance[$0]) + epsilon).squareRoot() }
-        mean = norm.mean.map(Double.init)
-        beta = norm.beta.map(Double.init)
-        folded = kernel
-        foldedBias = bias
-        refold()
+        (folded, foldedBias) = norm.fold(kernel: kernel, bias: bias)
     }
 
+    /// The Keras name of its weights (`conv5_block1_1_conv`).
+    public var name: String { spec.name + "_conv" }
+    var size: Int { spec.size }
+    var stride: Int { spec.stride }
+    var pad: Int { spec.pad }
+    var input: Int { spec.input }
+    var output: Int { spec.output }
     public var rows: Int { size * size * input }
 
     /// Adam on the raw kernel and bias, from the folded-space gradients `g'` (the raw gradient is
@@ -42,7 +39,7 @@ public struct TrainableConv: Sendable {
     /// rewritten in the same pass, so a step reads and writes each weight once.
     mutating func adam(_ weightGradient: [Float], _ biasGradient: [Float], moments: inout Moments, alpha: Float,
                        beta1: Float, beta2: Float, epsilon: Float) {
-        let (rows, output) = (self.rows, self.output)
+        let (rows, output, scale) = (self.rows, self.output, norm.scale)
         let scale32 = scale.map(Float.init)
         func step(_ g: Float, _ m: inout Float, _ v: inout Float, _ w: inout Float) {
             m = beta1 * m + (1 - beta1) * g
@@ -103,7 +100,7 @@ public struct TrainableConv: Sendable {
         }
         for o in 0 ..< output {
             step(biasGradient[o] * scale32[o], &moments.bias.m[o], &moments.bias.v[o], &bias[o])
-            foldedBias[o] = Float((Double(bias[o]) - mean[o]) * scale[o] + beta[o])
+            foldedBias[o] = norm.foldedBias(bias[o], channel: o)
         }
     }
 
@@ -119,17 +116,7 @@ public struct TrainableConv: Sendable {
 
     /// The folded weights for the current raw ones (after every update).
     mutating func refold() {
-        let (rows, output) = (self.rows, self.output)
-        kernel.withUnsafeBufferPointer { raw in
-            folded.withUnsafeMutableBufferPointer { out in
-                scale.withUnsafeBufferPointer { scale in
-                    for row in 0 ..< rows {
-                        for o in 0 ..< output { out[row * output + o] = Float(Double(raw[row * output + o]) * scale[o]) }
-                    }
-                }
-            }
-        }
-        for o in 0 ..< output { foldedBias[o] = Float((Double(bias[o]) - mean[o]) * scale[o] + beta[o]) }
+        (folded, foldedBias) = norm.fold(kernel: kernel, bias: bias)
     }
 
     /// `out[rows x output] = a[rows x self.rows] * folded + foldedBias`.
@@ -186,9 +173,13 @@ enum Spatial {
 struct TapPlan {
     /// For taps 0..<9 ((ky, kx) row-major, as HWIO kernels): the output rows and the input rows they read.
     let outputs: [[Int]], inputs: [[Int]]
+    /// The images and their side the pairs are for.
+    let count: Int, side: Int
     static let centre = 4
 
     init(count: Int, side: Int) {
+        self.count = count
+        self.side = side
         var outputs = [[Int]](repeating: [], count: 9), inputs = outputs
         for tap in 0 ..< 9 where tap != Self.centre {
             let (dy, dx) = (tap / 3 - 1, tap % 3 - 1)

@@ -27,6 +27,44 @@ public struct TrainingOptions: Sendable, Equatable {
 
 public enum LearningRateSchedule: String, Sendable, CaseIterable {
     case constant, cosine
+
+    /// The factor on the learning rate before step `step` of `total`.
+    public func factor(step: Int, of total: Int) -> Float {
+        switch self {
+        case .constant: 1
+        case .cosine: Float(0.5 * (1 + cos(Double.pi * Double(step) / Double(total))))
+        }
+    }
+}
+
+/// Every training loop's early stopping: the best epoch so far (lowest validation loss; without
+/// validation, the last) with what it had learnt, and how many epochs have not beaten it.
+public struct EarlyStopping<Snapshot> {
+    public private(set) var best: (loss: Double, epoch: Int, snapshot: Snapshot)
+    let patience: Int
+    var waited = 0
+
+    /// `start`: what stands as best before any epoch (with its `loss` and `epoch`, e.g. an earlier phase's).
+    public init(patience: Int, start: Snapshot, loss: Double = .infinity, epoch: Int = 0) {
+        self.patience = patience
+        best = (loss, epoch, start)
+    }
+
+    /// Takes an epoch's record and what it ended with; true when training should stop (`patience`
+    /// epochs without a better validation loss; 0 never stops).
+    public mutating func record(_ record: EpochRecord, _ snapshot: Snapshot) -> Bool {
+        guard let loss = record.validationLoss else {
+            best = (record.loss, record.epoch, snapshot)
+            return false
+        }
+        if loss < best.loss {
+            best = (loss, record.epoch, snapshot)
+            waited = 0
+            return false
+        }
+        waited += 1
+        return patience > 0 && waited >= patience
+    }
 }
 
 public struct EpochRecord: Sendable, Equatable {
@@ -107,8 +145,7 @@ public enum Trainer {
         let totalSteps = max(1, stepsPerEpoch * max(1, options.epochs))
         var stepsTaken = 0
         var history: [EpochRecord] = []
-        var best = (loss: Double.infinity, epoch: 0, network: network)
-        var waited = 0
+        var stopping = EarlyStopping(patience: options.patience, start: network)
         var stoppedEarly = false
         var order = trainRows
         var batch = [Float](repeating: 0, count: options.batch * dimension)
@@ -121,20 +158,16 @@ public enum Trainer {
             for start in stride(from: 0, to: order.count, by: options.batch) {
                 let rows = Array(order[start ..< min(start + options.batch, order.count)])
                 gather(features, rows: rows, dimension: dimension, into: &batch)
-                let masks = options.dropout > 0 ? network.layers.dropLast().map { layer in
-                    dropoutMask(count: rows.count * layer.outputs, rate: options.dropout, generator: &generator)
-                } : nil
+                let masks = dropoutMasks(network, rows: rows.count, rate: options.dropout, generator: &generator)
                 let step = batch.withUnsafeBufferPointer {
                     network.lossAndGradients(UnsafeBufferPointer(rebasing: $0[0 ..< rows.count * dimension]),
                                              labels: rows.map { labels[$0] }, dropoutMasks: masks, scratch: scratch)
                 }
-                if options.schedule == .cosine {
-                    adam.learningRate = options.learningRate * Float(0.5 * (1 + cos(Double.pi * Double(stepsTaken) / Double(totalSteps))))
-                }
+                adam.learningRate = options.learningRate * options.schedule.factor(step: stepsTaken, of: totalSteps)
                 // A NaN or infinite loss poisons every weight at the next update: stop here.
                 guard step.loss.isFinite else {
-                    var result = TrainingResult(network: best.network, standardization: standardization, history: history, bestEpoch: best.epoch,
-                                                stoppedEarly: true, trainCount: trainRows.count, validationRows: validationRows)
+                    var result = TrainingResult(network: stopping.best.snapshot, standardization: standardization, history: history,
+                                                bestEpoch: stopping.best.epoch, stoppedEarly: true, trainCount: trainRows.count, validationRows: validationRows)
                     result.divergedAt = epoch
                     return result
                 }
@@ -153,28 +186,17 @@ public enum Trainer {
             record.seconds = Date().timeIntervalSince(started)
             history.append(record)
             onEpoch(record)
-
-            guard let validationLoss = record.validationLoss else {
-                best = (record.loss, epoch, network)
-                continue
-            }
-            if validationLoss < best.loss {
-                best = (validationLoss, epoch, network)
-                waited = 0
-            } else {
-                waited += 1
-                if options.patience > 0 && waited >= options.patience {
-                    stoppedEarly = epoch < options.epochs
-                    break
-                }
+            if stopping.record(record, network) {
+                stoppedEarly = epoch < options.epochs
+                break
             }
         }
-        return TrainingResult(network: best.network, standardization: standardization, history: history, bestEpoch: best.epoch, stoppedEarly: stoppedEarly,
-                              trainCount: trainRows.count, validationRows: validationRows)
+        return TrainingResult(network: stopping.best.snapshot, standardization: standardization, history: history, bestEpoch: stopping.best.epoch,
+                              stoppedEarly: stoppedEarly, trainCount: trainRows.count, validationRows: validationRows)
     }
 
     /// For each class, a seeded shuffle of its rows, the first `round(fraction * n)` held out.
-    public static func stratifiedSplit(labels: [Int], classCount: Int, fraction: Double, generator: inout SplitMix64) -> (train: [Int], validation: [Int]) {
+    static func stratifiedSplit(labels: [Int], classCount: Int, fraction: Double, generator: inout SplitMix64) -> (train: [Int], validation: [Int]) {
         var byClass = [[Int]](repeating: [], count: classCount)
         for (row, label) in labels.enumerated() { byClass[label].append(row) }
         var train: [Int] = [], validation: [Int] = []
@@ -187,7 +209,13 @@ public enum Trainer {
         return (train.sorted(), validation.sorted())
     }
 
-    public static func dropoutMask(count: Int, rate: Float, generator: inout SplitMix64) -> [Float] {
+    /// One dropout mask per hidden layer of `network` for a batch of `rows`, or nil without dropout.
+    public static func dropoutMasks(_ network: DenseNetwork, rows: Int, rate: Float, generator: inout SplitMix64) -> [[Float]]? {
+        guard rate > 0 else { return nil }
+        return network.layers.dropLast().map { dropoutMask(count: rows * $0.outputs, rate: rate, generator: &generator) }
+    }
+
+    static func dropoutMask(count: Int, rate: Float, generator: inout SplitMix64) -> [Float] {
         let keep = 1 / (1 - rate)
         return (0 ..< count).map { _ in Float(generator.nextUniform()) >= rate ? keep : 0 }
     }

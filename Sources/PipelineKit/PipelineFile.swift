@@ -230,8 +230,9 @@ extension ParameterSpec {
             }
             return numbers.map(String.init).joined(separator: ",")
         case let .choiceList(words, count):
-            let items = (list ?? text.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !(text.isEmpty && list == nil && $0.isEmpty) }
+            // "" is no names (keep's default); "a,,b" keeps its empty name, which is refused below.
+            let items = (list ?? (text.isEmpty ? [] : text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
+                .map { $0.trimmingCharacters(in: .whitespaces) }
             var chosen: [Int] = []
             for item in items {
                 guard let index = words.firstIndex(of: item) else {
