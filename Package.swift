@@ -38,6 +38,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CPNGWriter", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png16")]),
         .target(name: "CKernels"),
+        // Two calls Swift cannot make itself: line-buffered stdout, dying with the parent (prctl).
+        .target(name: "CSystem"),
 
         // The base: threads, the RNG, the split GEMM, the error protocol. No files, no SQLite.
         .target(name: "Numerical", dependencies: ["CBLAS"]),
@@ -66,12 +68,14 @@ let package = Package(
             dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "FineTune", "Export", "Report", "WeightsFetch", "PipelineKit", "Numerical",
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // Variants, sweeps, the experiments log's use, comparison and the cache's gc (`pipeline`).
+        .target(name: "Experiments", dependencies: ["Artifacts", "PipelineKit", "Numerical", .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "Executors", dependencies: ["Stages", "Artifacts", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
 
         // The executables: parse arguments, call a stage.
         .target(
             name: "ToolSupport",
-            dependencies: ["PipelineKit", "Numerical", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["CSystem", "PipelineKit", "Numerical", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "ingest", dependencies: ["ToolSupport", "Stages", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "preprocess", dependencies: ["ToolSupport", "Stages", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -89,7 +93,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "pipeline",
-            dependencies: ["ToolSupport", "Stages", "Executors", "Artifacts", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["ToolSupport", "Stages", "Executors", "Experiments", "Artifacts", "Backbone", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "GRDBSQLite", package: "GRDB.swift"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),

@@ -14,11 +14,14 @@ public struct SlurmExecutor: StageExecutor {
     public let pipeline: URL
     public let shards: Int
     public let extractTool: URL
+    /// More arguments for each task's `extract --pipeline` (a sweep variant's --set and --workspace).
+    public let pipelineArguments: [String]
 
-    public init(pipeline: URL, shards: Int, extractTool: URL) {
+    public init(pipeline: URL, shards: Int, extractTool: URL, pipelineArguments: [String] = []) {
         self.pipeline = pipeline
         self.shards = shards
         self.extractTool = extractTool
+        self.pipelineArguments = pipelineArguments
     }
 
     public func execute(_ stage: StageDefinition, _ context: StageContext) throws -> StageOutcome {
@@ -37,7 +40,7 @@ public struct SlurmExecutor: StageExecutor {
         if missing.isEmpty {
             context.log("extract: all \(shards) shards are already done")
         } else {
-            try Self.submit(missing, of: shards, pipeline: pipeline, extractTool: extractTool, folder: context.folder, log: context.log)
+            try Self.submit(missing, of: shards, pipeline: pipeline, extractTool: extractTool, arguments: pipelineArguments, folder: context.folder, log: context.log)
         }
         let report = try Extract.merge(input: context.input!, output: context.output, shards: shards)
         for index in 0 ..< shards { unlink(try Extract.Shard(index: index, count: shards).file(for: context.output).path) }
@@ -55,12 +58,14 @@ public struct SlurmExecutor: StageExecutor {
     }
 
     /// Submits shards `indexes` of `count` as one array job and waits for it.
-    static func submit(_ indexes: [Int], of count: Int, pipeline: URL, extractTool: URL, folder: URL, log: (String) -> Void) throws {
+    static func submit(_ indexes: [Int], of count: Int, pipeline: URL, extractTool: URL, arguments extra: [String], folder: URL, log: (String) -> Void) throws {
         let script = folder.appendingPathComponent(".slurm-extract.sh")
+        // Single-quoted for the shell, a quote inside written as '\''.
+        let quoted = extra.map { " '" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined()
         try """
         #!/bin/sh
         # Written by `pipeline run --executor slurm`: one array task per shard; the task id is the shard index.
-        exec '\(extractTool.path)' --pipeline '\(pipeline.path)' --shard "$SLURM_ARRAY_TASK_ID/\(count)"
+        exec '\(extractTool.path)' --pipeline '\(pipeline.path)' --shard "$SLURM_ARRAY_TASK_ID/\(count)"\(quoted)
 
         """.write(to: script, atomically: true, encoding: .utf8)
         chmod(script.path, 0o755)

@@ -65,6 +65,8 @@ public struct PipelineFile: Sendable {
         public var quoted = false
         public var line: Int
         public var column: Int
+        /// Given on the command line (`--set train.dropout=0.2`), not in the file: errors name it.
+        public var origin: String?
     }
 
     public var url: URL
@@ -162,13 +164,18 @@ public struct PipelineFile: Sendable {
     public func parameters(of stage: String, specs: [ParameterSpec]) throws -> StageParameters {
         let given = stages[stage] ?? [:]
         for (key, value) in given where !specs.contains(where: { $0.name == key }) {
-            throw error(value.line, value.column, "unknown key '\(excerpt(key))' in stage \(stage) (expected: \(specs.map(\.name).joined(separator: ", ")))")
+            let message = "unknown key '\(excerpt(key))' in stage \(stage) (expected: \(specs.map(\.name).joined(separator: ", ")))"
+            if let origin = value.origin { throw StageError("\(origin): \(message)") }
+            throw error(value.line, value.column, message)
         }
         var parameters = StageParameters()
         for spec in specs {
             let value = given[spec.name]
             let where_ = value.map { ($0.line, $0.column) } ?? stageMarks[stage] ?? (1, 1)
-            func fail(_ message: String) -> LocatedError { error(where_.0, where_.1, "\(stage).\(spec.name): \(message)") }
+            func fail(_ message: String) -> any Error {
+                if let origin = value?.origin { return StageError("\(origin): \(stage).\(spec.name): \(message)") }
+                return error(where_.0, where_.1, "\(stage).\(spec.name): \(message)")
+            }
             if case let .inputFile(required) = spec.kind {
                 guard let text = value?.text ?? spec.defaultValue else {
                     if required { throw fail("missing: give the path of the input file") }
@@ -186,6 +193,66 @@ public struct PipelineFile: Sendable {
             }
         }
         return parameters
+    }
+}
+
+/// One `--set STAGE.KEY=VALUE`: a parameter's value for one run, over the file's.
+public struct ParameterSetting: Sendable, Hashable {
+    public var stage: String
+    public var key: String
+    /// As written; `[a,b]` is a list.
+    public var value: String
+
+    /// Reads `STAGE.KEY=VALUE`; `what` names the option in errors (`--set`, `--grid`).
+    public init(parsing text: String, what: String = "--set") throws {
+        guard let equals = text.firstIndex(of: "="), let dot = text[..<equals].firstIndex(of: ".") else {
+            throw StageError("\(what) \(excerpt(text)): expected STAGE.KEY=VALUE, as in train.dropout=0.2")
+        }
+        stage = String(text[..<dot])
+        key = String(text[text.index(after: dot)..<equals])
+        value = String(text[text.index(after: equals)...])
+        guard !stage.isEmpty, !key.isEmpty else { throw StageError("\(what) \(excerpt(text)): expected STAGE.KEY=VALUE, as in train.dropout=0.2") }
+    }
+
+    public init(stage: String, key: String, value: String) {
+        self.stage = stage
+        self.key = key
+        self.value = value
+    }
+
+    /// `stage.key=value`, as given.
+    public var description: String { "\(stage).\(key)=\(value)" }
+
+    /// The value as the file's parser would hold it: `[a, b]` is a list, quotes make a string.
+    var fileValue: PipelineFile.Value {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if trimmed.hasPrefix("[") && trimmed.hasSuffix("]") {
+            let items = trimmed.dropFirst().dropLast().split(separator: ",", omittingEmptySubsequences: false)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return PipelineFile.Value(text: items.joined(separator: ","), list: items, line: 0, column: 0, origin: "--set \(description)")
+        }
+        for quote in ["\"", "'"] where trimmed.count >= 2 && trimmed.hasPrefix(quote) && trimmed.hasSuffix(quote) {
+            var value = PipelineFile.Value(text: String(trimmed.dropFirst().dropLast()), list: nil, line: 0, column: 0, origin: "--set \(description)")
+            value.quoted = true
+            return value
+        }
+        return PipelineFile.Value(text: trimmed, list: nil, line: 0, column: 0, origin: "--set \(description)")
+    }
+}
+
+extension PipelineFile {
+    /// The file with `settings` over its values (a variant: the file itself is not touched). A stage
+    /// the tool does not have is an error here; keys and values are checked with the rest, by
+    /// `parameters(of:specs:)`, and their errors name the setting.
+    public func applying(_ settings: [ParameterSetting], knownStages known: [String]) throws -> PipelineFile {
+        var variant = self
+        for setting in settings {
+            guard known.contains(setting.stage) else {
+                throw StageError("--set \(excerpt(setting.description)): unknown stage '\(excerpt(setting.stage))' (the stages are \(known.joined(separator: ", ")))")
+            }
+            variant.stages[setting.stage, default: [:]][setting.key] = setting.fileValue
+        }
+        return variant
     }
 }
 

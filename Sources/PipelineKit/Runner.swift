@@ -94,6 +94,21 @@ public struct StageOutcome: Sendable {
     }
 }
 
+/// What a run did with a stage.
+public struct StageRun: Sendable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        case ran, restored, skipped
+    }
+
+    public var stage: String
+    public var kind: Kind
+    /// Wall time spent on it in this run (running, restoring, or checking).
+    public var seconds: Double
+    /// The fingerprint it was made under (the cache's key), and its output's content hash.
+    public var fingerprint: String
+    public var content: String
+}
+
 public struct StageStatus: Sendable {
     public var stage: String
     public var upToDate: Bool
@@ -113,6 +128,13 @@ public final class PipelineRunner {
     public var manifest: Manifest
     let manifestURL: URL
     var lock: FileLock?
+    var cacheUse: FileLock?
+    /// Where outputs are kept by fingerprint (`artifacts/cache`); nil: nothing is kept or restored.
+    public var cache: RunCache?
+    /// Wait for another run holding the artifacts folder instead of refusing (sweeps).
+    public var waitForLock = false
+    /// What the last `run` did with each stage, in order.
+    public private(set) var runs: [StageRun] = []
 
     public init(file: PipelineFile, stages: [StageDefinition]) throws {
         self.file = file
@@ -124,6 +146,7 @@ public final class PipelineRunner {
         }
         manifestURL = file.artifacts.appendingPathComponent("manifest.json")
         manifest = try Manifest.load(manifestURL, pipeline: file.name)
+        cache = RunCache(folder: file.artifacts.appendingPathComponent("cache"))
     }
 
     /// Every stage's parameters checked, before any stage runs: a typo in the last stage must not
@@ -137,7 +160,9 @@ public final class PipelineRunner {
         // A file with a bad value leaves no trace: checked before the artifacts folder is made.
         try validate()
         try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
-        lock = try FileLock(file.artifacts.appendingPathComponent(".lock"), what: "the pipeline '\(file.name)' (\(file.artifacts.path))")
+        lock = try FileLock(file.artifacts.appendingPathComponent(".lock"), what: "the pipeline '\(file.name)' (\(file.artifacts.path))",
+                            wait: waitForLock) { print("waiting for another run of \(self.file.artifacts.path) to finish") }
+        cacheUse = try cache?.useLock()
         // Another run may have finished while we waited for nothing: start from its manifest.
         manifest = try Manifest.load(manifestURL, pipeline: file.name)
     }
@@ -169,6 +194,16 @@ public final class PipelineRunner {
         }
         return inputs
     }
+
+    /// The fingerprint `stage` would be made under now: its cache key.
+    func currentFingerprint(_ stage: StageDefinition) throws -> String {
+        let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
+        let upstreamContent = upstream(of: stage).flatMap { manifest.stages[$0]?.output.content }
+        return fingerprint(stage, parameters: parameters, environment: stage.environment(parameters), inputs: try currentInputs(parameters), upstream: upstreamContent)
+    }
+
+    /// The files a stage writes into the artifacts folder: its output first, then its side outputs.
+    func files(of stage: StageDefinition) -> [String] { [stage.output] + stage.sideOutputs }
 
     /// Whether `stage` is up to date, and if not why; `pendingUpstream` names a stale upstream stage.
     /// Up to date means exactly: the fingerprint computed now (stage, version, parameters,
@@ -232,6 +267,7 @@ public final class PipelineRunner {
     }
 
     /// Runs the stale stages in order (and `force`d ones), up to `until`; says what it skips and why.
+    /// A stale stage whose fingerprint the cache holds is restored from it instead of run.
     @discardableResult
     public func run(until: String? = nil, force: Set<String> = [], log: @escaping (String) -> Void) throws -> [String] {
         for name in force.union(until.map { [$0] } ?? []) where definition(name) == nil {
@@ -240,14 +276,36 @@ public final class PipelineRunner {
         try validate()
         let knownFiles = manifest.files
         var ran: [String] = []
+        runs = []
         for stage in stages {
+            let started = Date()
             let status = try self.status(of: stage)
+            let fingerprint = try currentFingerprint(stage)
             if status.upToDate && !force.contains(stage.name) {
                 log("\(stage.name): up to date, skipped")
-            } else {
-                log("\(stage.name): running (\(force.contains(stage.name) ? "forced" : status.reasons.joined(separator: "; ")))")
+                record(stage, .skipped, fingerprint, since: started)
+            } else if force.contains(stage.name) {
+                log("\(stage.name): running (forced)")
                 try runStage(stage, log: log)
                 ran.append(stage.name)
+                record(stage, .ran, fingerprint, since: started)
+            } else {
+                let reasons = status.reasons.joined(separator: "; ")
+                // Held from the lookup until the output is stored: a second run needing the same
+                // fingerprint waits here, then finds it in the cache.
+                let entryLock = try cache?.lock(fingerprint, stage: stage.name, log: log)
+                defer { entryLock?.release() }
+                if let restored = try restore(stage, fingerprint: fingerprint, log: log) {
+                    manifest.stages[stage.name] = restored
+                    try manifest.save(manifestURL)
+                    log("\(stage.name): restored from the cache (\(reasons); fingerprint \(fingerprint.prefix(12)))")
+                    record(stage, .restored, fingerprint, since: started)
+                } else {
+                    log("\(stage.name): running (\(reasons))")
+                    try runStage(stage, log: log, holdingEntryLock: true)
+                    ran.append(stage.name)
+                    record(stage, .ran, fingerprint, since: started)
+                }
             }
             if stage.name == until { break }
         }
@@ -257,10 +315,35 @@ public final class PipelineRunner {
         return ran
     }
 
+    func record(_ stage: StageDefinition, _ kind: StageRun.Kind, _ fingerprint: String, since started: Date) {
+        runs.append(StageRun(stage: stage.name, kind: kind, seconds: Date().timeIntervalSince(started),
+                             fingerprint: fingerprint, content: manifest.stages[stage.name]?.output.content ?? ""))
+    }
+
+    /// The cache's entry for `fingerprint` put in place, or nil when there is none (or it was damaged,
+    /// which is said and the entry dropped).
+    func restore(_ stage: StageDefinition, fingerprint: String, log: (String) -> Void) throws -> Manifest.StageRecord? {
+        guard let cache else { return nil }
+        let names = files(of: stage)
+        guard let record = cache.load(fingerprint, files: names, manifest: &manifest, problem: { problem in
+            log("\(stage.name): the cache's copy is damaged and was dropped: \(problem)")
+        }) else { return nil }
+        // The upstream content it was made from is part of the key; checked again, as the record
+        // came from disk.
+        guard record.upstreamContent == upstream(of: stage).flatMap({ manifest.stages[$0]?.output.content }) else {
+            log("\(stage.name): the cache's copy names another input; running instead")
+            return nil
+        }
+        try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
+        return try cache.restore(fingerprint, record: record, files: names, into: file.artifacts)
+    }
+
     /// Runs one stage now, whatever its status, and records it (`STAGE --pipeline FILE`).
-    public func runStage(_ stage: StageDefinition, log: @escaping (String) -> Void) throws {
+    /// Its output is kept in the cache under the fingerprint it was made under.
+    public func runStage(_ stage: StageDefinition, log: @escaping (String) -> Void, holdingEntryLock: Bool = false) throws {
         try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
         let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
+        let cacheKey = try currentFingerprint(stage)
         // The input is what the manifest says the upstream stage wrote, whether the whole pipeline
         // runs or this stage alone.
         var input: URL?
@@ -296,6 +379,16 @@ public final class PipelineRunner {
             output: Manifest.Output(path: outputURL.path, sha256: hash, content: outcome.contentSHA256, rows: outcome.rows, size: Int64(size)),
             sideOutputs: sideOutputs, version: stage.version, toolVersion: toolVersion, started: started, ended: ended, seconds: ended.timeIntervalSince(started), notes: outcome.notes)
         try manifest.save(manifestURL)
+        if let cache, let record = manifest.stages[stage.name] {
+            let entryLock = holdingEntryLock ? nil : try cache.lock(cacheKey, stage: stage.name, log: log)
+            defer { entryLock?.release() }
+            do {
+                try cache.store(cacheKey, record: record, files: files(of: stage), from: file.artifacts)
+            } catch {
+                // The output is made and recorded; only a later restore is lost.
+                log("\(stage.name): warning: not kept in the cache: \(error.userMessage)")
+            }
+        }
         log(String(format: "%@: done in %.2f s, %d rows, content %@", stage.name, ended.timeIntervalSince(started), outcome.rows,
                    String(outcome.contentSHA256.prefix(12))))
     }

@@ -72,8 +72,12 @@ public enum ExtractStage {
     /// scheduler array task): the input from the manifest, the parameters from the file, the shard
     /// file in the artifacts folder. The merge records the stage.
     /// No pipeline lock is taken: the tasks run at once, while the pipeline that submitted them holds it.
-    public static func runShard(_ shard: Extract.Shard, pipeline path: String) throws {
-        let runner = try PipelineRunner(pipeline: path, stages: PipelineStages.all)
+    /// `settings` and `workspace`: a sweep's variant (its `--set` values, its own folder).
+    public static func runShard(_ shard: Extract.Shard, pipeline path: String, settings: [String] = [], workspace: String? = nil) throws {
+        var file = try PipelineFile(URL(fileURLWithPath: path), knownStages: PipelineStages.names)
+            .applying(settings.map { try ParameterSetting(parsing: $0) }, knownStages: PipelineStages.names)
+        if let workspace { file.artifacts = URL(fileURLWithPath: workspace).standardizedFileURL }
+        let runner = try PipelineRunner(file: file, stages: PipelineStages.all)
         let parameters = try runner.file.parameters(of: definition.name, specs: definition.parameters)
         guard let upstream = runner.upstream(of: definition), let record = runner.manifest.stages[upstream] else {
             throw StageError("extract needs the output of preprocess, which the manifest does not record: run preprocess first")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CSystem
 import Numerical
 import PipelineKit
 
@@ -8,6 +9,9 @@ extension ParsableCommand {
     /// `TOOL: error: ...` (input errors already located as FILE:LINE:COLUMN as they are) with exit
     /// status 1; argument errors and help are ArgumentParser's.
     public static func runAsTool() -> Never {
+        // A line at a time even into a file or a pipe, so that a log shows stdout's lines in order
+        // with stderr's (warnings, progress) and a killed run loses none of what it said.
+        signtransfer_line_buffer_stdout()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()
@@ -33,4 +37,11 @@ extension ParsableCommand {
             Foundation.exit(1)
         }
     }
+}
+
+/// For a process another one started and waits for (a sweep's variant run): killed when that parent
+/// dies, by Ctrl-C or kill -9, instead of running on unseen. Foundation's Process puts each child in
+/// its own process group, so a signal to the parent's group does not reach it.
+public func endWithParentProcess() throws {
+    if signtransfer_die_with_parent() != 0 { throw StageError("the process that started this run has ended; stopping") }
 }

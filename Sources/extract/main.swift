@@ -62,6 +62,10 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Run this stage of a pipeline file instead: its parameters from the file, its input from the manifest, its record written there.", valueName: "file"))
     var pipeline: String?
 
+    // A sweep's variant under Slurm: its --set values and its own artifacts folder.
+    @Option(name: .customLong("set"), help: .hidden) var settings: [String] = []
+    @Option(help: .hidden) var workspace: String?
+
     /// The shard from --shard, or from the scheduler's environment.
     func resolvedShard() throws -> Extract.Shard? {
         if let shard { return try Extract.Shard(shard) }
@@ -79,7 +83,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         if let pipeline {
-            if let shard = try resolvedShard() { return try ExtractStage.runShard(shard, pipeline: pipeline) }
+            if let shard = try resolvedShard() { return try ExtractStage.runShard(shard, pipeline: pipeline, settings: settings, workspace: workspace) }
             return try PipelineRunner.runAlone("extract", of: PipelineStages.all, pipeline: pipeline)
         }
         let shard = try resolvedShard()

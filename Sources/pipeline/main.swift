@@ -1,9 +1,12 @@
 import ArgumentParser
+import Artifacts
 import Backbone
 import Executors
+import Experiments
 import Foundation
 import GRDB
 import GRDBSQLite
+import Numerical
 import PipelineKit
 import Stages
 import ToolSupport
@@ -21,22 +24,46 @@ let toolsFolder = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlin
 struct PipelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline",
-        abstract: "Run a pipeline file's stale stages, show their status, or inspect the artifacts.",
-        subcommands: [Run.self, Status.self, Inspect.self])
+        abstract: "Run a pipeline file's stale stages, show their status, or inspect the artifacts; run variants, sweeps, and compare them.",
+        subcommands: [Run.self, Status.self, Inspect.self, ExperimentsCommand.self, SweepCommand.self, Compare.self, GC.self])
+}
+
+/// The pipeline file, with `--set` values over it when given (a variant), and what differs.
+struct VariantFile {
+    var base: PipelineFile
+    var file: PipelineFile
+    var settings: [ParameterSetting]
+    var changes: [String: String]
+
+    init(_ path: String, settings texts: [String]) throws {
+        base = try PipelineFile(URL(fileURLWithPath: path), knownStages: PipelineStages.names)
+        settings = try texts.map { try ParameterSetting(parsing: $0) }
+        file = try base.applying(settings, knownStages: PipelineStages.names)
+        changes = try Variants.changes(of: file, from: base, stages: allStages)
+    }
+
+    var experimentsLog: URL { base.artifacts.appendingPathComponent(ExperimentLog.fileName) }
 }
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the stages that are out of date, in order, and skip the rest.",
-        discussion: "A stage is out of date when its parameters, its inputs' content, the weights it would use or the tool changed, or its output is missing or was altered.")
+        abstract: "Run the stages that are out of date, in order, and skip the rest; record the run as an experiment.",
+        discussion: """
+            A stage is out of date when its parameters, its inputs' content, the weights it would use or the tool changed, or its output is missing or was altered. \
+            A stale stage whose fingerprint was made before is restored from the cache (artifacts/NAME/cache) instead of run. \
+            --set runs a variant without editing the file: pipeline run FILE --set train.dropout=0.2 --set train.hidden=[512,128]
+            """)
 
     @Argument(help: "The pipeline file (YAML).")
     var file: String
 
+    @Option(name: .customLong("set"), help: ArgumentHelp("A parameter's value for this run, over the file's (repeatable): STAGE.KEY=VALUE, lists as [a,b].", valueName: "stage.key=value"))
+    var settings: [String] = []
+
     @Option(help: ArgumentHelp("Stop after this stage.", valueName: "stage"))
     var until: String?
 
-    @Option(help: ArgumentHelp("Rerun this stage even if it is up to date (repeatable).", valueName: "stage"))
+    @Option(help: ArgumentHelp("Rerun this stage even if it is up to date or cached (repeatable).", valueName: "stage"))
     var force: [String] = []
 
     @Option(help: ArgumentHelp("Where extract runs: local, or slurm (an array job of --shards tasks, then a merge).", valueName: "executor"))
@@ -45,25 +72,47 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("With --executor slurm: how many shards (array tasks).", valueName: "N"))
     var shards: Int = 4
 
+    // A sweep runs each variant in its own folder, sharing the pipeline's cache and experiments.
+    @Option(help: .hidden) var workspace: String?
+    @Option(help: .hidden) var sweep: String?
+
     func validate() throws {
         guard ["local", "slurm"].contains(executor) else { throw ValidationError("--executor: local or slurm, not '\(executor)'") }
         guard shards >= 1 else { throw ValidationError("--shards must be at least 1") }
     }
 
     func run() throws {
-        let runner = try openRunner(file)
+        if sweep != nil { try endWithParentProcess() }
+        let variant = try VariantFile(file, settings: settings)
+        var target = variant.file
+        if let workspace { target.artifacts = URL(fileURLWithPath: workspace).standardizedFileURL }
+        let runner = try PipelineRunner(file: target, stages: allStages)
+        runner.cache = RunCache(folder: variant.base.artifacts.appendingPathComponent("cache"))
+        runner.waitForLock = workspace != nil
         if executor == "slurm" {
             let pipelineURL = URL(fileURLWithPath: file).standardizedFileURL
-            runner.executors["extract"] = SlurmExecutor(pipeline: pipelineURL, shards: shards, extractTool: toolsFolder.appendingPathComponent("extract"))
+            var extraArguments = settings.flatMap { ["--set", $0] }
+            if let workspace { extraArguments += ["--workspace", workspace] }
+            runner.executors["extract"] = SlurmExecutor(pipeline: pipelineURL, shards: shards, extractTool: toolsFolder.appendingPathComponent("extract"),
+                                                        pipelineArguments: extraArguments)
         }
         try runner.acquireLock()
+        if !variant.changes.isEmpty {
+            print("variant: \(sortedKeys(variant.changes.keys, order: PipelineStages.names).map { "\($0)=\(variant.changes[$0]!)" }.joined(separator: " "))")
+        }
         let started = Date()
         let ran = try runner.run(until: until, force: Set(force)) { print($0) }
-        print(String(format: "%@: %@ in %.2f s", runner.file.name, ran.isEmpty ? "nothing to do" : "ran \(ran.joined(separator: ", "))",
-                     Date().timeIntervalSince(started)))
+        let restored = runner.runs.filter { $0.kind == .restored }.map(\.stage)
+        var did: [String] = []
+        if !ran.isEmpty { did.append("ran \(ran.joined(separator: ", "))") }
+        if !restored.isEmpty { did.append("restored \(restored.joined(separator: ", ")) from the cache") }
+        print(String(format: "%@: %@ in %.2f s", runner.file.name, did.isEmpty ? "nothing to do" : did.joined(separator: "; "), Date().timeIntervalSince(started)))
         if let report = runner.manifest.stages["train"]?.notes["report"], FileManager.default.fileExists(atPath: report) {
             print("report: \(report)")
         }
+        let experiment = try Variants.experiment(of: runner, changes: variant.changes, sweep: sweep, started: started)
+        let id = try ExperimentLog.record(experiment, in: variant.experimentsLog)
+        print("experiment \(id) recorded\(experiment.accuracy.map { String(format: ": test accuracy %.2f%%", $0 * 100) } ?? "")")
     }
 }
 
@@ -73,8 +122,11 @@ struct Status: ParsableCommand {
     @Argument(help: "The pipeline file (YAML).")
     var file: String
 
+    @Option(name: .customLong("set"), help: ArgumentHelp("A parameter's value over the file's (repeatable): STAGE.KEY=VALUE.", valueName: "stage.key=value"))
+    var settings: [String] = []
+
     func run() throws {
-        let runner = try openRunner(file)
+        let runner = try PipelineRunner(file: VariantFile(file, settings: settings).file, stages: allStages)
         for status in try runner.statuses() {
             if status.upToDate {
                 let record = runner.manifest.stages[status.stage]!
@@ -163,6 +215,167 @@ struct Inspect: ParsableCommand {
         print(line(columns))
         print(line(widths.map { String(repeating: "-", count: $0) }))
         cells.forEach { print(line($0)) }
+    }
+}
+
+struct ExperimentsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "experiments",
+        abstract: "List the recorded runs of a pipeline: what differed from the file, the head's figures, what ran and what came from the cache.")
+
+    @Argument(help: "The pipeline file (YAML).")
+    var file: String
+
+    func run() throws {
+        let base = try PipelineFile(URL(fileURLWithPath: file), knownStages: PipelineStages.names)
+        let experiments = try ExperimentLog.all(in: base.artifacts.appendingPathComponent(ExperimentLog.fileName))
+        guard !experiments.isEmpty else {
+            print("no experiments recorded yet: `pipeline run \(file)` records one")
+            return
+        }
+        let cache = RunCache(folder: base.artifacts.appendingPathComponent("cache"))
+        let cached = Set(cache.fingerprints())
+        let formatter = ISO8601DateFormatter()
+        for experiment in experiments {
+            let ran = experiment.stages.filter { $0.outcome == "ran" }.map(\.stage)
+            let outputs = experiment.stages.allSatisfy { cached.contains($0.fingerprint) } ? "cached" : "outputs removed by gc"
+            var line = "\(experiment.id)  \(formatter.string(from: experiment.started))  \(experiment.describeChanges(order: PipelineStages.names))"
+            line += "  accuracy \(Comparison.percent(experiment.accuracy))  macro-F1 \(Comparison.decimal(experiment.macroF1))"
+            line += String(format: "  %.1f s", experiment.seconds)
+            line += "  ran: \(ran.isEmpty ? "none" : ran.joined(separator: ","))  restored: \(experiment.cacheHits)  (\(outputs))"
+            if let sweep = experiment.sweep { line += "  \(sweep)" }
+            print(line)
+        }
+    }
+}
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run every combination of the --grid values, each distinct stage output made once, then compare them.",
+        discussion: """
+            Each variant runs in its own folder (artifacts/NAME/variants/...), sharing the pipeline's cache: two dropout values at one size share one preprocess and one extract. \
+            A sweep stopped and started again finishes only what is missing. The artifacts folder itself is left as it was: `pipeline run FILE --set ...` puts a variant there, from the cache.
+            Example: pipeline sweep FILE --grid preprocess.size=32,40 --grid train.dropout=0.2,0.5 --jobs 2
+            """)
+
+    @Argument(help: "The pipeline file (YAML).")
+    var file: String
+
+    @Option(help: ArgumentHelp("A parameter and its values (repeatable): STAGE.KEY=V1,V2,... (lists in brackets: train.hidden=[256],[512,128]).", valueName: "stage.key=values"))
+    var grid: [String] = []
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("A value for every variant, over the file's (repeatable): STAGE.KEY=VALUE.", valueName: "stage.key=value"))
+    var settings: [String] = []
+
+    @Option(help: ArgumentHelp("How many variants run at once (default: the cores, at most the variants).", valueName: "N"))
+    var jobs: Int?
+
+    @Option(help: ArgumentHelp("Where each distinct extract runs: local, or slurm (its own array job).", valueName: "executor"))
+    var executor: String = "local"
+
+    @Option(help: ArgumentHelp("With --executor slurm: how many shards (array tasks) per extract.", valueName: "N"))
+    var shards: Int = 4
+
+    func validate() throws {
+        guard !grid.isEmpty else { throw ValidationError("give at least one --grid STAGE.KEY=V1,V2,...") }
+        guard ["local", "slurm"].contains(executor) else { throw ValidationError("--executor: local or slurm, not '\(executor)'") }
+        guard shards >= 1 else { throw ValidationError("--shards must be at least 1") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+
+    func run() throws {
+        let base = try PipelineFile(URL(fileURLWithPath: file), knownStages: PipelineStages.names)
+        let fixed = try settings.map { try ParameterSetting(parsing: $0) }
+        let grids = try grid.map(Variants.grid)
+        for (index, values) in grids.enumerated() {
+            let name = "\(values[0].stage).\(values[0].key)"
+            if grids[..<index].contains(where: { "\($0[0].stage).\($0[0].key)" == name }) || fixed.contains(where: { "\($0.stage).\($0.key)" == name }) {
+                throw StageError("--grid \(name): the parameter is given twice")
+            }
+        }
+        let variants = Variants.schedule(Variants.combinations(grids, after: fixed), stageOrder: PipelineStages.names)
+        // Every variant's values checked before anything runs.
+        for variant in variants {
+            _ = try Variants.changes(of: base.applying(variant.settings, knownStages: PipelineStages.names), from: base, stages: allStages)
+        }
+        let identifier = Sweep.newIdentifier()
+        let jobs = min(self.jobs ?? coreCount, variants.count)
+        print("\(identifier): \(variants.count) variants, \(jobs) at a time")
+        let started = Date()
+        let sweep = Sweep(pipeline: base.url, artifacts: base.artifacts, variants: variants, jobs: jobs,
+                          runArguments: executor == "slurm" ? ["--executor", "slurm", "--shards", String(shards)] : [],
+                          tool: toolsFolder.appendingPathComponent("pipeline"))
+        let failed = try sweep.run(identifier: identifier) { print($0) }
+        let experiments = try ExperimentLog.all(in: base.artifacts.appendingPathComponent(ExperimentLog.fileName)).filter { $0.sweep == identifier }
+        print("")
+        print(Comparison(experiments, stageOrder: PipelineStages.names).table())
+        print(String(format: "%@: %d variants in %.1f s; compare with `pipeline compare %@ %@`", identifier, variants.count,
+                     Date().timeIntervalSince(started), file, experiments.map { String($0.id) }.joined(separator: " ")))
+        if !failed.isEmpty {
+            throw StageError("\(failed.count) of \(variants.count) variants failed: \(failed.map(\.description).joined(separator: "; "))")
+        }
+    }
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare experiments: the parameters that differ, test accuracy, macro-F1, time, cache hits; writes compare.html beside the manifest.")
+
+    @Argument(help: "The pipeline file (YAML).")
+    var file: String
+
+    @Argument(help: "Experiment ids (default: all).")
+    var experiments: [Int] = []
+
+    @Flag(help: "Print JSON instead of the table.")
+    var json = false
+
+    func run() throws {
+        let base = try PipelineFile(URL(fileURLWithPath: file), knownStages: PipelineStages.names)
+        let all = try ExperimentLog.all(in: base.artifacts.appendingPathComponent(ExperimentLog.fileName))
+        guard !all.isEmpty else { throw StageError("\(base.artifacts.path): no experiments recorded yet: `pipeline run \(file)` records one") }
+        var chosen: [Experiment] = []
+        for id in experiments {
+            guard let experiment = all.first(where: { $0.id == id }) else {
+                throw StageError("no experiment \(id) (recorded: \(all.first!.id) to \(all.last!.id)); `pipeline experiments \(file)` lists them")
+            }
+            chosen.append(experiment)
+        }
+        let comparison = Comparison(chosen.isEmpty ? all : chosen, stageOrder: PipelineStages.names)
+        let html = try comparison.html(pipeline: base.name)
+        let page = base.artifacts.appendingPathComponent("compare.html")
+        try AtomicOutput.write(to: page) { try Data(html.utf8).write(to: $0) }
+        if json {
+            print(try comparison.json())
+        } else {
+            print(comparison.table())
+            print("compare.html: \(page.path)")
+        }
+    }
+}
+
+struct GC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Remove cached outputs that no recorded experiment uses (or all but the --keep newest experiments'), and print the space freed.",
+        discussion: "The artifacts folder's current outputs are always kept. Experiments stay recorded; a removed one's outputs are made again when it is run again.")
+
+    @Argument(help: "The pipeline file (YAML).")
+    var file: String
+
+    @Option(help: ArgumentHelp("Keep the outputs of only the N newest experiments.", valueName: "N"))
+    var keep: Int?
+
+    func validate() throws {
+        if let keep, keep < 0 { throw ValidationError("--keep must be 0 or more") }
+    }
+
+    func run() throws {
+        let runner = try openRunner(file)
+        let result = try GarbageCollector(artifacts: runner.file.artifacts, keep: keep).collect(manifest: runner.manifest)
+        print(String(format: "gc: removed %d cached outputs and %d variant folders, kept %d; freed %.1f MB",
+                     result.removedEntries, result.removedFolders, result.keptEntries, Double(result.bytesFreed) / 1_048_576))
     }
 }
 

@@ -116,14 +116,19 @@ func contentHash(_ file: URL) throws -> String {
         #expect(try pipeline.run() == ["ingest", "preprocess", "extract", "train"])
     }
 
-    @Test func deletedFeaturesRerunExtractButNotTrain() throws {
+    @Test func deletedFeaturesComeBackFromTheCacheAndTrainStays() throws {
         let pipeline = try SamplePipeline()
         defer { pipeline.remove() }
         try pipeline.run()
         try FileManager.default.removeItem(at: pipeline.artifacts.appendingPathComponent("features.sqlite"))
         #expect(try pipeline.status().contains("extract: stale: output features.sqlite is missing"))
-        #expect(try pipeline.run() == ["extract"])
+        // Put back from the run cache (checked against its hash), not recomputed; train stays up to date.
+        let restore = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(restore.stdout.contains("extract: restored from the cache (output features.sqlite is missing; fingerprint"), "\(restore.stdout)")
+        #expect(restore.stdout.contains("train: up to date, skipped"))
         #expect(try pipeline.run() == [])
+        // Forced, it runs.
+        #expect(try pipeline.run(["--force", "extract"]) == ["extract"])
     }
 
     @Test func outputEditedOnDiskIsReportedAndRebuilt() throws {
@@ -142,14 +147,15 @@ func contentHash(_ file: URL) throws -> String {
         #expect(try pipeline.run() == [])
     }
 
-    /// report.html is an output of train like head.sqlite: deleted, train reruns (and only train).
-    @Test func deletedReportRerunsTrain() throws {
+    /// report.html is an output of train like head.sqlite: deleted, train is stale and its outputs come back from the cache.
+    @Test func deletedReportComesBackFromTheCache() throws {
         let pipeline = try SamplePipeline()
         defer { pipeline.remove() }
         try pipeline.run()
         try FileManager.default.removeItem(at: pipeline.artifacts.appendingPathComponent("report.html"))
         #expect(try pipeline.status().contains("train: stale: output report.html is missing"))
-        #expect(try pipeline.run() == ["train"])
+        let restore = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(restore.stdout.contains("train: restored from the cache (output report.html is missing"), "\(restore.stdout)")
         #expect(FileManager.default.fileExists(atPath: pipeline.artifacts.appendingPathComponent("report.html").path))
     }
 

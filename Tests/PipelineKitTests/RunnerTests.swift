@@ -47,8 +47,15 @@ func pipelineFolder() throws -> (folder: URL, file: URL) {
         try FileManager.default.removeItem(at: folder.appendingPathComponent("artifacts/b.html"))
         let runner = try PipelineRunner(pipeline: file.path, stages: stages)
         #expect(try runner.status(of: stages[1]).reasons == ["output b.html is missing"])
-        // b reran and wrote the same content: c stays up to date.
-        #expect(try runner.run { _ in } == ["b"])
+        // b's outputs come back from the cache, checked against their hashes: nothing runs, c stays up to date.
+        #expect(try runner.run { _ in } == [])
+        #expect(runner.runs.map(\.kind) == [.skipped, .restored, .skipped])
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("artifacts/b.html").path))
+        // Without the cache, b reruns and writes the same content: c stays up to date.
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("artifacts/b.html"))
+        let uncached = try PipelineRunner(pipeline: file.path, stages: stages)
+        uncached.cache = nil
+        #expect(try uncached.run { _ in } == ["b"])
 
         let bumped = [stage("a"), stage("b", reads: ["a.out"], side: ["b.html"], version: 2), stage("c", reads: ["b.out"])]
         let again = try PipelineRunner(pipeline: file.path, stages: bumped)
