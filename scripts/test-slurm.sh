@@ -99,7 +99,7 @@ stages:
   train: {epochs: 3}
 YAML
 }
-pipeline local; pipeline sharded; pipeline killed
+pipeline local; pipeline sharded; pipeline killed; pipeline swept
 "$bin/pipeline" run "$work/local.yaml" > "$work/local.log" 2>&1
 "$bin/pipeline" run "$work/sharded.yaml" --executor slurm --shards 4 > "$work/sharded.log" 2>&1 || { cat "$work/sharded.log"; exit 1; }
 check "slurm run submits the four shards" grep -q -- "--array=0,1,2,3" "$work/sharded.log"
@@ -125,6 +125,14 @@ check "the merge refuses, naming shard 1" grep -q "shard 1 of 4 is missing" "$wo
 "$bin/pipeline" run "$work/killed.yaml" --executor slurm --shards 4 > "$work/rerun.log" 2>&1 || { cat "$work/rerun.log"; exit 1; }
 check "the rerun resubmits only shard 1" grep -q -- "--array=1 " "$work/rerun.log"
 check "the completed features equal a local run's" cmp -s "$work/local/features.sqlite" "$work/killed/features.sqlite"
+
+# A sweep: each distinct extract (two sizes) is its own array job; the four heads share them.
+"$bin/pipeline" sweep "$work/swept.yaml" --grid preprocess.size=64,96 --grid train.dropout=0.2,0.5 --jobs 2 --executor slurm --shards 2 \
+  > "$work/sweep.log" 2>&1 || { cat "$work/sweep.log"; exit 1; }
+check "a sweep submits one array job per distinct extract" test "$(grep -c -- "--array=0,1 " "$work/sweep.log")" -eq 2
+check "a sweep trains four heads" test "$(grep -c "train: running" "$work/sweep.log")" -eq 4
+"$bin/pipeline" run "$work/swept.yaml" --set preprocess.size=96 --until extract --force extract > "$work/local96.log" 2>&1
+check "a variant's sharded features equal a local run's" cmp -s "$work/swept/features.sqlite" "$work/swept/variants/preprocess.size=96_train.dropout=0.2/features.sqlite"
 
 echo "slurm: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
