@@ -30,6 +30,34 @@ public enum PreprocessedStore {
         try Artifact.open(url, kind: kind, role: "a preprocess output (preprocessed.sqlite)", versions: [schemaVersion])
     }
 
+    /// With `--augment K`: a row per training image and view (0 the original, its own source), saying
+    /// which image a row is a view of and the transform that made it. Absent without views; the
+    /// features file carries the same table.
+    public static let viewsTable = """
+        CREATE TABLE views (id INTEGER PRIMARY KEY NOT NULL, source INTEGER NOT NULL, view INTEGER NOT NULL,
+                            rotation REAL NOT NULL, dx REAL NOT NULL, dy REAL NOT NULL, scale REAL NOT NULL,
+                            brightness REAL NOT NULL, contrast REAL NOT NULL, flip INTEGER NOT NULL)
+        """
+
+    public static func createViewsTable(_ db: Database) throws { try db.execute(sql: viewsTable) }
+
+    /// Each view's source image: id to (source id, view number); empty when the file has no views.
+    /// A row that is not as written is an error naming the file, table and row.
+    public static func views(_ db: Database, file: String) throws -> [Int: (source: Int, view: Int)] {
+        guard try db.tableExists("views") else { return [:] }
+        var views: [Int: (source: Int, view: Int)] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT id, source, view FROM views ORDER BY id") {
+            guard let id = row["id"] as Int?, let source = row["source"] as Int?, let view = row["view"] as Int?, view >= 0, (view == 0) == (id == source) else {
+                throw StageError("\(file): table views, row id \((row["id"] as Int?).map(String.init) ?? "NULL"): expected a source id and a view number (0 exactly for the source itself)")
+            }
+            views[id] = (source, view)
+        }
+        for (id, entry) in views where views[entry.source]?.view != 0 {
+            throw StageError("\(file): table views, row id \(id): its source \(entry.source) is not a training image with view 0")
+        }
+        return views
+    }
+
     public static func params(_ queue: DatabaseQueue) throws -> [String: String] {
         try queue.read { try Artifact.keyValues($0, table: "params") }
     }

@@ -56,30 +56,32 @@ public struct FineTuneResult: Sendable {
 public enum FineTuner {
     /// `head`: the first phase's result on the same rows; `labels`: class indices of the rows, whose
     /// maps `source` loads; `options`: batch, dropout, patience, schedule, weight decay and seed.
+    /// `views`: as the first phase's (validation from the originals, one view or all per epoch).
     public static func train(stage initial: TopStage, head: TrainingResult, source: any MapSource, labels: [Int], options: TrainingOptions,
-                             epochs: Int, learningRate: Float, onEpoch: (EpochRecord) -> Void = { _ in }) throws -> FineTuneResult {
+                             epochs: Int, learningRate: Float, views: Views? = nil, onEpoch: (EpochRecord) -> Void = { _ in }) throws -> FineTuneResult {
         try withSingleThreadedBLAS {
             try trainAlone(stage: initial, head: head, source: source, labels: labels, options: options, epochs: epochs,
-                           learningRate: learningRate, onEpoch: onEpoch)
+                           learningRate: learningRate, views: views, onEpoch: onEpoch)
         }
     }
 
     static func trainAlone(stage initial: TopStage, head: TrainingResult, source: any MapSource, labels: [Int], options: TrainingOptions,
-                           epochs: Int, learningRate: Float, onEpoch: (EpochRecord) -> Void) throws -> FineTuneResult {
+                           epochs: Int, learningRate: Float, views: Views?, onEpoch: (EpochRecord) -> Void) throws -> FineTuneResult {
         let dimension = initial.channels.output
         precondition(head.network.inputCount == dimension)
         let classCount = head.network.classCount
         let standardization = head.standardization
         let validationRows = head.validationRows
         let held = Set(validationRows)
-        let trainRows = labels.indices.filter { !held.contains($0) }
+        // With views: the training originals, whose views are drawn each epoch.
+        let trainRows = (views?.originals ?? Array(labels.indices)).filter { !held.contains($0) }
         // Its own stream, so that the first phase's draws stay those of a plain `train`.
         var generator = SplitMix64(seed: options.seed ^ 0x5EED_F17E)
         var network = head.network, stage = initial
         var headAdam = Adam(learningRate: learningRate), stageAdam = Adam(learningRate: learningRate)
         var moments = TopStage.Moments(stage)
         headAdam.weightDecay = options.weightDecay
-        let stepsPerEpoch = (trainRows.count + options.batch - 1) / options.batch
+        let stepsPerEpoch = ((views?.epochSize(trainRows) ?? trainRows.count) + options.batch - 1) / options.batch
         let totalSteps = max(1, stepsPerEpoch * max(1, epochs))
         var stepsTaken = 0
         var history: [EpochRecord] = []
@@ -100,6 +102,7 @@ public enum FineTuner {
 
         for epoch in 1 ... max(1, epochs) {
             let started = Date()
+            if let views { order = views.epochRows(trainRows, generator: &generator) }
             order.shuffle(using: &generator)
             var lossSum = 0.0, correct = 0
             let batches = stride(from: 0, to: order.count, by: options.batch).map { Array(order[$0 ..< min($0 + options.batch, order.count)]) }

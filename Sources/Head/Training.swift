@@ -119,29 +119,41 @@ public enum Trainer {
     /// generator seeded with `options.seed`: the same data and seed give the same weights.
     /// `features` is consumed: standardization rewrites it in place, so a caller that passes its last
     /// use of the array (as the train stage does) spends no second copy of the features (225 MB at full size).
+    /// `views`: which rows are augmented views of which (nil: every row is an original).
     public static func train(features: consuming [Float], labels: [Int], dimension: Int, classCount: Int, options: TrainingOptions,
-                             onEpoch: (EpochRecord) -> Void = { _ in }) -> TrainingResult {
+                             views: Views? = nil, onEpoch: (EpochRecord) -> Void = { _ in }) -> TrainingResult {
         var features = features
         return withSingleThreadedBLAS {
-            trainAlone(features: &features, labels: labels, dimension: dimension, classCount: classCount, options: options, onEpoch: onEpoch)
+            trainAlone(features: &features, labels: labels, dimension: dimension, classCount: classCount, options: options, views: views, onEpoch: onEpoch)
         }
     }
 
+    /// The validation rows, drawn (stratified) from the originals only; and the training originals.
+    public static func split(labels: [Int], classCount: Int, fraction: Double, views: Views?, generator: inout SplitMix64) -> (train: [Int], validation: [Int]) {
+        guard let views else { return stratifiedSplit(labels: labels, classCount: classCount, fraction: fraction, generator: &generator) }
+        let (train, validation) = stratifiedSplit(labels: views.originals.map { labels[$0] }, classCount: classCount, fraction: fraction, generator: &generator)
+        return (train.map { views.originals[$0] }, validation.map { views.originals[$0] })
+    }
+
     static func trainAlone(features: inout [Float], labels: [Int], dimension: Int, classCount: Int, options: TrainingOptions,
-                           onEpoch: (EpochRecord) -> Void) -> TrainingResult {
+                           views: Views?, onEpoch: (EpochRecord) -> Void) -> TrainingResult {
         var generator = SplitMix64(seed: options.seed)
         var network = DenseNetwork(sizes: [dimension] + options.hidden + [classCount], dropout: options.dropout, generator: &generator)
-        let (trainRows, validationRows) = stratifiedSplit(labels: labels, classCount: classCount, fraction: options.validation, generator: &generator)
-        // Fitted on the rows trained on, never the validation rows; applied to both.
+        // With views, `trainRows` are the training originals; the rows trained on are drawn from
+        // their views each epoch.
+        let (trainRows, validationRows) = split(labels: labels, classCount: classCount, fraction: options.validation, views: views, generator: &generator)
+        // Fitted on the rows trained on (every view of the training originals), never the validation rows; applied to both.
         var standardization: Standardization?
         if options.standardize == .zscore {
-            let fitted = features.withUnsafeBufferPointer { Standardization.fit($0, dimension: dimension, rows: trainRows) }
+            let fittedRows = views?.rows(of: trainRows) ?? trainRows
+            let fitted = features.withUnsafeBufferPointer { Standardization.fit($0, dimension: dimension, rows: fittedRows) }
             features.withUnsafeMutableBufferPointer { fitted.apply($0, count: labels.count) }
             standardization = fitted
         }
         var adam = Adam(learningRate: options.learningRate)
         adam.weightDecay = options.weightDecay
-        let stepsPerEpoch = (trainRows.count + options.batch - 1) / options.batch
+        let epochSize = views?.epochSize(trainRows) ?? trainRows.count
+        let stepsPerEpoch = (epochSize + options.batch - 1) / options.batch
         let totalSteps = max(1, stepsPerEpoch * max(1, options.epochs))
         var stepsTaken = 0
         var history: [EpochRecord] = []
@@ -153,6 +165,7 @@ public enum Trainer {
 
         for epoch in 1 ... max(1, options.epochs) {
             let started = Date()
+            if let views { order = views.epochRows(trainRows, generator: &generator) }
             order.shuffle(using: &generator)
             var lossSum = 0.0, correct = 0
             for start in stride(from: 0, to: order.count, by: options.batch) {

@@ -191,6 +191,7 @@ public enum Extract {
             meta = [Artifact.kindKey: shardKind, "shard_index": String(shard.index), "shard_count": String(shard.count),
                     "batch": String(options.batch)]
         }
+        if shard == nil { try copyViews(from: input, into: partial) }
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance, meta: meta)
         return Report(images: total, resumed: resumed, contentSHA256: content, weightsSource: weights.source,
                       randomWeights: weights.isRandom, size: size, cut: cut)
@@ -308,6 +309,7 @@ public enum Extract {
         var provenance = first.provenance
         let kernels = Set(shards.map { $0.provenance["gemm"] ?? "" })
         if kernels.count > 1 { provenance["gemm"] = "mixed: " + kernels.sorted().joined(separator: ", ") }
+        try copyViews(from: inputQueue, into: partial)
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance)
         return Report(images: expected.count, resumed: 0, contentSHA256: content, weightsSource: first.provenance["weights"] ?? "",
                       randomWeights: first.provenance["random"] == "1", size: Int(first.provenance["input_size"] ?? "") ?? 0,
@@ -351,6 +353,22 @@ public enum Extract {
         if let failure = failures.compactMap({ $0 }).first { throw StageError("preprocessed input: \(failure)") }
     }
 
+    /// The preprocessed file's `views` table (augmented views: which image each is a view of, and
+    /// how it was made), carried into the features file for train; nothing without views.
+    static func copyViews(from input: DatabaseQueue, into partial: DatabaseQueue) throws {
+        let rows = try input.read { db in try db.tableExists("views") ? try Row.fetchAll(db, sql: "SELECT * FROM views ORDER BY id") : nil }
+        guard let rows else { return }
+        try partial.write { db in
+            try db.execute(sql: "DROP TABLE IF EXISTS views")
+            try PreprocessedStore.createViewsTable(db)
+            let insert = try db.cachedStatement(sql: "INSERT INTO views VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            for row in rows {
+                try insert.execute(arguments: [row["id"], row["source"], row["view"], row["rotation"], row["dx"], row["dy"], row["scale"],
+                                               row["brightness"], row["contrast"], row["flip"]])
+            }
+        }
+    }
+
     static func contentHash(_ queue: DatabaseQueue) throws -> String {
         var hasher = ContentHasher()
         try queue.read { db in
@@ -368,6 +386,12 @@ public enum Extract {
                 hasher.update(row["layer"] as String)
                 for key in ["height", "width", "channels"] { hasher.update(integer: Int64(row[key] as Int)) }
                 (row["data"] as Data).withUnsafeBytes { hasher.update($0) }
+            }
+            // Which rows are views of which image decides what train does with them.
+            if try db.tableExists("views") {
+                for row in try Row.fetchAll(db, sql: "SELECT id, source, view FROM views ORDER BY id") {
+                    for key in ["id", "source", "view"] { hasher.update(integer: Int64(row[key] as Int? ?? -1)) }
+                }
             }
         }
         return hasher.finalize()

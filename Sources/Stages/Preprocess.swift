@@ -1,6 +1,7 @@
 import Artifacts
 import Dataset
 import Foundation
+import GRDB
 import Imaging
 import Numerical
 import PipelineKit
@@ -21,9 +22,17 @@ public enum Preprocess {
         /// Export the 28x28 grey originals rather than the resized images.
         public var exportOriginals: Bool
         public var showProgress: Bool
+        /// Augmented views per training image (0: none, and the output is exactly as without the
+        /// option), their ranges and the seed they are drawn with.
+        public var augment: Int
+        public var ranges: Augment.Ranges
+        public var augmentSeed: UInt64
 
         public init(input: URL, output: URL, size: Int = 224, export: URL? = nil, exportLimit: Int? = nil, exportOriginals: Bool = false,
-                    showProgress: Bool = true) {
+                    showProgress: Bool = true, augment: Int = 0, ranges: Augment.Ranges = .init(), augmentSeed: UInt64 = 0) {
+            self.augment = augment
+            self.ranges = ranges
+            self.augmentSeed = augmentSeed
             self.exportOriginals = exportOriginals
             self.input = input
             self.output = output
@@ -35,7 +44,9 @@ public enum Preprocess {
     }
 
     public struct Report: Sendable {
+        /// Rows written: the originals and their views.
         public var images: Int
+        public var views: Int
         public var outputBytes: Int
         public var contentSHA256: String
         public var contactSheet: URL
@@ -66,6 +77,12 @@ public enum Preprocess {
         var sheetRows: [Int: [[UInt8]]] = [:]
         var exported = 0
         var hasher = ContentHasher()
+        // Views get ids after every original's, in the order of their sources (id) and view number.
+        let firstViewId = try input.read { try Int.fetchOne($0, sql: "SELECT max(id) FROM images") ?? 0 } + 1
+        let trainImages = options.augment > 0 ? try input.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM images WHERE split = 'train'") ?? 0 } : 0
+        var viewRows = 0
+        // With views, the contact sheet shows the first training image of each letter beside its views.
+        var viewSheet: [Int: [[UInt8]]] = [:]
 
         try AtomicOutput.write(to: options.output, inputs: [options.input]) { temporary in
             let output = try Artifact.create(at: temporary)
@@ -132,11 +149,20 @@ public enum Preprocess {
                 progress?.advance(by: images.count)
             }
             progress?.finish()
+            if options.augment > 0 {
+                viewRows = try writeViews(input: input, output: output, options: options, network: network, firstId: firstViewId, total: trainImages,
+                                          thumbnailSide: thumbnailSide, sheet: &viewSheet, hasher: &hasher)
+            }
             let content = hasher.finalize()
             try output.write { db in
                 try db.execute(sql: "CREATE INDEX images_split ON images(split, id)")
-                let params = ["size": String(size), "channels": "3", "resize": method, "rounding": rounding,
+                var params = ["size": String(size), "channels": "3", "resize": method, "rounding": rounding,
                               "input_content_sha256": inputMeta[Artifact.contentKey] ?? ""]
+                if options.augment > 0 {
+                    params["augment"] = String(options.augment)
+                    params["augment_seed"] = String(options.augmentSeed)
+                    params["augment_ranges"] = describe(options.ranges)
+                }
                 for (key, value) in params.sorted(by: { $0.key < $1.key }) {
                     try db.execute(sql: "INSERT INTO params VALUES (?, ?)", arguments: [key, value])
                 }
@@ -147,10 +173,112 @@ public enum Preprocess {
         }
 
         let sheetURL = contactSheetURL(for: options.output)
-        let sheet = ContactSheet.make(rows: sheetRows.keys.sorted().map { (SignLetters.letter($0), sheetRows[$0]!) },
-                                      tile: thumbnailSide, perRow: 8)
+        let sheet = viewSheet.isEmpty
+            ? ContactSheet.make(rows: sheetRows.keys.sorted().map { (SignLetters.letter($0), sheetRows[$0]!) }, tile: thumbnailSide, perRow: 8)
+            : ContactSheet.make(rows: viewSheet.keys.sorted().map { (SignLetters.letter($0), viewSheet[$0]!) }, tile: thumbnailSide,
+                                perRow: min(options.augment, sheetViews) + 1)
         try AtomicOutput.write(to: sheetURL, inputs: [options.input]) { try PNG.encode(sheet).write(to: $0) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: options.output.path)[.size] as? Int) ?? 0
-        return Report(images: total, outputBytes: bytes, contentSHA256: hasher.finalize(), contactSheet: sheetURL, exported: exported)
+        return Report(images: total + viewRows, views: viewRows, outputBytes: bytes, contentSHA256: hasher.finalize(), contactSheet: sheetURL, exported: exported)
+    }
+
+    /// Views shown per letter on the contact sheet, beside the original.
+    static let sheetViews = 7
+
+    /// The ranges in words, as params and the report give them.
+    public static func describe(_ ranges: Augment.Ranges) -> String {
+        String(format: "rotation ±%g°, translation ±%g px, scale ±%g, brightness ±%g, contrast ±%g, flip %@",
+               ranges.rotation, ranges.translation, ranges.scale, ranges.brightness, ranges.contrast, ranges.flip ? "on" : "off")
+    }
+
+    /// The second pass: `options.augment` views of every training image, warped on the 28x28
+    /// original and resized like it, written after all originals with ids from `firstId` on, and the
+    /// `views` table (a row per training image and view, 0 the original, with its transform).
+    static func writeViews(input: DatabaseQueue, output: DatabaseQueue, options: Options, network: NetworkInput, firstId: Int, total: Int,
+                           thumbnailSide: Int, sheet: inout [Int: [[UInt8]]], hasher: inout ContentHasher) throws -> Int {
+        let size = options.size, views = options.augment
+        let progress = options.showProgress ? ProgressBar("preprocess: views", total: total * views) : nil
+        try output.write { try PreprocessedStore.createViewsTable($0) }
+        var ordinal = 0, written = 0
+        var viewRecords: [(id: Int, source: Int, view: Int, transform: Augment.Transform)] = []
+        try ImagesStore.forEachBatch(input, split: "train", batch: 64) { images in
+            let count = images.count * views
+            var encoded = [Data](repeating: Data(), count: count)
+            var thumbnails = [[UInt8]](repeating: [], count: count)
+            let transforms = images.flatMap { image in (1 ... views).map { Augment.draw(options.ranges, seed: options.augmentSeed, id: image.id, view: $0) } }
+            // The first training image of each letter not yet on the sheet, with its views.
+            var onSheet = Set<Int>(), letters = Set<Int>()
+            for (index, image) in images.enumerated() where sheet[image.label] == nil && !letters.contains(image.label) {
+                onSheet.insert(index)
+                letters.insert(image.label)
+            }
+            let chunks = min(count, coreCount * 4)
+            var failures = [Error?](repeating: nil, count: chunks)
+            encoded.withUnsafeMutableBufferPointer { slots in
+                thumbnails.withUnsafeMutableBufferPointer { thumbs in
+                    failures.withUnsafeMutableBufferPointer { failures in
+                        parallelFor(chunks) { chunk in
+                            var rgb = [UInt8](repeating: 0, count: size * size * 3)
+                            for index in stride(from: chunk, to: count, by: chunks) {
+                                let grey = Augment.apply(transforms[index], to: images[index / views].pixels, side: 28)
+                                grey.withUnsafeBufferPointer { grey in
+                                    rgb.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) }
+                                }
+                                do {
+                                    slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)
+                                } catch {
+                                    failures[chunk] = error
+                                }
+                                if index % views < sheetViews && onSheet.contains(index / views) {
+                                    thumbs[index] = ContactSheet.thumbnail(rgb, size: size, channels: 3, side: thumbnailSide)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
+            try output.write { db in
+                let insert = try db.cachedStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)")
+                for (index, png) in encoded.enumerated() {
+                    let image = images[index / views]
+                    let id = firstId + (ordinal + index / views) * views + index % views
+                    try insert.execute(arguments: [id, image.split, image.label, size, size, 3, png])
+                    hasher.update(integer: Int64(id))
+                    hasher.update(image.split)
+                    hasher.update(integer: Int64(image.label))
+                    png.withUnsafeBytes { hasher.update($0) }
+                    viewRecords.append((id, image.id, index % views + 1, transforms[index]))
+                }
+            }
+            for (index, image) in images.enumerated() {
+                viewRecords.append((image.id, image.id, 0, .identity))
+                if onSheet.contains(index) {
+                    var original = [UInt8](repeating: 0, count: size * size * 3)
+                    image.pixels.withUnsafeBufferPointer { grey in original.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) } }
+                    sheet[image.label] = [ContactSheet.thumbnail(original, size: size, channels: 3, side: thumbnailSide)]
+                        + thumbnails[index * views ..< index * views + min(views, sheetViews)]
+                }
+            }
+            ordinal += images.count
+            written += count
+            progress?.advance(by: count)
+        }
+        progress?.finish()
+        // The views table, in id order, hashed after the images.
+        viewRecords.sort { $0.id < $1.id }
+        try output.write { db in
+            let insert = try db.cachedStatement(sql: "INSERT INTO views VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            for record in viewRecords {
+                let t = record.transform
+                try insert.execute(arguments: [record.id, record.source, record.view, t.rotation, t.dx, t.dy, t.scale, t.brightness, t.contrast, t.flip ? 1 : 0])
+                hasher.update(integer: Int64(record.id))
+                hasher.update(integer: Int64(record.source))
+                hasher.update(integer: Int64(record.view))
+                for value in [t.rotation, t.dx, t.dy, t.scale, t.brightness, t.contrast] { hasher.update(integer: value.bitPattern) }
+                hasher.update(integer: UInt8(t.flip ? 1 : 0))
+            }
+        }
+        return written
     }
 }

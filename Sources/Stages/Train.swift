@@ -37,13 +37,16 @@ public enum Train {
         public var cut: Cut
         /// nil: the head alone on frozen features.
         public var fineTune: FineTuning?
+        /// How augmented views are used, when the features have them.
+        public var views: Views.Mode
         /// The preprocess output whose images the report shows; nil looks beside the input.
         public var images: URL?
         /// Receives one line per epoch and the other messages of the run.
         public var log: (String) -> Void
 
         public init(input: URL, output: URL, training: TrainingOptions = TrainingOptions(), cut: Cut = .last, fineTune: FineTuning? = nil,
-                    images: URL? = nil, log: @escaping (String) -> Void = { _ in }) {
+                    views: Views.Mode = .sample, images: URL? = nil, log: @escaping (String) -> Void = { _ in }) {
+            self.views = views
             self.cut = cut
             self.fineTune = fineTune
             self.input = input
@@ -96,6 +99,11 @@ public enum Train {
         }
         let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         let dimension = data.dimension
+        let views = try self.views(queue, data: data, trainRows: trainRows, mode: options.views, file: options.input.path)
+        if let views {
+            let count = trainRows.count - views.originals.count
+            options.log("\(count) augmented views of \(views.originals.count) training images: \(views.mode == .sample ? "each epoch trains on one of each image's views (the original among them), drawn anew" : "each epoch trains on all of them"); validation on originals only")
+        }
         let trainFeatures = gatherRows(data.features, rows: trainRows, dimension: dimension)
         if backbone["random"] == "1" {
             options.log("warning: these features come from a RANDOM backbone (\(backbone["weights"] ?? "random")), not ImageNet weights")
@@ -122,11 +130,11 @@ public enum Train {
             let labels = trainRows.map { classIndex[data.labels[$0]]! }
             options.log("first the head on the frozen features: \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(TopStage.outputLayer)")
             let frozen = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: classes.count,
-                                       options: options.training, onEpoch: logEpoch)
+                                       options: options.training, views: views, onEpoch: logEpoch)
             try refuseDivergence(frozen, options, fineTuning: false)
             options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head, from its epoch \(frozen.bestEpoch), on the \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)): up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)")
             let outcome = try FineTuner.train(stage: stage, head: frozen, source: maps(trainRows), labels: labels, options: options.training,
-                                              epochs: fineTune.epochs, learningRate: fineTune.learningRate, onEpoch: logEpoch)
+                                              epochs: fineTune.epochs, learningRate: fineTune.learningRate, views: views, onEpoch: logEpoch)
             result = outcome.head
             if outcome.improved {
                 tuned = (outcome.stage, maps)
@@ -136,7 +144,7 @@ public enum Train {
         } else {
             options.log("training on \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(options.cut.names.joined(separator: " + "))")
             result = Trainer.train(features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
-                                   dimension: dimension, classCount: classes.count, options: options.training, onEpoch: logEpoch)
+                                   dimension: dimension, classCount: classes.count, options: options.training, views: views, onEpoch: logEpoch)
         }
         try refuseDivergence(result, options, fineTuning: options.fineTune != nil)
         if result.stoppedEarly { options.log("stopped early after epoch \(result.history.count); restored the weights of epoch \(result.bestEpoch)") }
@@ -163,6 +171,8 @@ public enum Train {
         var headParams = paramsDictionary(options.training)
         headParams["layers"] = options.cut.description
         headParams["fine_tune"] = options.fineTune == nil ? "none" : TopStage.name
+        // Only with views, so that a head without them is exactly as before.
+        if let views { headParams["views"] = "\(views.mode.rawValue) (\(trainRows.count - views.originals.count) views of \(views.originals.count) images)" }
         if let fineTune = options.fineTune {
             headParams["fine_tune_learning_rate"] = String(fineTune.learningRate)
             headParams["fine_tune_epochs"] = String(fineTune.epochs)
@@ -258,7 +268,7 @@ public enum Train {
                                                                               png: pictures[data.ids[$0.row]]) },
                                   provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: headParams),
                                   randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown",
-                                  fallbackReason: backbone["weights_fallback"], recipe: recipe(options, fineTuned: tuned != nil)).render()
+                                  fallbackReason: backbone["weights_fallback"], recipe: recipe(options, fineTuned: tuned != nil) + augmentation(views)).render()
         try AtomicOutput.write(to: reportURL, inputs: inputs) { try Data(html.utf8).write(to: $0) }
         return Report(classes: classes, history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
                       contentSHA256: hasher.finalize(), metricsURL: metricsURL, reportURL: reportURL, randomBackbone: backbone["random"] == "1")
@@ -270,6 +280,40 @@ public enum Train {
         guard let epoch = result.divergedAt else { return }
         let rate = fineTuning ? "--fine-tune-learning-rate (it was \(options.fineTune!.learningRate))" : "--learning-rate (it was \(options.training.learningRate))"
         throw StageError("training diverged in epoch \(epoch): the loss became NaN or infinite, and the weights with it; try a smaller \(rate)\(options.training.standardize == .none ? " or --standardize zscore" : ""); nothing was written")
+    }
+
+    /// The views used, for the report ("" without).
+    static func augmentation(_ views: Views?) -> String {
+        guard let views else { return "" }
+        let count = views.source.count - views.originals.count
+        let most = views.originals.map { views.rows(of: [$0]).count - 1 }.max() ?? 0
+        return " Augmentation: \(count) views of the \(views.originals.count) training images (\(most) each; their ranges under preprocess below, each view's transform in the views table), \(views.mode == .sample ? "one view of each image per epoch, drawn anew" : "all views every epoch"); validation and test on originals only."
+    }
+
+    /// Which training rows (positions in `trainRows`) are views of which, from the features file's
+    /// views table; nil without one. A test image that is a view, or a view whose source is not a
+    /// training image, is refused: views never reach evaluation.
+    static func views(_ queue: DatabaseQueue, data: Loaded, trainRows: [Int], mode: Views.Mode, file: String) throws -> Views? {
+        let table = try queue.read { try PreprocessedStore.views($0, file: file) }
+        guard !table.isEmpty else { return nil }
+        var position: [Int: Int] = [:]
+        for (index, row) in trainRows.enumerated() { position[data.ids[row]] = index }
+        for (row, split) in data.splits.enumerated() where split != "train" {
+            if let entry = table[data.ids[row]], entry.view > 0 {
+                throw StageError("\(file): table views, row id \(data.ids[row]): a view in the \(split) split; views are made of training images only")
+            }
+        }
+        let source = try trainRows.enumerated().map { index, row -> Int in
+            guard let entry = table[data.ids[row]] else { return index }
+            guard let original = position[entry.source] else {
+                throw StageError("\(file): table views, row id \(data.ids[row]): its source \(entry.source) is not a training image here")
+            }
+            return original
+        }
+        guard let views = Views(source: source, mode: mode) else {
+            throw StageError("\(file): table views: a view's source is itself a view")
+        }
+        return views
     }
 
     /// Where the backbone was cut and what was trained, for the report.

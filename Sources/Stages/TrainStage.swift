@@ -32,6 +32,8 @@ public enum TrainStage {
                       help: "With --fine-tune: the most epochs of the second phase, conv5 and the head together (the first trains the head alone, as without it)."),
         // Keras's fine-tuning guide's rate: at 1e-4 the first fine-tuning epoch undid the frozen head's
         // fit (training loss 0.05 -> 2.7, measured), at 1e-5 less so, at 1e-6 it improved on it.
+        ParameterSpec("views", .choice(Views.Mode.allCases.map(\.rawValue)), default: Views.Mode.sample.rawValue,
+                      help: "With augmented views (preprocess --augment): sample trains each epoch on one view of each training image, drawn anew (the original among them); all on every view. Validation uses originals only."),
         ParameterSpec("fine_tune_learning_rate", .number(1e-9 ... 1), default: "1e-05",
                       help: "With --fine-tune: Adam's learning rate in the second phase, for conv5 and the head alike; the same schedule."),
     ]
@@ -59,6 +61,11 @@ public enum TrainStage {
         try Cut(list: parameters.values["layers"] ?? Cut.last.description)
     }
 
+    /// How augmented views are used.
+    public static func views(_ parameters: StageParameters) -> Views.Mode {
+        Views.Mode(rawValue: parameters.values["views"] ?? "") ?? .sample
+    }
+
     /// Whether checked parameters ask for fine-tuning, and how.
     public static func fineTune(_ parameters: StageParameters) -> Train.FineTuning? {
         guard parameters.values["fine_tune"] == TopStage.name else { return nil }
@@ -77,7 +84,8 @@ public enum TrainStage {
         reads: ["features.sqlite"],
         run: { context in
             let report = try Train.run(.init(input: context.input!, output: context.output, training: options(context.parameters),
-                                             cut: try cut(context.parameters), fineTune: fineTune(context.parameters), log: { context.log("train: " + $0) }))
+                                             cut: try cut(context.parameters), fineTune: fineTune(context.parameters), views: views(context.parameters),
+                                             log: { context.log("train: " + $0) }))
             context.log("train: report \(report.reportURL.path)")
             var notes = ["report": report.reportURL.path]
             if let evaluation = report.evaluation { notes["accuracy"] = String(evaluation.accuracy) }

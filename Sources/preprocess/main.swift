@@ -11,7 +11,8 @@ struct PreprocessCommand: ParsableCommand {
         usage: "preprocess [--input <file>] [--output <file>] [--size <size>] [--export <dir> [--limit <n>] [--originals]] | preprocess --pipeline <file>",
         discussion: """
             Bilinear resizing with tf.image.resize's semantics (half-pixel centres, no antialiasing), \
-            rounded half to even. Also writes contact-sheet.png beside the output: one row per letter.
+            rounded half to even. Also writes contact-sheet.png beside the output: one row per letter \
+            (with --augment, a training image of each letter beside its views).
 
             """ + ParameterSpec.optionsHelp(PreprocessStage.parameters, title: "PARAMETERS (also the keys of a pipeline file's preprocess stage):"))
 
@@ -43,14 +44,18 @@ struct PreprocessCommand: ParsableCommand {
             return try PipelineRunner.runAlone("preprocess", of: PipelineStages.all, pipeline: pipeline)
         }
         // The size is checked by the same rule as the pipeline file's.
-        let size = Int(try StageParameters.fromArguments(parameters, specs: PreprocessStage.parameters).values["size"]!)!
+        let values = try StageParameters.fromArguments(parameters, specs: PreprocessStage.parameters)
+        let size = Int(values.values["size"]!)!
+        let augmentation = PreprocessStage.augmentation(values)
         let started = Date()
         let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,
                                               export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit,
-                                              exportOriginals: originals))
+                                              exportOriginals: originals, augment: augmentation.views, ranges: augmentation.ranges,
+                                              augmentSeed: augmentation.seed))
         let seconds = Date().timeIntervalSince(started)
         print(String(format: "wrote %@: %d images at %dx%d, %.1f MB, content %@, %.2f s (%.0f images/s)", output, report.images, size, size,
                      Double(report.outputBytes) / 1e6, String(report.contentSHA256.prefix(12)), seconds, Double(report.images) / seconds))
+        if report.views > 0 { print("\(report.views) of the rows are augmented views of the training images (\(augmentation.views) each)") }
         print("contact sheet: \(report.contactSheet.path)")
         if let export { print("exported \(report.exported) PNG files to \(export)") }
     }

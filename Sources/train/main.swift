@@ -50,7 +50,7 @@ struct TrainCommand: ParsableCommand {
         let parameters = try StageParameters.fromArguments(self.parameters, specs: TrainStage.parameters)
         let options = TrainStage.options(parameters)
         let report = try Train.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), training: options,
-                                         cut: try TrainStage.cut(parameters), fineTune: TrainStage.fineTune(parameters), images: images.map { URL(fileURLWithPath: $0) }, log: { print($0) }))
+                                         cut: try TrainStage.cut(parameters), fineTune: TrainStage.fineTune(parameters), views: TrainStage.views(parameters), images: images.map { URL(fileURLWithPath: $0) }, log: { print($0) }))
         print("wrote \(output), \(report.metricsURL.path), \(report.reportURL.path)")
     }
 }

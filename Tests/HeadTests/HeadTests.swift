@@ -431,3 +431,53 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
                 "\(error?.description ?? "no error")")
     }
 }
+
+/// Augmented views in training: validation from originals only, a held-out image's views never
+/// trained on, one view per image per epoch (or all), and no views exactly as before.
+@Suite struct TrainingOnViews {
+    /// 40 originals (rows 0 ..< 40), then 3 views of each: row 40 + 3i + v - 1 is view v of original i.
+    static let originals = 40, perImage = 3
+    static let source = (0 ..< originals).map { $0 } + (0 ..< originals * perImage).map { $0 / perImage }
+
+    @Test func validationIsOriginalsAndEpochsNeverTouchItsViews() throws {
+        let labels = Self.source.map { $0 % 4 }
+        for mode in Views.Mode.allCases {
+            let views = try #require(Views(source: Self.source, mode: mode))
+            #expect(views.originals == Array(0 ..< Self.originals))
+            var generator = SplitMix64(seed: 3)
+            let (train, validation) = Trainer.split(labels: labels, classCount: 4, fraction: 0.25, views: views, generator: &generator)
+            // 10 originals of each class, a quarter held out: round(2.5) = 3 each.
+            #expect(validation.count == 12 && validation.allSatisfy { $0 < Self.originals } && Set(train).isDisjoint(with: validation))
+            #expect(train.count + validation.count == Self.originals)
+            var seen = Set<Int>()
+            for _ in 0 ..< 20 {
+                let rows = views.epochRows(train, generator: &generator)
+                #expect(rows.count == (mode == .sample ? train.count : train.count * (Self.perImage + 1)))
+                #expect(Set(rows.map { Self.source[$0] }) == Set(train), "each training image, and only those")
+                #expect(!rows.contains { validation.contains(Self.source[$0]) }, "no view of a validation image")
+                seen.formUnion(rows)
+            }
+            #expect(seen == Set(views.rows(of: train)), "over epochs, every view of every training image")
+        }
+        #expect(Views(source: [0, 0, 1], mode: .sample) == nil, "a view of a view is refused")
+    }
+
+    @Test func trainingWithViewsKeepsValidationOnOriginals() throws {
+        // Features: views are their original plus noise; labels follow the originals.
+        let base = clusterRows(train: Self.originals, test: 0)
+        var generator = SplitMix64(seed: 8)
+        let features = Self.source.flatMap { base[$0].vector.map { $0 + Float(generator.nextNormal() * 0.1) } }
+        let labels = Self.source.map { base[$0].label }
+        var options = TrainingOptions()
+        options.epochs = 5
+        options.hidden = [16]
+        options.validation = 0.25
+        let views = try #require(Views(source: Self.source, mode: .sample))
+        let result = Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 4, options: options, views: views)
+        #expect(result.validationRows.count == 12 && result.validationRows.allSatisfy { $0 < Self.originals })
+        #expect(result.history.allSatisfy { $0.validationAccuracy != nil })
+        // Without views the same rows are all originals: the split is drawn from all 160.
+        let plain = Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 4, options: options)
+        #expect(plain.validationRows.count == 40)
+    }
+}

@@ -103,3 +103,72 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains(".tmp-") }.isEmpty)
     }
 }
+
+/// `preprocess --augment K`: views of the training images only, traceable to their source and
+/// transform, the same bytes for the same seed, and nothing at all for K = 0.
+@Suite struct AugmentedViews {
+    func ingested() throws -> (folder: URL, images: URL) {
+        let folder = try Fixtures.temporaryFolder()
+        let images = folder.appendingPathComponent("images.sqlite")
+        _ = try Ingest.run(.init(splits: [("train", Fixtures.sample.appendingPathComponent("train.csv")),
+                                          ("test", Fixtures.sample.appendingPathComponent("test.csv"))], output: images))
+        return (folder, images)
+    }
+
+    @Test func noViewsIsExactlyTheOutputWithoutAugmentation() throws {
+        let (folder, images) = try ingested()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let plain = folder.appendingPathComponent("plain.sqlite"), zero = folder.appendingPathComponent("zero.sqlite")
+        let report = try Preprocess.run(.init(input: images, output: plain, size: 32, showProgress: false))
+        _ = try Preprocess.run(.init(input: images, output: zero, size: 32, showProgress: false, augment: 0,
+                                     ranges: .init(rotation: 45, translation: 5, scale: 0.3, brightness: 0.5, contrast: 0.5, flip: true), augmentSeed: 7))
+        #expect(try Data(contentsOf: plain) == Data(contentsOf: zero))
+        // The content hash the sample had at 32x32 before augmentation existed.
+        #expect(report.contentSHA256 == "e2bda761a0def576324c681d72db48a6d628e290b47bf613e3f45c80817b4599")
+        #expect(try PreprocessedStore.open(zero).0.read { try $0.tableExists("views") } == false)
+    }
+
+    @Test func viewsAreTraceableAndTheSameSeedGivesTheSameBytes() throws {
+        let (folder, images) = try ingested()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let ranges = Augment.Ranges(rotation: 20, translation: 2, scale: 0.1, brightness: 0.1, contrast: 0.2, flip: true)
+        let one = folder.appendingPathComponent("one.sqlite"), two = folder.appendingPathComponent("two.sqlite"), other = folder.appendingPathComponent("other.sqlite")
+        let report = try Preprocess.run(.init(input: images, output: one, size: 32, showProgress: false, augment: 3, ranges: ranges, augmentSeed: 4))
+        _ = try Preprocess.run(.init(input: images, output: two, size: 32, showProgress: false, augment: 3, ranges: ranges, augmentSeed: 4))
+        _ = try Preprocess.run(.init(input: images, output: other, size: 32, showProgress: false, augment: 3, ranges: ranges, augmentSeed: 5))
+        #expect(try Data(contentsOf: one) == Data(contentsOf: two), "the same seed: the same file, byte for byte")
+        #expect(try PreprocessedStore.open(other).1[Artifact.contentKey] != report.contentSHA256)
+        #expect(report.images == 199 + 188 * 3 && report.views == 188 * 3)
+
+        let (queue, _) = try PreprocessedStore.open(one)
+        let (source, _) = try ImagesStore.open(images)
+        var originals: [Int: ImagesStore.Image] = [:]
+        try ImagesStore.forEachBatch(source) { for image in $0 { originals[image.id] = image } }
+        let stored = Dictionary(uniqueKeysWithValues: try PreprocessedStore.images(queue, ids: 0 ... Int.max).map { ($0.id, $0) })
+        let rows = try queue.read { try Row.fetchAll($0, sql: "SELECT * FROM views ORDER BY id") }
+        #expect(rows.count == 188 * 4, "a row per training image and view, 0 the original")
+        let network = NetworkInput(size: 32)
+        for row in rows {
+            let id: Int = row["id"], sourceId: Int = row["source"], view: Int = row["view"]
+            let original = try #require(originals[sourceId])
+            let image = try #require(stored[id])
+            #expect(original.split == "train" && image.split == "train" && image.label == original.label)
+            if view == 0 {
+                #expect(id == sourceId)
+                continue
+            }
+            #expect(id > originals.keys.max()!, "views come after every original")
+            // The stored transform is the one drawn for this image and view, and remakes the stored PNG.
+            let transform = Augment.Transform(rotation: row["rotation"], dx: row["dx"], dy: row["dy"], scale: row["scale"],
+                                              brightness: row["brightness"], contrast: row["contrast"], flip: (row["flip"] as Int) == 1)
+            #expect(transform == Augment.draw(ranges, seed: 4, id: sourceId, view: view))
+            var rgb = [UInt8](repeating: 0, count: 32 * 32 * 3)
+            Augment.apply(transform, to: original.pixels, side: 28).withUnsafeBufferPointer { grey in
+                rgb.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) }
+            }
+            #expect(try PNG.decode(image.png, channels: 3).pixels == rgb, "view \(view) of image \(sourceId)")
+        }
+        let testIds = Set(originals.values.filter { $0.split == "test" }.map(\.id))
+        #expect(!rows.contains { testIds.contains($0["source"] as Int) }, "test images have no views")
+    }
+}
