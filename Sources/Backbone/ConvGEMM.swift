@@ -10,9 +10,22 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
     case avx512
     /// OpenBLAS sgemm, then a pass for the bias and ReLU: for CPUs without AVX-512.
     case blas
+    /// Our AVX-512 kernel's bf16 twin (`extract --precision bf16`): weights rounded to bf16 once,
+    /// activations as they are read, products summed in float by vdpbf16ps (AVX512_BF16).
+    case avx512bf16 = "avx512-bf16"
 
-    /// The kernels this CPU can run.
-    public static var available: [GEMMKernel] { st_gemm_available() != 0 ? [.avx512, .blas] : [.blas] }
+    /// The kernels this CPU can run. SIGNTRANSFER_GEMM=blas stands for a CPU without AVX-512, so
+    /// without the bf16 kernel too.
+    public static var available: [GEMMKernel] {
+        let bf16 = st_gemm_bf16_available() != 0 && ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] != "blas"
+        return (st_gemm_available() != 0 ? [.avx512, .blas] : [.blas]) + (bf16 ? [.avx512bf16] : [])
+    }
+
+    /// The float kernels this CPU can run (what the Keras parity bar applies to).
+    public static var availableFloat: [GEMMKernel] { available.filter { $0 != .avx512bf16 } }
+
+    /// Whether products are of bf16 values (else float).
+    public var precision: String { self == .avx512bf16 ? "bf16" : "fp32" }
 
     /// AVX-512 when the CPU has it, unless SIGNTRANSFER_GEMM=blas asks otherwise.
     public static let preferred: GEMMKernel = {
@@ -22,11 +35,13 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
 }
 
 /// The right-hand side `[k x n]` of a convolution's GEMM (its weights), laid out once for `kernel`:
-/// packed in 32-column panels for the AVX-512 kernel, row-major for OpenBLAS.
+/// packed in 32-column panels for the AVX-512 kernel (as bf16 pairs for its bf16 twin), row-major
+/// for OpenBLAS.
 final class WeightMatrix: @unchecked Sendable {
     let k: Int, n: Int
     let kernel: GEMMKernel
     private let storage: UnsafeMutablePointer<Float>
+    private let words: UnsafeMutablePointer<UInt16>?
 
     /// From the row-major `weights[k x n]`.
     init(_ weights: ArraySlice<Float>, k: Int, n: Int, kernel: GEMMKernel) {
@@ -34,18 +49,27 @@ final class WeightMatrix: @unchecked Sendable {
         self.k = k
         self.n = n
         self.kernel = kernel
-        let count = kernel == .avx512 ? st_gemm_packed_count(Int32(k), Int32(n)) : k * n
-        let storage = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        let count = kernel == .avx512 ? st_gemm_packed_count(Int32(k), Int32(n)) : kernel == .blas ? k * n : 0
+        let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        var words: UnsafeMutablePointer<UInt16>?
         weights.withUnsafeBufferPointer { w in
             switch kernel {
             case .avx512: st_gemm_pack(w.baseAddress!, Int32(n), Int32(k), Int32(n), storage)
             case .blas: storage.initialize(from: w.baseAddress!, count: k * n)
+            case .avx512bf16:
+                let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: st_gemm_bf16_packed_count(Int32(k), Int32(n)))
+                st_gemm_bf16_pack(w.baseAddress!, Int32(n), Int32(k), Int32(n), packed)
+                words = packed
             }
         }
         self.storage = storage
+        self.words = words
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        storage.deallocate()
+        words?.deallocate()
+    }
 
     /// `c[m x n] = relu?(a[m x k] * self + bias + residual)`, all rows contiguous (`lda = k`,
     /// `ldc = n`; `residual` like `c`, and may be `c`), split across the cores by rows when the
@@ -54,7 +78,7 @@ final class WeightMatrix: @unchecked Sendable {
                   into c: UnsafeMutablePointer<Float>, relu: Bool = false) {
         let parts = m * n * k >= 1 << 20 && m >= 64 ? coreCount : 1
         switch kernel {
-        case .avx512:
+        case .avx512, .avx512bf16:
             parallelFor(parts) { part in
                 let start = m * part / parts, end = m * (part + 1) / parts
                 multiplyOneThread(m: end - start, a: a + start * k, bias: bias, residual: residual.map { $0 + start * n },
@@ -79,6 +103,8 @@ final class WeightMatrix: @unchecked Sendable {
         switch kernel {
         case .avx512:
             st_gemm(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, residual, c, Int32(n), relu ? 1 : 0)
+        case .avx512bf16:
+            st_gemm_bf16(Int32(m), Int32(n), Int32(k), a, Int32(k), words!, bias, residual, c, Int32(n), relu ? 1 : 0)
         case .blas:
             if let residual, residual != UnsafePointer(c) { c.update(from: residual, count: m * n) }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), storage, Int32(n),
@@ -99,4 +125,10 @@ final class WeightMatrix: @unchecked Sendable {
             }
         }
     }
+}
+
+extension GEMMKernel {
+    /// `value` as the bf16 kernel multiplies it: rounded to bf16 (nearest, ties to even), back in a
+    /// float. For references: a product of two such values is exact in float.
+    public static func bf16Rounded(_ value: Float) -> Float { st_bf16_round(value) }
 }

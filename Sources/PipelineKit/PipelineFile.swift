@@ -32,8 +32,14 @@ public struct ParameterSpec: Sendable {
     public var help: String
     /// How the help names the value (`<sizes>`).
     public var valueName: String
+    /// A parameter added to a stage that already had results: at its default it is left out of the
+    /// fingerprint, so that upgrading the tool does not rerun the stage (a 19-minute extract) to
+    /// make the same output; any other value is fingerprinted as usual.
+    public var addedLater = false
 
-    public init(_ name: String, _ kind: ParameterKind, default defaultValue: String? = nil, help: String = "", value valueName: String? = nil) {
+    public init(_ name: String, _ kind: ParameterKind, default defaultValue: String? = nil, help: String = "", value valueName: String? = nil,
+                addedLater: Bool = false) {
+        self.addedLater = addedLater
         self.name = name
         self.kind = kind
         self.defaultValue = defaultValue

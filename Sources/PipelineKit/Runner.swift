@@ -179,11 +179,20 @@ public final class PipelineRunner {
     func fingerprint(_ stage: StageDefinition, parameters: StageParameters, environment: [String: String],
                      inputs: [String: Manifest.Input], upstream: String?) -> String {
         var text = "stage=\(stage.name)\nversion=\(stage.version)\n"
-        for (key, value) in parameters.values.sorted(by: { $0.key < $1.key }) { text += "param \(key)=\(value)\n" }
+        for (key, value) in fingerprinted(stage, parameters.values).sorted(by: { $0.key < $1.key }) { text += "param \(key)=\(value)\n" }
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) { text += "environment \(key)=\(value)\n" }
         for (key, input) in inputs.sorted(by: { $0.key < $1.key }) { text += "input \(key)=\(input.sha256)\n" }
         text += "upstream=\(upstream ?? "")\n"
         return Array(SHA256.hash(data: Data(text.utf8))).hexString
+    }
+
+    /// The parameters the fingerprint hashes: all but those added later and left at their default.
+    func fingerprinted(_ stage: StageDefinition, _ values: [String: String]) -> [String: String] {
+        values.filter { key, value in
+            guard let spec = stage.parameters.first(where: { $0.name == key }), spec.addedLater, let given = spec.defaultValue else { return true }
+            // The default's canonical form: "10" is "10.0" for a number.
+            return value != ((try? spec.canonical(given)) ?? given)
+        }
     }
 
     func currentInputs(_ parameters: StageParameters) throws -> [String: Manifest.Input] {
@@ -224,7 +233,8 @@ public final class PipelineRunner {
             if record.version != stage.version {
                 why.append("stage version changed from \(record.version.map(String.init) ?? "(unrecorded)") to \(stage.version)")
             }
-            for key in Set(parameters.values.keys).union(record.params.keys).sorted() where parameters.values[key] != record.params[key] {
+            let now = fingerprinted(stage, parameters.values), then = fingerprinted(stage, record.params)
+            for key in Set(now.keys).union(then.keys).sorted() where now[key] != then[key] {
                 why.append("parameter \(key) changed from \(record.params[key] ?? "(unset)") to \(parameters.values[key] ?? "(unset)")")
             }
             for key in Set(environment.keys).union(record.environment.keys).sorted() where environment[key] != record.environment[key] {

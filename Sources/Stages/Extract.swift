@@ -185,7 +185,9 @@ public enum Extract {
         let provenance = ["weights": weights.source, "weights_md5": weightsMD5, "random": weights.isRandom ? "1" : "0",
                           "input_size": String(size), "architecture": architecture, "preprocessing": preprocessing,
                           "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? "",
-                          "gemm": network.kernel.rawValue, "layers": cut.description, "keep": keptName]
+                          "gemm": network.kernel.rawValue, "layers": cut.description, "keep": keptName,
+                          // Only for bf16: a float extraction's file is exactly as before the option.
+                          "precision": network.kernel == .avx512bf16 ? "bf16" : ""]
         var meta: [String: String] = [:]
         if let shard {
             meta = [Artifact.kindKey: shardKind, "shard_index": String(shard.index), "shard_count": String(shard.count),
@@ -308,6 +310,12 @@ public enum Extract {
         // and the merged file says so.
         var provenance = first.provenance
         let kernels = Set(shards.map { $0.provenance["gemm"] ?? "" })
+        // Float kernels differ in the last bits and may merge; bf16 is another precision and may not.
+        let precisions = Set(shards.map { $0.provenance["precision"] ?? "fp32" })
+        if precisions.count > 1 {
+            let named = shards.map { "shard \($0.index) \($0.provenance["precision"] ?? "fp32")" }.joined(separator: ", ")
+            throw StageError("cannot merge shards of different precisions (\(named)): extract the others again with the same --precision")
+        }
         if kernels.count > 1 { provenance["gemm"] = "mixed: " + kernels.sorted().joined(separator: ", ") }
         try copyViews(from: inputQueue, into: partial)
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance)

@@ -18,7 +18,20 @@ public enum ExtractStage {
                       help: "Where to cut the backbone: block outputs by their Keras names (\(Cut.choices)), comma-separated; each image gets one pooled vector per layer, and the network stops after the deepest."),
         ParameterSpec("keep", .choiceList(ResNet50.blockNames, count: 0 ... 1), default: "",
                       help: "A block output whose whole feature maps are stored too (float16), for fine-tuning the blocks above it: conv4_block6_out for `train --fine-tune conv5`. Empty for none.", value: "layer"),
+        ParameterSpec("precision", .choice(["fp32", "bf16"]), default: "fp32",
+                      help: "bf16: the 1x1 and strided convolutions multiply bf16 values (vdpbf16ps, AVX512_BF16), summing in float; the 3x3 ones stay float. Refused on a CPU without AVX512_BF16.",
+                      addedLater: true),
     ]
+
+    /// The GEMM kernel checked parameters ask for: the preferred float one, or the bf16 one when
+    /// this CPU has it (otherwise an error saying so: no silent fallback).
+    public static func kernel(_ parameters: StageParameters) throws -> GEMMKernel {
+        guard parameters.values["precision"] == "bf16" else { return .preferred }
+        guard GEMMKernel.available.contains(.avx512bf16) else {
+            throw StageError("--precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps), which bf16 extraction needs; use --precision fp32")
+        }
+        return .avx512bf16
+    }
 
     /// The cut and the kept layer a stage's checked parameters name.
     public static func cut(_ parameters: StageParameters) throws -> (cut: Cut, keep: Int?) {
@@ -44,7 +57,7 @@ public enum ExtractStage {
         reads: ["preprocessed.sqlite"],
         // The GEMM kernel decides the features' last bits: a run on a CPU without AVX-512 (or with
         // SIGNTRANSFER_GEMM=blas) does not count as the same computation.
-        environment: { parameters in ["weights used": effectiveWeights(parameters), "gemm": GEMMKernel.preferred.rawValue] },
+        environment: { parameters in ["weights used": effectiveWeights(parameters), "gemm": (try? kernel(parameters))?.rawValue ?? "unavailable"] },
         run: { context in
             let requested = try WeightsSpec(context.parameters.values["weights"]!)
             let fallback = context.parameters.values["fallback"].flatMap { $0.isEmpty ? nil : $0 }
@@ -63,7 +76,7 @@ public enum ExtractStage {
             }
             let (cut, keep) = try cut(context.parameters)
             let report = try Extract.run(.init(input: context.input!, output: context.output, weights: used, batch: batch,
-                                               fallbackReason: notes["weights_fallback"], cut: cut, keep: keep))
+                                               fallbackReason: notes["weights_fallback"], kernel: try kernel(context.parameters), cut: cut, keep: keep))
             if report.randomWeights { context.log("extract: warning: the features come from a RANDOM backbone (\(report.weightsSource))") }
             return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": used.description], notes: notes)
         })
@@ -85,7 +98,8 @@ public enum ExtractStage {
         let weights = try WeightsSpec(effectiveWeights(parameters))
         let (cut, keep) = try cut(parameters)
         let report = try Extract.run(.init(input: URL(fileURLWithPath: record.output.path), output: runner.output(of: definition),
-                                           weights: weights, batch: Int(parameters.values["batch"]!)!, cut: cut, keep: keep), shard: shard)
+                                           weights: weights, batch: Int(parameters.values["batch"]!)!, kernel: try kernel(parameters), cut: cut, keep: keep),
+                                     shard: shard)
         print("extract \(shard): \(report.images) images, content \(report.contentSHA256.prefix(12))")
     }
 

@@ -33,7 +33,7 @@ public enum TrainStage {
         // Keras's fine-tuning guide's rate: at 1e-4 the first fine-tuning epoch undid the frozen head's
         // fit (training loss 0.05 -> 2.7, measured), at 1e-5 less so, at 1e-6 it improved on it.
         ParameterSpec("views", .choice(Views.Mode.allCases.map(\.rawValue)), default: Views.Mode.sample.rawValue,
-                      help: "With augmented views (preprocess --augment): sample trains each epoch on one view of each training image, drawn anew (the original among them); all on every view. Validation uses originals only."),
+                      help: "With augmented views (preprocess --augment): sample trains each epoch on one view of each training image, drawn anew (the original among them); all on every view. Validation uses originals only.", addedLater: true),
         ParameterSpec("fine_tune_learning_rate", .number(1e-9 ... 1), default: "1e-05",
                       help: "With --fine-tune: Adam's learning rate in the second phase, for conv5 and the head alike; the same schedule."),
     ]

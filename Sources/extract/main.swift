@@ -93,7 +93,7 @@ struct Run: ParsableCommand {
         let (cut, keep) = try ExtractStage.cut(parameters)
         let report = try Extract.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),
                                            weights: try WeightsSpec(parameters.values["weights"]!), batch: Int(parameters.values["batch"]!)!,
-                                           cut: cut, keep: keep), shard: shard)
+                                           kernel: try ExtractStage.kernel(parameters), cut: cut, keep: keep), shard: shard)
         let seconds = Date().timeIntervalSince(started)
         if report.randomWeights {
             FileHandle.standardError.write(Data("warning: features come from a RANDOM backbone (\(report.weightsSource)), not ImageNet weights\n".utf8))

@@ -23,7 +23,7 @@ import WeightsFetch
     }
 
     /// Both GEMM paths (our AVX-512 kernel where the CPU has it, and OpenBLAS) at every fixture size.
-    @Test(arguments: [32, 64, 224], GEMMKernel.available)
+    @Test(arguments: [32, 64, 224], GEMMKernel.availableFloat)
     func featuresMatchKeras(size: Int, kernel: GEMMKernel) throws {
         let inputs = try NPY(Fixtures.parity.appendingPathComponent("inputs_\(size).npy"))
         let expected = try NPY(Fixtures.parity.appendingPathComponent("features_\(size).npy")).floats
@@ -37,7 +37,7 @@ import WeightsFetch
 
     /// Every block output, pooled, against Keras's (`blocks_S.npy`: the 16 outputs' averages side
     /// by side), each layer held to the bar of its own largest value; all 16 read in one pass.
-    @Test(arguments: [32, 64, 224], GEMMKernel.available)
+    @Test(arguments: [32, 64, 224], GEMMKernel.availableFloat)
     func everyBlockOutputMatchesKeras(size: Int, kernel: GEMMKernel) throws {
         let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.parity.appendingPathComponent("meta.json"))) as! [String: Any]
         #expect(meta["blocks"] as? [String] == ResNet50.blockNames)
@@ -140,4 +140,46 @@ func pooled(_ network: ResNet50, cut: Cut, rgb: [UInt8], count: Int, size: Int,
     defer { parts.forEach { $0.deallocate() } }
     network.forward(workspace, count: count, taps: cut.blocks, into: parts, keep: keep)
     return zip(parts, cut.channels).map { Array(UnsafeBufferPointer(start: $0, count: count * $1)) }
+}
+
+/// The bf16 fidelity gate: on the parity fixture's images with its weights, at 64 and 224, every
+/// image's bf16 features point the way its float features do (cosine at least 0.999) and stay near
+/// Keras's; the largest relative difference is printed. The fp32 kernels are held to Keras's bar above.
+@Suite(.enabled(if: GEMMKernel.available.contains(.avx512bf16), "needs a CPU with AVX512_BF16"))
+struct PrecisionGate {
+    static let networks: Result<(float: ResNet50, bf16: ResNet50), any Error> = Result {
+        let file = try KerasWeightsFile(Fixtures.parityWeights())
+        return (try ResNet50(weights: file, kernel: GEMMKernel.availableFloat[0]), try ResNet50(weights: file, kernel: .avx512bf16))
+    }
+
+    func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Double {
+        var dot = 0.0, na = 0.0, nb = 0.0
+        for (x, y) in zip(a, b) {
+            dot += Double(x) * Double(y)
+            na += Double(x) * Double(x)
+            nb += Double(y) * Double(y)
+        }
+        return dot / (na * nb).squareRoot()
+    }
+
+    @Test(arguments: [64, 224])
+    func bf16FeaturesKeepTheirDirection(size: Int) throws {
+        let (float, bf16) = try Self.networks.get()
+        let inputs = try NPY(Fixtures.parity.appendingPathComponent("inputs_\(size).npy"))
+        let keras = try NPY(Fixtures.parity.appendingPathComponent("features_\(size).npy")).floats
+        let exact = float.features(rgb: inputs.bytes, count: 4, size: size)
+        let rounded = bf16.features(rgb: inputs.bytes, count: 4, size: size)
+        #expect(rounded != exact, "bf16 is not the float path under another name")
+        var lowest = 1.0, widest: Float = 0
+        for image in 0 ..< 4 {
+            let range = image * 2048 ..< (image + 1) * 2048
+            let similarity = cosine(rounded[range], exact[range])
+            let relative = zip(rounded[range], exact[range]).map { abs($0 - $1) }.max()! / exact[range].map(abs).max()!
+            lowest = min(lowest, similarity)
+            widest = max(widest, relative)
+            #expect(similarity >= 0.999, "image \(image) at \(size): cosine \(similarity)")
+            #expect(cosine(rounded[range], keras[range]) >= 0.999, "image \(image) at \(size) against Keras")
+        }
+        print("bf16 gate at \(size): lowest cosine to fp32 \(lowest), largest |bf16 - fp32| / largest fp32 value \(widest)")
+    }
 }

@@ -82,17 +82,33 @@ func relativeError(_ fast: [Float], _ reference: [Float]) -> Float {
         let out = layer.outputShape(shape)
         let residual = c.residual ? randomValues(out.elements, seed: 4) : nil
         let fast = layer.apply(x, shape, residual: residual, relu: true)
-        let reference = referenceConvolution(x, shape, kernel: kernel, bias: bias, size: c.size, stride: c.stride, pad: c.pad, output: c.output,
-                                             residual: residual, relu: true)
+        // The bf16 kernel multiplies the input and the weights rounded to bf16: on the GEMM paths the
+        // reference does the same and the products are then exact; through Winograd the transformed
+        // values are rounded, so there it is held to bf16's own precision against the float reference.
+        let bf16 = gemm == .avx512bf16
+        let (referenceX, referenceKernel) = bf16 && c.winograd == nil ? (x.map(GEMMKernel.bf16Rounded), kernel.map(GEMMKernel.bf16Rounded)) : (x, kernel)
+        let reference = referenceConvolution(referenceX, shape, kernel: referenceKernel, bias: bias, size: c.size, stride: c.stride, pad: c.pad,
+                                             output: c.output, residual: residual, relu: true)
         #expect(fast.count == reference.count)
         let error = relativeError(fast, reference)
-        #expect(error < 1e-5, "\(c), \(gemm): largest difference \(error) of the largest value")
+        // bf16 Winograd on random data: F(2x2) stays within 1% of the largest value, F(4x4) within
+        // 6% (its output transform cancels large terms); the network's features are held to the
+        // fidelity gate instead (PrecisionGate).
+        let bound: Float = bf16 && c.winograd != nil ? (c.winograd == 2 ? 1e-2 : 0.08) : 1e-5
+        #expect(error < bound, "\(c), \(gemm): largest difference \(error) of the largest value")
         // Without the ReLU too (GEMM paths), so that negative outputs are compared as well.
         if c.winograd == nil {
             let linear = layer.apply(x, shape, residual: residual, relu: false)
-            let linearReference = referenceConvolution(x, shape, kernel: kernel, bias: bias, size: c.size, stride: c.stride, pad: c.pad,
+            let linearReference = referenceConvolution(referenceX, shape, kernel: referenceKernel, bias: bias, size: c.size, stride: c.stride, pad: c.pad,
                                                        output: c.output, residual: residual, relu: false)
             #expect(relativeError(linear, linearReference) < 1e-5, "\(c), \(gemm), no ReLU")
+            // And the bf16 result is not the float one: the rounding is real.
+            if bf16 {
+                let float = referenceConvolution(x, shape, kernel: kernel, bias: bias, size: c.size, stride: c.stride, pad: c.pad, output: c.output,
+                                                 residual: residual, relu: false)
+                let gap = relativeError(linear, float)
+                #expect(gap > 1e-5 && gap < 1e-2, "\(c): bf16 against float \(gap)")
+            }
         }
     }
 
