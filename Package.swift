@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "CPNGWriter", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png16")]),
         .target(name: "CKernels"),
         // Two calls Swift cannot make itself: line-buffered stdout, dying with the parent (prctl).
-        .target(name: "CSystem"),
+        .target(name: "CToolSupport"),
 
         // The base: threads, the RNG, the split GEMM, the error protocol. No files, no SQLite.
         .target(name: "Numerical", dependencies: ["CBLAS"]),
@@ -75,7 +75,7 @@ let package = Package(
         // The executables: parse arguments, call a stage.
         .target(
             name: "ToolSupport",
-            dependencies: ["CSystem", "PipelineKit", "Numerical", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["CToolSupport", "PipelineKit", "Numerical", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "ingest", dependencies: ["ToolSupport", "Stages", "Dataset", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "preprocess", dependencies: ["ToolSupport", "Stages", "PipelineKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

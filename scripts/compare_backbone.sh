@@ -3,9 +3,13 @@
 # (whole process, weights loading included) over N images, and ../shared/bench/keras_throughput.py
 # (Keras ResNet50, then ONNX Runtime on the same graph via tf2onnx) over the same number of images.
 # Needs: a release build (make build), python3 with tensorflow-cpu, onnxruntime, tf2onnx, numpy.
-# Usage: scripts/compare_backbone.sh [SIZE BATCH N]   (defaults: 224 32 256)
+# Usage: scripts/compare_backbone.sh [--precision fp32|bf16|both] [SIZE BATCH N]   (defaults: fp32, 224 32 256)
+# With both, our float and bf16 runs alternate (f, b, f, b, f, b), and their ratio is printed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+precision=fp32
+if [ "${1:-}" = "--precision" ]; then precision=$2; shift 2; fi
+case $precision in fp32|bf16|both) ;; *) echo "compare_backbone.sh: --precision fp32, bf16 or both, not $precision" >&2; exit 2;; esac
 size=${1:-224}; batch=${2:-32}; n=${3:-256}
 shared=${SIGNTRANSFER_SHARED:-../shared}
 [ -f "$shared/bench/keras_throughput.py" ] || {
@@ -24,20 +28,31 @@ weights=${SIGNTRANSFER_WEIGHTS:-$work/weights.h5}
 # Three runs, the median reported: on this 2-core VM one run can be 20% off (a first run right after
 # preprocess was the slow one more than once). Each run starts from no output, so nothing is resumed.
 sync
-rates=()
+[ "$precision" = both ] && precisions="fp32 bf16" || precisions=$precision
+declare -A rates
 for run in 1 2 3; do
-  rm -f "$work/features.sqlite"
-  start=$(date +%s.%N)
-  /usr/bin/time -f "%M" -o "$work/memory" .build/release/extract --input "$work/preprocessed.sqlite" --output "$work/features.sqlite" \
-    --weights "$weights" --batch "$batch" > /dev/null 2>&1
-  end=$(date +%s.%N)
-  rates+=("$(python3 -c "print(f'{$n / ($end - $start):.2f}')")")
+  for p in $precisions; do
+    rm -f "$work/features.sqlite"
+    start=$(date +%s.%N)
+    /usr/bin/time -f "%M" -o "$work/memory" .build/release/extract --input "$work/preprocessed.sqlite" --output "$work/features.sqlite" \
+      --weights "$weights" --batch "$batch" --precision "$p" > /dev/null 2>&1
+    end=$(date +%s.%N)
+    rates[$p]="${rates[$p]:-} $(python3 -c "print(f'{$n / ($end - $start):.2f}')")"
+  done
 done
-ours=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
-echo "signtransfer extract size=$size batch=$batch: $ours img/s (median of ${rates[*]}; whole process with weights loading, $n images, peak $(( $(cat "$work/memory") / 1024 )) MB)"
+for p in $precisions; do
+  median=$(printf '%s\n' ${rates[$p]} | sort -n | sed -n 2p)
+  declare "ours_$p=$median"
+  echo "signtransfer extract size=$size batch=$batch precision=$p: $median img/s (median of${rates[$p]}; whole process with weights loading, $n images)"
+done
+ours=${ours_fp32:-${ours_bf16:-}}
 python3 "$shared/bench/keras_throughput.py" "$size" "$batch" "$n" 2>/dev/null | grep -E "img/s|skipped" | tee "$work/peers"
 keras=$(grep "^keras" "$work/peers" | sed -E 's/.*: ([0-9.]+) img\/s/\1/')
 onnx=$(grep "^onnxruntime" "$work/peers" | sed -E 's/.*: ([0-9.]+) img\/s/\1/' || true)
 python3 -c "
-ours, keras, onnx = $ours, $keras, '${onnx}'
-print(f'ratio: ours / keras = {ours / keras:.2f}' + (f', ours / onnxruntime = {ours / float(onnx):.2f}' if onnx else ''))"
+keras, onnx, fp32, bf16 = $keras, '${onnx}', '${ours_fp32:-}', '${ours_bf16:-}'
+for name, ours in (('fp32', fp32), ('bf16', bf16)):
+    if ours:
+        print(f'ratio: ours {name} / keras = {float(ours) / keras:.2f}' + (f', ours {name} / onnxruntime fp32 = {float(ours) / float(onnx):.2f}' if onnx else ''))
+if fp32 and bf16:
+    print(f'ratio: ours bf16 / ours fp32 = {float(bf16) / float(fp32):.2f}')"

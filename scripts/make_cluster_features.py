@@ -19,9 +19,12 @@ labels = [l for l in range(25) if l != 9][:classes]
 centres = rng.normal(0, 1, (len(labels), 2048)).astype("float32")
 db = sqlite3.connect(out)
 db.executescript("""
-DROP TABLE IF EXISTS features; DROP TABLE IF EXISTS backbone; DROP TABLE IF EXISTS meta;
+DROP TABLE IF EXISTS features; DROP TABLE IF EXISTS maps; DROP TABLE IF EXISTS backbone; DROP TABLE IF EXISTS meta;
 CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
-CREATE TABLE features (id INTEGER PRIMARY KEY NOT NULL, split TEXT NOT NULL, label INTEGER NOT NULL, vector BLOB NOT NULL);
+CREATE TABLE features (id INTEGER NOT NULL, split TEXT NOT NULL, label INTEGER NOT NULL, layer TEXT NOT NULL, vector BLOB NOT NULL,
+                       PRIMARY KEY (id, layer));
+CREATE TABLE maps (id INTEGER NOT NULL, layer TEXT NOT NULL, height INTEGER NOT NULL, width INTEGER NOT NULL, channels INTEGER NOT NULL,
+                   data BLOB NOT NULL, PRIMARY KEY (id, layer));
 CREATE TABLE backbone (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
 """)
 content = hashlib.sha256()
@@ -31,13 +34,14 @@ for split, n in (("train", n_train), ("test", n_test)):
     x = (scale * (centres[k] + rng.normal(0, sigma, (n, 2048))) + offset).astype("<f4")
     rows = []
     for i in range(n):
-        rows.append((next_id, split, labels[k[i]], x[i].tobytes()))
+        rows.append((next_id, split, labels[k[i]], "conv5_block3_out", x[i].tobytes()))
         content.update(x[i].tobytes())
         next_id += 1
-    db.executemany("INSERT INTO features VALUES (?, ?, ?, ?)", rows)
+    db.executemany("INSERT INTO features VALUES (?, ?, ?, ?, ?)", rows)
 db.executemany("INSERT INTO backbone VALUES (?, ?)", [("weights", f"synthetic gaussian clusters (sigma {sigma}, seed {seed}, offset {offset}, scale {scale})"),
-                                                      ("weights_md5", ""), ("random", "0"), ("input_size", "0")])
-db.executemany("INSERT INTO meta VALUES (?, ?)", [("kind", "signtransfer.features"), ("schema_version", "1"),
+                                                      ("weights_md5", ""), ("random", "0"), ("input_size", "0"),
+                                                      ("layers", "conv5_block3_out"), ("keep", "")])
+db.executemany("INSERT INTO meta VALUES (?, ?)", [("kind", "signtransfer.features"), ("schema_version", "2"),
                                                   ("content_sha256", content.hexdigest())])
 db.commit()
 print(f"wrote {out}: {n_train} train, {n_test} test, sigma {sigma}")

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import CSystem
+import CToolSupport
 import Numerical
 import PipelineKit
 

@@ -38,10 +38,13 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // The backbone's steady state, weights loading excluded (extract's whole-process rates are in
-    // scripts/compare_backbone.sh), on the GEMM path the machine picks (see GEMMKernel).
+    // scripts/compare_backbone.sh), on the float GEMM path the machine picks (see GEMMKernel) and,
+    // where the CPU has AVX512_BF16, on the bf16 one (`extract --precision bf16`).
+    let kernels: [(String, GEMMKernel)] = [("fp32", .preferred)] + (GEMMKernel.available.contains(.avx512bf16) ? [("bf16", .avx512bf16)] : [])
     for (size, count) in [(224, 32), (64, 64)] {
-        Benchmark("ResNet50 forward, batch \(count) at \(size)x\(size) (images/s = \(count) / time)") { benchmark in
-            let network = try ResNet50(weights: RandomWeights(seed: 0), size: size)
+        for (precision, kernel) in kernels {
+        Benchmark("ResNet50 forward \(precision), batch \(count) at \(size)x\(size) (images/s = \(count) / time)") { benchmark in
+            let network = try ResNet50(weights: RandomWeights(seed: 0), kernel: kernel, size: size)
             let workspace = network.makeWorkspace(count: count, size: size)
             let rgb = (0 ..< count * size * size * 3).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
             rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
@@ -50,6 +53,7 @@ let benchmarks: @Sendable () -> Void = {
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: count, into: $0.baseAddress!) }
             benchmark.stopMeasurement()
             blackHole(features)
+        }
         }
     }
 

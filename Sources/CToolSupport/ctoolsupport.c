@@ -4,7 +4,7 @@
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
-#include "csystem.h"
+#include "ctoolsupport.h"
 
 void signtransfer_line_buffer_stdout(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -1,5 +1,5 @@
-#ifndef SIGNTRANSFER_CSYSTEM_H
-#define SIGNTRANSFER_CSYSTEM_H
+#ifndef SIGNTRANSFER_CTOOLSUPPORT_H
+#define SIGNTRANSFER_CTOOLSUPPORT_H
 
 /// Makes stdout line-buffered even when it is a file or a pipe, so that a tool's log keeps its
 /// stdout lines in order with its stderr lines, and a killed tool loses none of what it printed.
