@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 /// ingest and preprocess the sample at `size` into a fresh folder through the executables.
@@ -112,5 +113,70 @@ private func preparedFolder(size: Int) throws -> URL {
         let merged = try runTool("extract", ["merge", "--input", pre, "--output", output, "--shards", "2"])
         #expect(merged.status == 0, "\(merged.stderr)")
         #expect(merged.stdout.contains("188 vectors merged from 2 shards"))
+    }
+}
+
+/// `extract --precision bf16` through the executable: recorded where a user would look, close to
+/// float, refused where the CPU cannot, and never merged with float shards.
+@Suite struct ExtractPrecision {
+    static let bf16Available: Bool = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains(" avx512_bf16")
+
+    func vectors(_ file: URL) throws -> [Int: [Float]] {
+        var configuration = Configuration()
+        configuration.readonly = true
+        return try DatabaseQueue(path: file.path, configuration: configuration).read { db in
+            var result: [Int: [Float]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, vector FROM features") {
+                let data: Data = row["vector"]
+                result[row["id"]] = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            }
+            return result
+        }
+    }
+
+    @Test(.enabled(if: bf16Available, "needs a CPU with AVX512_BF16"))
+    func bf16IsRecordedCloseToFloatAndNeverMergedWithIt() throws {
+        let folder = try preprocessedSample(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+        let float = try runTool("extract", ["--input", path("preprocessed.sqlite"), "--output", path("f32.sqlite"), "--weights", "random:1"])
+        let bf16 = try runTool("extract", ["--input", path("preprocessed.sqlite"), "--output", path("bf16.sqlite"), "--weights", "random:1", "--precision", "bf16"])
+        #expect(float.status == 0 && bf16.status == 0, "\(float.stderr) \(bf16.stderr)")
+        #expect(try sqliteValue(URL(fileURLWithPath: path("bf16.sqlite")), "SELECT value FROM backbone WHERE key = 'precision'") == "bf16")
+        #expect(try sqliteValue(URL(fileURLWithPath: path("bf16.sqlite")), "SELECT value FROM backbone WHERE key = 'gemm'") == "avx512-bf16")
+        #expect(try sqliteValue(URL(fileURLWithPath: path("f32.sqlite")), "SELECT count(*) FROM backbone WHERE key = 'precision'") == "0",
+                "a float file is exactly as before the option")
+        let a = try vectors(URL(fileURLWithPath: path("f32.sqlite"))), b = try vectors(URL(fileURLWithPath: path("bf16.sqlite")))
+        #expect(a.count == 199 && Set(a.keys) == Set(b.keys))
+        var lowest = 1.0
+        for (id, x) in a {
+            let y = b[id]!
+            let dot = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let norms = (x.reduce(0.0) { $0 + Double($1) * Double($1) } * y.reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
+            lowest = min(lowest, dot / norms)
+        }
+        #expect(lowest >= 0.999 && a != b, "lowest cosine \(lowest)")
+
+        // Shards of different precisions do not merge.
+        for (index, precision) in [(0, "fp32"), (1, "bf16")] {
+            let shard = try runTool("extract", ["--input", path("preprocessed.sqlite"), "--output", path("mixed.sqlite"), "--weights", "random:1",
+                                                "--precision", precision, "--shard", "\(index)/2"])
+            #expect(shard.status == 0, "\(shard.stderr)")
+        }
+        let merged = try runTool("extract", ["merge", "--input", path("preprocessed.sqlite"), "--output", path("mixed.sqlite"), "--shards", "2"])
+        #expect(merged.status != 0 && merged.stderr.contains("cannot merge shards of different precisions (shard 0 fp32, shard 1 bf16)"), "\(merged.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: path("mixed.sqlite")))
+    }
+
+    /// Without the instruction (SIGNTRANSFER_GEMM=blas stands for a CPU without AVX-512): refused,
+    /// saying why, nothing written; no silent fallback to float.
+    @Test func bf16IsRefusedWhereTheCPUCannot() throws {
+        let folder = try preprocessedSample(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("features.sqlite").path
+        let result = try runTool("extract", ["--input", folder.appendingPathComponent("preprocessed.sqlite").path, "--output", output, "--weights", "random:1",
+                                             "--precision", "bf16"], environment: ["SIGNTRANSFER_GEMM": "blas"])
+        #expect(result.status != 0 && result.stderr.contains("--precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps)"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: output))
     }
 }

@@ -63,6 +63,25 @@ func pipelineFolder() throws -> (folder: URL, file: URL) {
         #expect(try again.run { _ in } == ["b"])
     }
 
+    /// A parameter added to a stage later (`addedLater`) does not make old results stale at its
+    /// default: upgrading the tool reruns nothing; any other value does, and says so.
+    @Test func aParameterAddedLaterLeavesOldResultsAloneAtItsDefault() throws {
+        let (folder, file) = try pipelineFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try "name: p\nartifacts: artifacts\nstages:\n  a: {}\n  b: {}\n".write(to: file, atomically: true, encoding: .utf8)
+        let before = [stage("a"), stage("b", reads: ["a.out"])]
+        #expect(try PipelineRunner(pipeline: file.path, stages: before).run { _ in } == ["a", "b"])
+        var upgraded = stage("b", reads: ["a.out"])
+        upgraded.parameters.append(ParameterSpec("precision", .choice(["fp32", "bf16"]), default: "fp32", addedLater: true))
+        upgraded.parameters.append(ParameterSpec("rotation", .number(0 ... 180), default: "10", addedLater: true))
+        let after = [stage("a"), upgraded]
+        #expect(try PipelineRunner(pipeline: file.path, stages: after).statuses().allSatisfy(\.upToDate), "the defaults, however written (10 is 10.0)")
+        #expect(try PipelineRunner(pipeline: file.path, stages: after).run { _ in } == [])
+        try "name: p\nartifacts: artifacts\nstages:\n  a: {}\n  b: {precision: bf16}\n".write(to: file, atomically: true, encoding: .utf8)
+        let runner = try PipelineRunner(pipeline: file.path, stages: after)
+        #expect(try runner.status(of: upgraded).reasons == ["parameter precision changed from (unset) to bf16"])
+    }
+
     /// Each stage runs through its executor.
     @Test func executorsRunTheirStages() throws {
         struct Counting: StageExecutor {
