@@ -14,20 +14,11 @@
 #include <stdlib.h>
 
 #if defined(__x86_64__)
-#include <cpuid.h>
-#include <immintrin.h>
+#include "gemm_tile.h"
 
 enum { NR = 32, MR = 14, KC = 256, NC = 512, MC = MR * 8 };
 
-static int detect(void) {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;  // OSXSAVE
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0xE6) != 0xE6) return 0;  // the OS saves XMM, YMM, opmask and all of ZMM
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    return (b >> 16) & 1;  // AVX512F
-}
+static int detect(void) { return st_detect_avx512f(); }
 
 #else
 // Other CPUs: no kernel here, OpenBLAS does the work (st_gemm_available says so).
@@ -71,15 +62,7 @@ AVX512 static inline __attribute__((always_inline)) void tile(const int rows, co
                                                               const float *b, const float *source, float *c, size_t ldc,
                                                               __mmask16 left, __mmask16 right, const float *bias, int relu) {
     __m512 x0[MR], x1[MR];
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-        if (source) {
-            x0[r] = _mm512_maskz_loadu_ps(left, source + r * ldc);
-            x1[r] = _mm512_maskz_loadu_ps(right, source + r * ldc + 16);
-        } else {
-            x0[r] = _mm512_setzero_ps();
-            x1[r] = _mm512_setzero_ps();
-        }
-    }
+    st_tile_begin(rows, x0, x1, source, ldc, left, right);
     for (int i = 0; i < kc; i++) {
         __m512 b0 = _mm512_loadu_ps(b + i * NR), b1 = _mm512_loadu_ps(b + i * NR + 16);
         _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
@@ -88,24 +71,7 @@ AVX512 static inline __attribute__((always_inline)) void tile(const int rows, co
             x1[r] = _mm512_fmadd_ps(v, b1, x1[r]);
         }
     }
-    if (bias) {
-        __m512 bias0 = _mm512_maskz_loadu_ps(left, bias), bias1 = _mm512_maskz_loadu_ps(right, bias + 16);
-        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-            x0[r] = _mm512_add_ps(x0[r], bias0);
-            x1[r] = _mm512_add_ps(x1[r], bias1);
-        }
-    }
-    if (relu) {
-        __m512 zero = _mm512_setzero_ps();
-        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-            x0[r] = _mm512_max_ps(x0[r], zero);
-            x1[r] = _mm512_max_ps(x1[r], zero);
-        }
-    }
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-        _mm512_mask_storeu_ps(c + r * ldc, left, x0[r]);
-        _mm512_mask_storeu_ps(c + r * ldc + 16, right, x1[r]);
-    }
+    st_tile_end(rows, x0, x1, c, ldc, left, right, bias, relu);
 }
 
 #define TILE(R) \
@@ -147,8 +113,7 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const f
                     }
                     for (int column = n0; column < n1; column += NR) {
                         int width = n1 - column;
-                        __mmask16 left = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
-                        __mmask16 right = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
+                        ST_TILE_MASKS(width, left, right)
                         // The first block starts from the residual (or zero), the others from the partial sums.
                         const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
                         tileRows(rows, packA, kc, strip, lda, packed + (size_t)column * k + (size_t)k0 * NR, source,

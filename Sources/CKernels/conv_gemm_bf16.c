@@ -52,17 +52,11 @@ void st_gemm_bf16_pack(const float *b, int ldb, int k, int n, uint16_t *packed) 
 }
 
 #if defined(__x86_64__)
-#include <cpuid.h>
-#include <immintrin.h>
+#include "gemm_tile.h"
 
 static int detect(void) {
     unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;  // OSXSAVE
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0xE6) != 0xE6) return 0;  // the OS saves XMM, YMM, opmask and all of ZMM
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((b >> 16) & 1)) return 0;  // AVX512F
-    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    if (!st_detect_avx512f() || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
     return (a >> 5) & 1;  // AVX512_BF16
 }
 
@@ -84,15 +78,7 @@ BF16 static inline __attribute__((always_inline)) void tile(const int rows, int 
                                                             const float *source, float *c, size_t ldc, __mmask16 left, __mmask16 right,
                                                             const float *bias, int relu) {
     __m512 x0[MR], x1[MR];
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-        if (source) {
-            x0[r] = _mm512_maskz_loadu_ps(left, source + r * ldc);
-            x1[r] = _mm512_maskz_loadu_ps(right, source + r * ldc + 16);
-        } else {
-            x0[r] = _mm512_setzero_ps();
-            x1[r] = _mm512_setzero_ps();
-        }
-    }
+    st_tile_begin(rows, x0, x1, source, ldc, left, right);
     for (int p = 0; p < pairs; p++) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * NR * 2), b1 = (__m512bh)_mm512_loadu_si512(b + p * NR * 2 + 32);
         _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
@@ -103,24 +89,7 @@ BF16 static inline __attribute__((always_inline)) void tile(const int rows, int 
             x1[r] = _mm512_dpbf16_ps(x1[r], v, b1);
         }
     }
-    if (bias) {
-        __m512 bias0 = _mm512_maskz_loadu_ps(left, bias), bias1 = _mm512_maskz_loadu_ps(right, bias + 16);
-        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-            x0[r] = _mm512_add_ps(x0[r], bias0);
-            x1[r] = _mm512_add_ps(x1[r], bias1);
-        }
-    }
-    if (relu) {
-        __m512 zero = _mm512_setzero_ps();
-        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-            x0[r] = _mm512_max_ps(x0[r], zero);
-            x1[r] = _mm512_max_ps(x1[r], zero);
-        }
-    }
-    _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
-        _mm512_mask_storeu_ps(c + r * ldc, left, x0[r]);
-        _mm512_mask_storeu_ps(c + r * ldc + 16, right, x1[r]);
-    }
+    st_tile_end(rows, x0, x1, c, ldc, left, right, bias, relu);
 }
 
 #define TILE(R) case R: tile(R, pairs, a, lda, b, source, c, ldc, left, right, bias, relu); break;
@@ -174,8 +143,7 @@ BF16 static void gemm(int m, int n, int k, const float *a, size_t lda, const uin
                 convertStrip(a + m0 * lda + k0, lda, rows, kc, strip, stride);
                 for (int column = n0; column < n1; column += NR) {
                     int width = n1 - column;
-                    __mmask16 left = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
-                    __mmask16 right = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
+                    ST_TILE_MASKS(width, left, right)
                     const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
                     tileRows(rows, stride / 2, strip, stride, packed + ((size_t)column * pairs + (size_t)(k0 / 2) * NR) * 2, source,
                              c + m0 * ldc + column, ldc, left, right, last && bias ? bias + column : 0, last && relu);

@@ -16,7 +16,7 @@ public struct RunCache: Sendable {
 
     public init(folder: URL) { self.folder = folder }
 
-    static let recordName = "record.json"
+    public static let recordName = "record.json"
 
     public func entry(_ fingerprint: String) -> URL { folder.appendingPathComponent(fingerprint) }
 

@@ -169,7 +169,7 @@ public final class PipelineRunner {
 
     public func output(of stage: StageDefinition) -> URL { file.artifacts.appendingPathComponent(stage.output) }
 
-    func definition(_ name: String) -> StageDefinition? { stages.first { $0.name == name } }
+    public func definition(_ name: String) -> StageDefinition? { stages.first { $0.name == name } }
 
     /// The stage whose output `stage` reads (the stages read one artifact each today).
     public func upstream(of stage: StageDefinition) -> String? {
@@ -209,6 +209,13 @@ public final class PipelineRunner {
         let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
         let upstreamContent = upstream(of: stage).flatMap { manifest.stages[$0]?.output.content }
         return fingerprint(stage, parameters: parameters, environment: stage.environment(parameters), inputs: try currentInputs(parameters), upstream: upstreamContent)
+    }
+
+    /// Whether the cache holds an entry for what `stage` would be made from now (not yet checked
+    /// against its hashes: a run does that before restoring it).
+    public func isCached(_ stage: StageDefinition) -> Bool {
+        guard let cache, let fingerprint = try? currentFingerprint(stage) else { return false }
+        return FileManager.default.fileExists(atPath: cache.entry(fingerprint).appendingPathComponent(RunCache.recordName).path)
     }
 
     /// The files a stage writes into the artifacts folder: its output first, then its side outputs.

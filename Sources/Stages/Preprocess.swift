@@ -88,7 +88,6 @@ public enum Preprocess {
             let output = try Artifact.create(at: temporary)
             try output.write { try PreprocessedStore.createTables($0) }
             try ImagesStore.forEachBatch(input, batch: 256) { images in
-                var encoded = [Data](repeating: Data(), count: images.count)
                 // Thumbnails only for the images that will go on the contact sheet.
                 var wanted = [Bool](repeating: false, count: images.count)
                 var planned = sheetRows.mapValues(\.count)
@@ -96,33 +95,8 @@ public enum Preprocess {
                     wanted[index] = true
                     planned[image.label, default: 0] += 1
                 }
-                var thumbnails = [[UInt8]](repeating: [], count: images.count)
-                let chunks = min(images.count, coreCount * 4)
-                // One slot per chunk: the chunks run at once, so they must not share a variable.
-                var failures = [Error?](repeating: nil, count: chunks)
-                encoded.withUnsafeMutableBufferPointer { slots in
-                    thumbnails.withUnsafeMutableBufferPointer { thumbs in
-                        failures.withUnsafeMutableBufferPointer { failures in
-                            parallelFor(chunks) { chunk in
-                                var rgb = [UInt8](repeating: 0, count: size * size * 3)
-                                for index in stride(from: chunk, to: images.count, by: chunks) {
-                                    images[index].pixels.withUnsafeBufferPointer { grey in
-                                        rgb.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) }
-                                    }
-                                    do {
-                                        slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)
-                                    } catch {
-                                        failures[chunk] = error
-                                    }
-                                    if wanted[index] {
-                                        thumbs[index] = ContactSheet.thumbnail(rgb, size: size, channels: 3, side: thumbnailSide)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
+                let (encoded, thumbnails) = try encode(count: images.count, size: size, network: network, thumbnailSide: thumbnailSide,
+                                                       grey: { images[$0].pixels }, wanted: { wanted[$0] })
                 try output.write { db in
                     let insert = try db.cachedStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)")
                     for (image, png) in zip(images, encoded) {
@@ -182,6 +156,41 @@ public enum Preprocess {
         return Report(images: total + viewRows, views: viewRows, outputBytes: bytes, contentSHA256: hasher.finalize(), contactSheet: sheetURL, exported: exported)
     }
 
+    /// Images `0 ..< count` (`grey(i)`, 28x28) resized, replicated and PNG-encoded on all cores, with
+    /// a contact-sheet thumbnail of those `wanted(i)` says: the one path of the originals and the views.
+    static func encode(count: Int, size: Int, network: NetworkInput, thumbnailSide: Int, grey: (Int) -> [UInt8],
+                       wanted: (Int) -> Bool) throws -> (png: [Data], thumbnails: [[UInt8]]) {
+        var encoded = [Data](repeating: Data(), count: count)
+        var thumbnails = [[UInt8]](repeating: [], count: count)
+        let chunks = min(count, coreCount * 4)
+        // One slot per chunk: the chunks run at once, so they must not share a variable.
+        var failures = [Error?](repeating: nil, count: chunks)
+        encoded.withUnsafeMutableBufferPointer { slots in
+            thumbnails.withUnsafeMutableBufferPointer { thumbs in
+                failures.withUnsafeMutableBufferPointer { failures in
+                    parallelFor(chunks) { chunk in
+                        var rgb = [UInt8](repeating: 0, count: size * size * 3)
+                        for index in stride(from: chunk, to: count, by: chunks) {
+                            grey(index).withUnsafeBufferPointer { grey in
+                                rgb.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) }
+                            }
+                            do {
+                                slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)
+                            } catch {
+                                failures[chunk] = error
+                            }
+                            if wanted(index) {
+                                thumbs[index] = ContactSheet.thumbnail(rgb, size: size, channels: 3, side: thumbnailSide)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
+        return (encoded, thumbnails)
+    }
+
     /// Views shown per letter on the contact sheet, beside the original.
     static let sheetViews = 7
 
@@ -203,8 +212,6 @@ public enum Preprocess {
         var viewRecords: [(id: Int, source: Int, view: Int, transform: Augment.Transform)] = []
         try ImagesStore.forEachBatch(input, split: "train", batch: 64) { images in
             let count = images.count * views
-            var encoded = [Data](repeating: Data(), count: count)
-            var thumbnails = [[UInt8]](repeating: [], count: count)
             let transforms = images.flatMap { image in (1 ... views).map { Augment.draw(options.ranges, seed: options.augmentSeed, id: image.id, view: $0) } }
             // The first training image of each letter not yet on the sheet, with its views.
             var onSheet = Set<Int>(), letters = Set<Int>()
@@ -212,32 +219,9 @@ public enum Preprocess {
                 onSheet.insert(index)
                 letters.insert(image.label)
             }
-            let chunks = min(count, coreCount * 4)
-            var failures = [Error?](repeating: nil, count: chunks)
-            encoded.withUnsafeMutableBufferPointer { slots in
-                thumbnails.withUnsafeMutableBufferPointer { thumbs in
-                    failures.withUnsafeMutableBufferPointer { failures in
-                        parallelFor(chunks) { chunk in
-                            var rgb = [UInt8](repeating: 0, count: size * size * 3)
-                            for index in stride(from: chunk, to: count, by: chunks) {
-                                let grey = Augment.apply(transforms[index], to: images[index / views].pixels, side: 28)
-                                grey.withUnsafeBufferPointer { grey in
-                                    rgb.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) }
-                                }
-                                do {
-                                    slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)
-                                } catch {
-                                    failures[chunk] = error
-                                }
-                                if index % views < sheetViews && onSheet.contains(index / views) {
-                                    thumbs[index] = ContactSheet.thumbnail(rgb, size: size, channels: 3, side: thumbnailSide)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
+            let (encoded, thumbnails) = try encode(count: count, size: size, network: network, thumbnailSide: thumbnailSide,
+                                                   grey: { Augment.apply(transforms[$0], to: images[$0 / views].pixels, side: 28) },
+                                                   wanted: { $0 % views < sheetViews && onSheet.contains($0 / views) })
             try output.write { db in
                 let insert = try db.cachedStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)")
                 for (index, png) in encoded.enumerated() {

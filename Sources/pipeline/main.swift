@@ -132,7 +132,10 @@ struct Status: ParsableCommand {
                 let record = runner.manifest.stages[status.stage]!
                 print("\(status.stage): up to date (\(record.output.rows) rows, content \(record.output.content.prefix(12)))")
             } else {
-                print("\(status.stage): stale: \(status.reasons.joined(separator: "; "))")
+                // Known only while its input is: a stage after a stale one may still be in the cache.
+                let waiting = status.reasons.contains { $0.hasPrefix("waits for") }
+                let cached = !waiting && runner.definition(status.stage).map(runner.isCached) == true
+                print("\(status.stage): stale: \(status.reasons.joined(separator: "; "))\(cached ? " (in the cache: a run restores it)" : "")")
             }
         }
     }

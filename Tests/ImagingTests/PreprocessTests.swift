@@ -8,15 +8,17 @@ import PipelineKit
 import Stages
 import Testing
 
+/// An ingest output of the real sample, in a fresh folder.
+func ingestedSample() throws -> (folder: URL, images: URL) {
+    let folder = try Fixtures.temporaryFolder()
+    let images = folder.appendingPathComponent("images.sqlite")
+    _ = try Ingest.run(.init(splits: [("train", Fixtures.sample.appendingPathComponent("train.csv")),
+                                      ("test", Fixtures.sample.appendingPathComponent("test.csv"))], output: images))
+    return (folder, images)
+}
+
 @Suite struct PreprocessStage {
-    /// An ingest output of the real sample, in a fresh folder.
-    func ingested() throws -> (folder: URL, images: URL) {
-        let folder = try Fixtures.temporaryFolder()
-        let images = folder.appendingPathComponent("images.sqlite")
-        _ = try Ingest.run(.init(splits: [("train", Fixtures.sample.appendingPathComponent("train.csv")),
-                                          ("test", Fixtures.sample.appendingPathComponent("test.csv"))], output: images))
-        return (folder, images)
-    }
+    func ingested() throws -> (folder: URL, images: URL) { try ingestedSample() }
 
     @Test func storedPNGsDecodeToTheResizedReplicatedImages() throws {
         let (folder, images) = try ingested()
@@ -107,13 +109,7 @@ import Testing
 /// `preprocess --augment K`: views of the training images only, traceable to their source and
 /// transform, the same bytes for the same seed, and nothing at all for K = 0.
 @Suite struct AugmentedViews {
-    func ingested() throws -> (folder: URL, images: URL) {
-        let folder = try Fixtures.temporaryFolder()
-        let images = folder.appendingPathComponent("images.sqlite")
-        _ = try Ingest.run(.init(splits: [("train", Fixtures.sample.appendingPathComponent("train.csv")),
-                                          ("test", Fixtures.sample.appendingPathComponent("test.csv"))], output: images))
-        return (folder, images)
-    }
+    func ingested() throws -> (folder: URL, images: URL) { try ingestedSample() }
 
     @Test func noViewsIsExactlyTheOutputWithoutAugmentation() throws {
         let (folder, images) = try ingested()
