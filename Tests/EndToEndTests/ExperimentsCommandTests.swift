@@ -129,6 +129,40 @@ import Testing
         #expect(refused.status != 0 && refused.stderr.contains("is in use by another run"), "\(refused.stderr)")
     }
 
+    /// The cache and the experiments log are distrusted like every artifact: a damaged entry is
+    /// dropped and the stage runs; an edited log row is an error naming the table and the row.
+    @Test func damagedCacheEntriesAndEditedExperimentsAreCaught() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        #expect(try runTool("pipeline", ["run", pipeline.file.path, "--set", "train.dropout=0.2"]).status == 0)
+        #expect(try runTool("pipeline", ["run", pipeline.file.path]).status == 0)
+        // The dropout 0.2 head now lives only in its cache entry: damage it, and its record in another entry.
+        let entries = try FileManager.default.contentsOfDirectory(atPath: pipeline.artifacts.appendingPathComponent("cache").path).filter { $0.count == 64 }
+        let heads = try entries.filter { entry in
+            let head = pipeline.artifacts.appendingPathComponent("cache/\(entry)/head.sqlite")
+            guard FileManager.default.fileExists(atPath: head.path) else { return false }
+            return try (FileManager.default.attributesOfItem(atPath: head.path)[.referenceCount] as? Int) == 1
+        }
+        try #require(heads.count == 1, "one head cached alone: \(entries)")
+        let handle = try FileHandle(forWritingTo: pipeline.artifacts.appendingPathComponent("cache/\(heads[0])/head.sqlite"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("damage".utf8))
+        try handle.close()
+        let again = try runTool("pipeline", ["run", pipeline.file.path, "--set", "train.dropout=0.2"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout.contains("train: the cache's copy is damaged and was dropped") && again.stdout.contains("train: running ("), "\(again.stdout)")
+        // A record that is not JSON: the same.
+        try Data("{".utf8).write(to: pipeline.artifacts.appendingPathComponent("cache/\(heads[0])/record.json"))
+        let back = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(back.stdout.contains("train: restored from the cache") || back.stdout.contains("train: up to date"), "\(back.stdout)")
+        let twice = try runTool("pipeline", ["run", pipeline.file.path, "--set", "train.dropout=0.2"])
+        #expect(twice.stdout.contains("train: the cache's copy is damaged and was dropped") && twice.stdout.contains("train: running ("), "\(twice.stdout)")
+
+        try sqliteEdit(pipeline.artifacts.appendingPathComponent("experiments.sqlite"), "UPDATE experiments SET changes = 'not json' WHERE id = 2")
+        let listed = try runTool("pipeline", ["experiments", pipeline.file.path])
+        #expect(listed.status != 0 && listed.stderr.contains("experiments.sqlite: table experiments, row id 2: column changes is not the JSON this tool writes"), "\(listed.stderr)")
+    }
+
     @Test func twoSweepsAtOnceMakeEachOutputOnce() throws {
         let pipeline = try SamplePipeline()
         defer { pipeline.remove() }
