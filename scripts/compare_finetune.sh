@@ -12,7 +12,7 @@
 # network here for the ImageNet file); pass a Keras .h5 to use another.
 # Needs: a release build, python3 with numpy, scipy, h5py, pandas and tensorflow-cpu, and
 # ../shared/bench/keras_finetune.py.
-# Usage: scripts/compare_finetune.sh [SIZE] [EPOCHS] [VIEWS] [WEIGHTS.h5]
+# Usage: [PRECISION=bf16] scripts/compare_finetune.sh [SIZE] [EPOCHS] [VIEWS] [WEIGHTS.h5]   (PRECISION: our --fine-tune-precision)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer=../shared/bench/keras_finetune.py
@@ -39,10 +39,10 @@ $bin/extract --input "$work/preprocessed.sqlite" --output "$work/features.sqlite
 train_rows=$(($(wc -l < "$work/data/train.csv") - 1))
 # Ours: the head alone first (30 epochs, seconds), then EPOCHS of conv5 with it, which are timed.
 $bin/train --input "$work/features.sqlite" --output "$work/head.sqlite" --fine-tune conv5 --fine-tune-epochs "$epochs" --validation 0 --patience 0 \
-  --hidden 256 --dropout 0.5 --batch 64 --fine-tune-learning-rate $lr --schedule constant > "$work/ours.log"
+  --hidden 256 --dropout 0.5 --batch 64 --fine-tune-learning-rate $lr --schedule constant --fine-tune-precision "${PRECISION:-fp32}" > "$work/ours.log"
 ours=$(sed -n '/^fine-tuning conv5/,$p' "$work/ours.log" | grep -E "^epoch" | awk '{s += $(NF-1); n++} END {printf "%.2f", s / n}')
 accuracy=$(grep -E "^test:" "$work/ours.log" | sed -E 's/test: accuracy ([0-9.]+).*/\1/')
-echo "signtransfer train --fine-tune conv5 at ${size}x${size}, $train_rows train images: $ours s an epoch, test accuracy $accuracy"
+echo "signtransfer train --fine-tune conv5 --fine-tune-precision ${PRECISION:-fp32} at ${size}x${size}, $train_rows train images: $ours s an epoch, test accuracy $accuracy"
 python3 "$peer" "$work/data/train.csv" "$work/data/test.csv" "$size" "$weights" conv4_block6_out "$epochs" $lr 0 2>/dev/null | tail -1 | tee "$work/keras.log"
 keras_seconds=$(sed -E 's/.*train_s=([0-9.]+).*/\1/' "$work/keras.log")
 keras_accuracy=$(sed -E 's/.*test_acc=([0-9.]+).*/\1/' "$work/keras.log")

@@ -132,3 +132,40 @@ extension GEMMKernel {
     /// float. For references: a product of two such values is exact in float.
     public static func bf16Rounded(_ value: Float) -> Float { st_bf16_round(value) }
 }
+
+/// `c[m x n] = op(a) op(b)`, plus `c` when `accumulate`, with the products of bf16-rounded values
+/// summed in float (AVX512_BF16): splitGEMM's bf16 counterpart, for fine-tuning's products. `op(a)`
+/// is `a[m x k]` (row stride `lda`) or, with `transposeA`, the transpose of `a[k x m]`; `op(b)` is
+/// `b[k x n]` or the transpose of `b[n x k]`. `b` is rounded and packed once per call; the rows of
+/// `c` are shared out among the cores. Only where `GEMMKernel.available` has `.avx512bf16`.
+public func bf16GEMM(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    guard m > 0, n > 0 else { return }
+    let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: st_gemm_bf16_packed_count(Int32(k), Int32(n)))
+    defer { packed.deallocate() }
+    // Packed on all cores, a run of 32-column panels each (a panel's place depends only on its first
+    // column): repacking conv5's weights twice a step was 9% of a fine-tuning step on one core.
+    let panels = (n + 31) / 32, pairs = (k + 1) / 2
+    let packers = k * n >= 1 << 16 ? min(coreCount, panels) : 1
+    parallelFor(packers) { part in
+        let first = panels * part / packers * 32, last = min(n, panels * (part + 1) / packers * 32)
+        guard last > first else { return }
+        let into = packed + first * pairs * 2
+        if transposeB {
+            st_gemm_bf16_pack_transposed(b + first * ldb, Int32(ldb), Int32(k), Int32(last - first), into)
+        } else {
+            st_gemm_bf16_pack(b + first, Int32(ldb), Int32(k), Int32(last - first), into)
+        }
+    }
+    let parts = m * n * k >= 1 << 20 && m >= 32 ? min(coreCount, m / 16) : 1
+    parallelFor(parts) { part in
+        let start = m * part / parts, end = m * (part + 1) / parts
+        guard end > start else { return }
+        let out = c + start * ldc
+        if transposeA {
+            st_gemm_bf16_at(Int32(end - start), Int32(n), Int32(k), a + start, Int32(lda), packed, nil, accumulate ? out : nil, out, Int32(ldc), 0)
+        } else {
+            st_gemm_bf16(Int32(end - start), Int32(n), Int32(k), a + start * lda, Int32(lda), packed, nil, accumulate ? out : nil, out, Int32(ldc), 0)
+        }
+    }
+}

@@ -35,7 +35,9 @@ enum { NR = 32, MR = 14, KC = 256, NC = 512 };
 
 size_t st_gemm_bf16_packed_count(int k, int n) { return (size_t)((n + NR - 1) / NR) * NR * (size_t)((k + 1) / 2) * 2; }
 
-void st_gemm_bf16_pack(const float *b, int ldb, int k, int n, uint16_t *packed) {
+// B[i][j] is b[i * rowStride + j * columnStride]: the plain packing loop for B given either way
+// (the reference, and for CPUs without the kernel).
+static void packPlain(const float *b, size_t rowStride, size_t columnStride, int k, int n, uint16_t *packed) {
     int pairs = (k + 1) / 2;
     for (int column = 0; column < n; column += NR) {
         uint16_t *panel = packed + (size_t)column * pairs * 2;
@@ -44,12 +46,18 @@ void st_gemm_bf16_pack(const float *b, int ldb, int k, int n, uint16_t *packed) 
             for (int j = 0; j < NR; j++) {
                 for (int h = 0; h < 2; h++) {
                     int row = 2 * p + h;
-                    panel[(p * NR + j) * 2 + h] = j < width && row < k ? to_bf16(b[(size_t)row * ldb + column + j]) : 0;
+                    panel[(p * NR + j) * 2 + h] = j < width && row < k ? to_bf16(b[(size_t)row * rowStride + (size_t)(column + j) * columnStride]) : 0;
                 }
             }
         }
     }
 }
+
+static void pack(const float *b, size_t rowStride, size_t columnStride, int k, int n, uint16_t *packed);
+
+void st_gemm_bf16_pack(const float *b, int ldb, int k, int n, uint16_t *packed) { pack(b, (size_t)ldb, 1, k, n, packed); }
+
+void st_gemm_bf16_pack_transposed(const float *bt, int ldbt, int k, int n, uint16_t *packed) { pack(bt, 1, (size_t)ldbt, k, n, packed); }
 
 #if defined(__x86_64__)
 #include "gemm_tile.h"
@@ -92,6 +100,68 @@ BF16 static inline __attribute__((always_inline)) void tile(const int rows, int 
     st_tile_end(rows, x0, x1, c, ldc, left, right, bias, relu);
 }
 
+// Packing with AVX-512 (fine-tuning repacks all of conv5's weights twice a step, 30 M values: done
+// one value at a time it was a quarter of a step). Row-major B: two rows of a 32-column panel are
+// loaded, rounded to 32 words each, and interleaved word by word (vpermt2w). Transposed B: the
+// plain loop, whose reads run along B's rows there.
+BF16 static void packRows(const float *b, size_t ldb, int k, int n, uint16_t *packed) {
+    int pairs = (k + 1) / 2;
+    __m512i low = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                   39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    __m512i high = _mm512_set_epi16(63, 31, 62, 30, 61, 29, 60, 28, 59, 27, 58, 26, 57, 25, 56, 24,
+                                    55, 23, 54, 22, 53, 21, 52, 20, 51, 19, 50, 18, 49, 17, 48, 16);
+    for (int column = 0; column < n; column += NR) {
+        uint16_t *panel = packed + (size_t)column * pairs * 2;
+        int width = n - column < NR ? n - column : NR;
+        __mmask16 left = width >= 16 ? 0xFFFF : (__mmask16)((1u << width) - 1);
+        __mmask16 right = width >= 32 ? 0xFFFF : width <= 16 ? 0 : (__mmask16)((1u << (width - 16)) - 1);
+        for (int p = 0; p < pairs; p++) {
+            const float *even = b + (size_t)(2 * p) * ldb + column, *odd = even + ldb;
+            __m512i r0 = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(right, even + 16), _mm512_maskz_loadu_ps(left, even));
+            __m512i r1 = 2 * p + 1 < k ? (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(right, odd + 16), _mm512_maskz_loadu_ps(left, odd))
+                                       : _mm512_setzero_si512();
+            _mm512_storeu_si512(panel + p * NR * 2, _mm512_permutex2var_epi16(r0, low, r1));
+            _mm512_storeu_si512(panel + p * NR * 2 + 32, _mm512_permutex2var_epi16(r0, high, r1));
+        }
+    }
+}
+
+// Transposed B (bt[n x k]): a pair of B's rows at column j is two adjacent floats of bt's row j, so
+// each of bt's rows is rounded whole (vectorised) and its 32-bit pairs are stored down the panel.
+BF16 static void packColumns(const float *bt, size_t ldbt, int k, int n, uint16_t *packed) {
+    int pairs = (k + 1) / 2;
+    uint32_t *words = malloc((size_t)pairs * 4 + 64);
+    for (int column = 0; column < n; column += NR) {
+        uint32_t *panel = (uint32_t *)(packed + (size_t)column * pairs * 2);
+        for (int j = 0; j < NR; j++) {
+            if (column + j >= n) {
+                for (int p = 0; p < pairs; p++) panel[p * NR + j] = 0;
+                continue;
+            }
+            const float *row = bt + (size_t)(column + j) * ldbt;
+            int i = 0;
+            for (; i + 32 <= k; i += 32)
+                _mm512_storeu_si512((uint16_t *)words + i, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + i + 16), _mm512_loadu_ps(row + i)));
+            if (i < k) {
+                int left = k - i;
+                __mmask16 low = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+                __mmask16 high = left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+                _mm512_storeu_si512((uint16_t *)words + i,
+                                    (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(high, row + i + 16), _mm512_maskz_loadu_ps(low, row + i)));
+            }
+            for (int p = 0; p < pairs; p++) panel[p * NR + j] = words[p];
+        }
+    }
+    free(words);
+}
+
+static void pack(const float *b, size_t rowStride, size_t columnStride, int k, int n, uint16_t *packed) {
+    if (!st_gemm_bf16_available()) packPlain(b, rowStride, columnStride, k, n, packed);
+    else if (columnStride == 1) packRows(b, rowStride, k, n, packed);
+    else if (rowStride == 1) packColumns(b, columnStride, k, n, packed);
+    else packPlain(b, rowStride, columnStride, k, n, packed);
+}
+
 #define TILE(R) case R: tile(R, pairs, a, lda, b, source, c, ldc, left, right, bias, relu); break;
 
 BF16 static void tileRows(int rows, int pairs, const uint16_t *a, int lda, const uint16_t *b, const float *source, float *c,
@@ -125,7 +195,17 @@ BF16 static void convertStrip(const float *a, size_t lda, int rows, int kc, uint
     }
 }
 
-BF16 static void gemm(int m, int n, int k, const float *a, size_t lda, const uint16_t *packed, const float *bias,
+// The same from A given transposed: a points at A[0][0] = at[0][0], A[r][i] = a[i * lda + r]. For
+// each i the strip's rows are adjacent floats; the writes go down the strip's columns (in L1).
+static void convertStripTransposed(const float *a, size_t lda, int rows, int kc, uint16_t *strip, int stride) {
+    for (int i = 0; i < kc; i++) {
+        const float *column = a + i * lda;
+        for (int r = 0; r < rows; r++) strip[r * stride + i] = to_bf16(column[r]);
+    }
+    if (kc & 1) for (int r = 0; r < rows; r++) strip[r * stride + kc] = 0;
+}
+
+BF16 static void gemm(int m, int n, int k, const float *a, size_t lda, int transposedA, const uint16_t *packed, const float *bias,
                       const float *residual, float *c, size_t ldc, int relu) {
     int pairs = (k + 1) / 2;
     // Inner-dimension blocks of equal size, an even number of columns each, at most KC.
@@ -140,7 +220,8 @@ BF16 static void gemm(int m, int n, int k, const float *a, size_t lda, const uin
                 int kc = k - k0 < kc0 ? k - k0 : kc0;
                 int first = k0 == 0, last = k0 + kc >= k;
                 int stride = (kc + 1) & ~1;
-                convertStrip(a + m0 * lda + k0, lda, rows, kc, strip, stride);
+                if (transposedA) convertStripTransposed(a + (size_t)k0 * lda + m0, lda, rows, kc, strip, stride);
+                else convertStrip(a + m0 * lda + k0, lda, rows, kc, strip, stride);
                 for (int column = n0; column < n1; column += NR) {
                     int width = n1 - column;
                     ST_TILE_MASKS(width, left, right)
@@ -155,13 +236,27 @@ BF16 static void gemm(int m, int n, int k, const float *a, size_t lda, const uin
 
 void st_gemm_bf16(int m, int n, int k, const float *a, int lda, const uint16_t *packed, const float *bias,
                   const float *residual, float *c, int ldc, int relu) {
-    gemm(m, n, k, a, (size_t)lda, packed, bias, residual, c, (size_t)ldc, relu);
+    gemm(m, n, k, a, (size_t)lda, 0, packed, bias, residual, c, (size_t)ldc, relu);
+}
+
+void st_gemm_bf16_at(int m, int n, int k, const float *at, int ldat, const uint16_t *packed, const float *bias,
+                     const float *residual, float *c, int ldc, int relu) {
+    gemm(m, n, k, at, (size_t)ldat, 1, packed, bias, residual, c, (size_t)ldc, relu);
 }
 #else
+static void pack(const float *b, size_t rowStride, size_t columnStride, int k, int n, uint16_t *packed) {
+    packPlain(b, rowStride, columnStride, k, n, packed);
+}
+
 int st_gemm_bf16_available(void) { return 0; }
 
 void st_gemm_bf16(int m, int n, int k, const float *a, int lda, const uint16_t *packed, const float *bias,
                   const float *residual, float *c, int ldc, int relu) {
     abort();  // never called: st_gemm_bf16_available() is 0
+}
+
+void st_gemm_bf16_at(int m, int n, int k, const float *at, int ldat, const uint16_t *packed, const float *bias,
+                     const float *residual, float *c, int ldc, int relu) {
+    abort();
 }
 #endif

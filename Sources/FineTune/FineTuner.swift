@@ -57,12 +57,18 @@ public enum FineTuner {
     /// `head`: the first phase's result on the same rows; `labels`: class indices of the rows, whose
     /// maps `source` loads; `options`: batch, dropout, patience, schedule, weight decay and seed.
     /// `views`: as the first phase's (validation from the originals, one view or all per epoch).
+    /// `precision`: what the training steps' products multiply (validation and the result run in float).
     public static func train(stage initial: TopStage, head: TrainingResult, source: any MapSource, labels: [Int], options: TrainingOptions,
-                             epochs: Int, learningRate: Float, views: Views? = nil, onEpoch: (EpochRecord) -> Void = { _ in }) throws -> FineTuneResult {
-        try withSingleThreadedBLAS {
-            try trainAlone(stage: initial, head: head, source: source, labels: labels, options: options, epochs: epochs,
+                             epochs: Int, learningRate: Float, views: Views? = nil, precision: FineTunePrecision = .fp32,
+                             onEpoch: (EpochRecord) -> Void = { _ in }) throws -> FineTuneResult {
+        var training = initial
+        training.precision = precision
+        var result = try withSingleThreadedBLAS {
+            try trainAlone(stage: training, head: head, source: source, labels: labels, options: options, epochs: epochs,
                            learningRate: learningRate, views: views, onEpoch: onEpoch)
         }
+        result.stage.precision = .fp32
+        return result
     }
 
     static func trainAlone(stage initial: TopStage, head: TrainingResult, source: any MapSource, labels: [Int], options: TrainingOptions,
@@ -151,7 +157,9 @@ public enum FineTuner {
             var record = EpochRecord(epoch: frozen + epoch, loss: lossSum / Double(max(order.count, 1)),
                                      accuracy: Double(correct) / Double(max(order.count, 1)), seconds: 0)
             if !validationRows.isEmpty {
-                let probabilities = try predict(stage: stage, classifier: Classifier(standardization: standardization, network: network),
+                var evaluating = stage
+                evaluating.precision = .fp32
+                let probabilities = try predict(stage: evaluating, classifier: Classifier(standardization: standardization, network: network),
                                                 source: source, rows: validationRows, workspace: workspace)
                 (record.validationLoss, record.validationAccuracy) = Trainer.lossAndAccuracy(probabilities, classes: classCount, labels: labels,
                                                                                              rows: validationRows)

@@ -34,6 +34,12 @@ public struct TopStage: Sendable {
     /// In Keras's order within each block: block 1's projection `_0`, then `_1`, `_2`, `_3`;
     /// blocks 2 and 3 have no projection.
     public var convs: [TrainableConv]
+
+    /// What every convolution's products multiply (float unless fine-tuning asks for bf16).
+    public var precision: FineTunePrecision {
+        get { convs.first?.precision ?? .fp32 }
+        set { for index in convs.indices { convs[index].precision = newValue } }
+    }
     /// The Keras names of its convolutions, in `convs` order.
     public static let convolutionNames = blocks.flatMap(\.convolutions).map { $0.name + "_conv" }
     /// Indices into `convs` of each block's convolutions.

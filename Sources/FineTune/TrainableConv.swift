@@ -16,6 +16,8 @@ public struct TrainableConv: Sendable {
     let norm: FrozenBatchNorm
     /// This step's folded weights and bias.
     var folded: [Float], foldedBias: [Float]
+    /// What its products multiply: float, or bf16 while fine-tuning asks for it.
+    var precision = FineTunePrecision.fp32
 
     public init(_ spec: ConvolutionSpec, conv: ConvWeights, norm: FrozenBatchNorm) {
         self.spec = spec
@@ -125,7 +127,7 @@ public struct TrainableConv: Sendable {
             for row in 0 ..< m { (out + row * output).update(from: b.baseAddress!, count: output) }
         }
         folded.withUnsafeBufferPointer { w in
-            splitGEMM(transposeA: false, transposeB: false, m: m, n: output, k: rows, a: a, lda: rows, b: w.baseAddress!, ldb: output,
+            precision.gemm(transposeA: false, transposeB: false, m: m, n: output, k: rows, a: a, lda: rows, b: w.baseAddress!, ldb: output,
                       beta: 1, c: out, ldc: output)
         }
     }
@@ -136,13 +138,13 @@ public struct TrainableConv: Sendable {
     func backward(_ delta: UnsafePointer<Float>, input a: UnsafePointer<Float>, rows m: Int, foldedWeights: inout [Float], foldedBias: inout [Float],
                   inputGradient: UnsafeMutablePointer<Float>?, accumulate: Bool = false) {
         foldedWeights.withUnsafeMutableBufferPointer { g in
-            splitGEMM(transposeA: true, transposeB: false, m: rows, n: output, k: m, a: a, lda: rows, b: delta, ldb: output,
+            precision.gemm(transposeA: true, transposeB: false, m: rows, n: output, k: m, a: a, lda: rows, b: delta, ldb: output,
                       beta: 0, c: g.baseAddress!, ldc: output)
         }
         Self.sumRows(delta, rows: m, width: output, into: &foldedBias)
         if let inputGradient {
             folded.withUnsafeBufferPointer { w in
-                splitGEMM(transposeA: false, transposeB: true, m: m, n: rows, k: output, a: delta, lda: output, b: w.baseAddress!, ldb: output,
+                precision.gemm(transposeA: false, transposeB: true, m: m, n: rows, k: output, a: delta, lda: output, b: w.baseAddress!, ldb: output,
                           beta: accumulate ? 1 : 0, c: inputGradient, ldc: rows)
             }
         }
@@ -221,11 +223,11 @@ extension TrainableConv {
         }
         folded.withUnsafeBufferPointer { w in
             let centre = w.baseAddress! + TapPlan.centre * input * output
-            splitGEMM(transposeA: false, transposeB: false, m: m, n: output, k: input, a: x, lda: input, b: centre, ldb: output, beta: 1, c: out, ldc: output)
+            precision.gemm(transposeA: false, transposeB: false, m: m, n: output, k: input, a: x, lda: input, b: centre, ldb: output, beta: 1, c: out, ldc: output)
             for tap in 0 ..< 9 where !plan.outputs[tap].isEmpty {
                 let count = plan.outputs[tap].count
                 TapPlan.gather(x, rows: plan.inputs[tap], width: input, into: gathered)
-                splitGEMM(transposeA: false, transposeB: false, m: count, n: output, k: input, a: gathered, lda: input,
+                precision.gemm(transposeA: false, transposeB: false, m: count, n: output, k: input, a: gathered, lda: input,
                           b: w.baseAddress! + tap * input * output, ldb: output, beta: 0, c: product, ldc: output)
                 TapPlan.scatterAdd(product, rows: plan.outputs[tap], width: output, into: out)
             }
@@ -243,9 +245,9 @@ extension TrainableConv {
             folded.withUnsafeBufferPointer { w in
                 // The centre tap reads every pixel in place: straight from x and delta.
                 let centre = TapPlan.centre * input * output
-                splitGEMM(transposeA: true, transposeB: false, m: input, n: output, k: m, a: x, lda: input, b: delta, ldb: output,
+                precision.gemm(transposeA: true, transposeB: false, m: input, n: output, k: m, a: x, lda: input, b: delta, ldb: output,
                           beta: 0, c: g.baseAddress! + centre, ldc: output)
-                splitGEMM(transposeA: false, transposeB: true, m: m, n: input, k: output, a: delta, lda: output, b: w.baseAddress! + centre, ldb: output,
+                precision.gemm(transposeA: false, transposeB: true, m: m, n: input, k: output, a: delta, lda: output, b: w.baseAddress! + centre, ldb: output,
                           beta: 0, c: inputGradient, ldc: input)
                 for tap in 0 ..< 9 where tap != TapPlan.centre {
                     let block = g.baseAddress! + tap * input * output
@@ -257,9 +259,9 @@ extension TrainableConv {
                     // dW_tap = x[inputs]^T * delta[outputs]; d x[inputs] += delta[outputs] * W_tap^T.
                     TapPlan.gather(delta, rows: plan.outputs[tap], width: output, into: product)
                     TapPlan.gather(x, rows: plan.inputs[tap], width: input, into: gathered)
-                    splitGEMM(transposeA: true, transposeB: false, m: input, n: output, k: count, a: gathered, lda: input, b: product, ldb: output,
+                    precision.gemm(transposeA: true, transposeB: false, m: input, n: output, k: count, a: gathered, lda: input, b: product, ldb: output,
                               beta: 0, c: block, ldc: output)
-                    splitGEMM(transposeA: false, transposeB: true, m: count, n: input, k: output, a: product, lda: output,
+                    precision.gemm(transposeA: false, transposeB: true, m: count, n: input, k: output, a: product, lda: output,
                               b: w.baseAddress! + tap * input * output, ldb: output, beta: 0, c: gathered, ldc: input)
                     TapPlan.scatterAdd(gathered, rows: plan.inputs[tap], width: input, into: inputGradient)
                 }

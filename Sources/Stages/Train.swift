@@ -19,10 +19,13 @@ public enum Train {
         public var epochs: Int
         /// Adam's learning rate in the second phase, for conv5 and the head alike.
         public var learningRate: Float
+        /// What the second phase's products multiply.
+        public var precision: FineTunePrecision
 
-        public init(epochs: Int = 10, learningRate: Float = 1e-5) {
+        public init(epochs: Int = 10, learningRate: Float = 1e-5, precision: FineTunePrecision = .fp32) {
             self.epochs = epochs
             self.learningRate = learningRate
+            self.precision = precision
         }
     }
 
@@ -82,6 +85,9 @@ public enum Train {
         if let missing = options.cut.names.first(where: { !held.contains($0) }) {
             throw StageError("\(options.input.path) holds the pooled outputs of \(held.joined(separator: ", ")), not \(missing): run extract with --layers \((held + options.cut.names.filter { !held.contains($0) }).joined(separator: ",")) first")
         }
+        if options.fineTune?.precision == .bf16, !GEMMKernel.available.contains(.avx512bf16) {
+            throw StageError("--fine-tune-precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps), which bf16 fine-tuning needs; use --fine-tune-precision fp32")
+        }
         if options.fineTune != nil {
             guard options.cut == .last else {
                 throw StageError("fine-tuning \(TopStage.name) trains the head on its output, \(TopStage.outputLayer): leave --layers at its default (asked for \(options.cut))")
@@ -132,9 +138,10 @@ public enum Train {
             let frozen = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: classes.count,
                                        options: options.training, views: views, onEpoch: logEpoch)
             try refuseDivergence(frozen, options, fineTuning: false)
-            options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head, from its epoch \(frozen.bestEpoch), on the \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)): up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)")
+            options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head, from its epoch \(frozen.bestEpoch), on the \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)): up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)\(fineTune.precision == .bf16 ? ", products in bf16" : "")")
             let outcome = try FineTuner.train(stage: stage, head: frozen, source: maps(trainRows), labels: labels, options: options.training,
-                                              epochs: fineTune.epochs, learningRate: fineTune.learningRate, views: views, onEpoch: logEpoch)
+                                              epochs: fineTune.epochs, learningRate: fineTune.learningRate, views: views,
+                                              precision: fineTune.precision, onEpoch: logEpoch)
             result = outcome.head
             if outcome.improved {
                 tuned = (outcome.stage, maps)
@@ -176,6 +183,8 @@ public enum Train {
         if let fineTune = options.fineTune {
             headParams["fine_tune_learning_rate"] = String(fineTune.learningRate)
             headParams["fine_tune_epochs"] = String(fineTune.epochs)
+            // Only for bf16, so that a float fine-tuning's head is exactly as before the option.
+            if fineTune.precision == .bf16 { headParams["fine_tune_precision"] = "bf16" }
             headParams["fine_tuned"] = tuned == nil ? "0 (no epoch beat the frozen head)" : "1"
         }
         var params = headParams

@@ -32,10 +32,13 @@ public enum TrainStage {
                       help: "With --fine-tune: the most epochs of the second phase, conv5 and the head together (the first trains the head alone, as without it)."),
         // Keras's fine-tuning guide's rate: at 1e-4 the first fine-tuning epoch undid the frozen head's
         // fit (training loss 0.05 -> 2.7, measured), at 1e-5 less so, at 1e-6 it improved on it.
-        ParameterSpec("views", .choice(Views.Mode.allCases.map(\.rawValue)), default: Views.Mode.sample.rawValue,
-                      help: "With augmented views (preprocess --augment): sample trains each epoch on one view of each training image, drawn anew (the original among them); all on every view. Validation uses originals only.", addedLater: true),
         ParameterSpec("fine_tune_learning_rate", .number(1e-9 ... 1), default: "1e-05",
                       help: "With --fine-tune: Adam's learning rate in the second phase, for conv5 and the head alike; the same schedule."),
+        ParameterSpec("fine_tune_precision", .choice(FineTunePrecision.allCases.map(\.rawValue)), default: FineTunePrecision.fp32.rawValue,
+                      help: "With --fine-tune: bf16 multiplies bf16-rounded values in the second phase's products (forward and backward; sums, weights, Adam and evaluation stay float; AVX512_BF16 only). fp32 matches Keras's step.",
+                      addedLater: true),
+        ParameterSpec("views", .choice(Views.Mode.allCases.map(\.rawValue)), default: Views.Mode.sample.rawValue,
+                      help: "With augmented views (preprocess --augment): sample trains each epoch on one view of each training image, drawn anew (the original among them); all on every view. Validation uses originals only.", addedLater: true),
     ]
 
     /// Checked parameters (`StageParameters` from a pipeline file or a command line) as training options.
@@ -70,7 +73,8 @@ public enum TrainStage {
     public static func fineTune(_ parameters: StageParameters) -> Train.FineTuning? {
         guard parameters.values["fine_tune"] == TopStage.name else { return nil }
         return Train.FineTuning(epochs: Int(parameters.values["fine_tune_epochs"] ?? "10") ?? 10,
-                                learningRate: Float(parameters.values["fine_tune_learning_rate"] ?? "1e-05") ?? 1e-5)
+                                learningRate: Float(parameters.values["fine_tune_learning_rate"] ?? "1e-05") ?? 1e-5,
+                                precision: FineTunePrecision(rawValue: parameters.values["fine_tune_precision"] ?? "") ?? .fp32)
     }
 
     public static let definition = StageDefinition(

@@ -120,3 +120,40 @@ func relativeError(_ fast: [Float], _ reference: [Float]) -> Float {
         #expect(out == [10.5, 10.5, 10.5, 10.5])
     }
 }
+
+/// `bf16GEMM` (fine-tuning's products in bf16) against a plain loop on bf16-rounded operands, for
+/// each transpose fine-tuning uses and with accumulation into C; the products of rounded values are
+/// exact in float, so only the order of the sums differs.
+@Suite(.enabled(if: GEMMKernel.available.contains(.avx512bf16), "needs a CPU with AVX512_BF16"))
+struct BF16Products {
+    @Test(arguments: [(false, false), (true, false), (false, true)], [false, true])
+    func productsMatchTheLoops(transposes: (Bool, Bool), accumulate: Bool) {
+        let (transposeA, transposeB) = transposes
+        // Odd k and ragged m, n: the padded pair, partial strips and partial panels.
+        let m = 45, n = 70, k = 301
+        let a = randomValues(m * k, seed: 11), b = randomValues(k * n, seed: 12), start = randomValues(m * n, seed: 13)
+        let (lda, ldb) = (transposeA ? m : k, transposeB ? k : n)
+        var c = start
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer {
+                    bf16GEMM(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
+                             accumulate: accumulate, c: $0.baseAddress!, ldc: n)
+                }
+            }
+        }
+        var reference = [Float](repeating: 0, count: m * n)
+        for r in 0 ..< m {
+            for j in 0 ..< n {
+                var sum = accumulate ? Double(start[r * n + j]) : 0
+                for i in 0 ..< k {
+                    let x = GEMMKernel.bf16Rounded(transposeA ? a[i * lda + r] : a[r * lda + i])
+                    let y = GEMMKernel.bf16Rounded(transposeB ? b[j * ldb + i] : b[i * ldb + j])
+                    sum += Double(x) * Double(y)
+                }
+                reference[r * n + j] = Float(sum)
+            }
+        }
+        #expect(relativeError(c, reference) < 1e-5, "transposeA \(transposeA), transposeB \(transposeB), accumulate \(accumulate)")
+    }
+}

@@ -113,3 +113,29 @@ import Testing
         }
     }
 }
+
+/// `train --fine-tune-precision bf16` through the executable: trains, records it, evaluates in float
+/// (so predict agrees as for a float fine-tuning), and is refused where the CPU cannot.
+@Suite struct FineTunePrecisionCommand {
+    @Test(.enabled(if: ExtractPrecision.bf16Available, "needs a CPU with AVX512_BF16"))
+    func bf16FineTuningTrainsAndPredictAgrees() throws {
+        let folder = try preprocessedSample(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+        #expect(try runTool("extract", ["--input", path("preprocessed.sqlite"), "--output", path("features.sqlite"), "--weights", "random:2",
+                                        "--keep", "conv4_block6_out"]).status == 0)
+        let train = try runTool("train", ["--input", path("features.sqlite"), "--output", path("head.sqlite"), "--fine-tune", "conv5", "--hidden", "32",
+                                          "--epochs", "2", "--fine-tune-epochs", "2", "--validation", "0", "--fine-tune-precision", "bf16"])
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("products in bf16"), "\(train.stdout)")
+        let head = URL(fileURLWithPath: path("head.sqlite"))
+        #expect(try sqliteValue(head, "SELECT value FROM params WHERE key = 'fine_tune_precision'") == "bf16")
+        #expect(try sqliteValue(head, "SELECT count(*) FROM backbone_weights") == "10")
+        try ThreeRecipes().expectPredictAgrees(head: head, tolerance: 2e-3)
+
+        let refused = try runTool("train", ["--input", path("features.sqlite"), "--output", path("x.sqlite"), "--fine-tune", "conv5", "--fine-tune-precision", "bf16"],
+                                  environment: ["SIGNTRANSFER_GEMM": "blas"])
+        #expect(refused.status != 0 && refused.stderr.contains("--fine-tune-precision bf16: this CPU has no AVX512_BF16"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: path("x.sqlite")))
+    }
+}

@@ -152,10 +152,18 @@ struct KerasStep: Decodable {
     }
 
     /// One step of plain SGD on a fixed batch (no shuffling, no dropout) moves every conv5 kernel and
-    /// bias and the head's weights as Keras moved them, within 1e-4 of each tensor's largest change.
-    @Test func oneSGDStepMatchesKeras() throws {
+    /// bias and the head's weights as Keras moved them, within 1e-4 of each tensor's largest change;
+    /// with bf16 products (`--fine-tune-precision bf16`), within bf16's own precision (the bar
+    /// below), and not within float's: the rounding is real.
+    @Test(arguments: FineTunePrecision.allCases.filter { $0 == .fp32 || GEMMKernel.available.contains(.avx512bf16) })
+    func oneSGDStepMatchesKeras(precision: FineTunePrecision) throws {
         let step = try JSONDecoder().decode(KerasStep.self, from: Data(contentsOf: Self.folder.appendingPathComponent("step.json")))
-        let stage = try TopStage(weights: try parityWeights.get())
+        var stage = try TopStage(weights: try parityWeights.get())
+        stage.precision = precision
+        // bf16: each tensor's step within 15% of its size (root mean square over the sampled
+        // positions; measured 10.8% at worst: the gradients come back through up to nine bf16
+        // products). What that costs in accuracy is measured by scripts/bench_finetune_precision.sh.
+        let bar = 0.15
         let maps = try NPY(Self.folder.appendingPathComponent("maps_64.npy"))
         #expect(maps.shape == [4, 4, 4, 1024])
         let standardization = try NPY(Self.folder.appendingPathComponent("standardization.npy")).floats
@@ -176,7 +184,7 @@ struct KerasStep: Decodable {
                 network.lossAndGradients(x, labels: step.labels, dropoutMasks: nil, scratch: scratch, inputGradient: $0.baseAddress!)
             }
         }
-        #expect(abs(loss - step.loss) <= 1e-5 * abs(step.loss), "loss \(loss), Keras \(step.loss)")
+        #expect(abs(loss - step.loss) <= (precision == .fp32 ? 1e-5 : 1e-3) * abs(step.loss), "loss \(loss), Keras \(step.loss)")
         for row in 0 ..< 4 {
             for d in 0 ..< 2048 { inputGradient[row * 2048 + d] /= deviation[d] }
         }
@@ -193,15 +201,24 @@ struct KerasStep: Decodable {
             ours["head.\(name)"] = gradient.map { -step.learning_rate * $0 }
         }
         #expect(step.tensors.count == 24)
-        var worst = 0.0
+        var worst = 0.0, worstRMS = 0.0
         for tensor in step.tensors {
             let change = try #require(ours[tensor.name], "no tensor \(tensor.name)")
             #expect(change.count == tensor.shape.reduce(1, *), "\(tensor.name)")
-            let error = zip(tensor.index, tensor.change).map { abs(Double(change[$0]) - $1) }.max()! / tensor.largest_change
+            let differences = zip(tensor.index, tensor.change).map { Double(change[$0]) - $1 }
+            let error = differences.map(abs).max()! / tensor.largest_change
+            // The step's size of error over the sampled positions, against the step's own size there.
+            let rms = (differences.map { $0 * $0 }.reduce(0, +) / tensor.change.map { $0 * $0 }.reduce(0, +)).squareRoot()
             worst = max(worst, error)
-            #expect(error <= 1e-4, "\(tensor.name): off by \(error) of its largest change \(tensor.largest_change)")
+            worstRMS = max(worstRMS, rms)
+            if precision == .fp32 {
+                #expect(error <= 1e-4, "\(tensor.name): off by \(error) of its largest change \(tensor.largest_change)")
+            } else {
+                #expect(rms <= bar, "\(tensor.name) (bf16): the step off by \(rms) of its own size")
+            }
         }
-        print("one SGD step against Keras: worst difference \(worst) of a tensor's largest change; loss \(loss) vs \(step.loss)")
+        if precision == .bf16 { #expect(worst > 1e-4, "bf16 is not float under another name") }
+        print("one SGD step against Keras (\(precision)): worst difference \(worst) of a tensor's largest change, worst step error \(worstRMS) of its size; loss \(loss) vs \(step.loss)")
     }
 }
 

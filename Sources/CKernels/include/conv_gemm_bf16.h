@@ -22,6 +22,14 @@ void st_gemm_bf16_pack(const float *b, int ldb, int k, int n, uint16_t *packed);
 void st_gemm_bf16(int m, int n, int k, const float *a, int lda, const uint16_t *packed, const float *bias,
                   const float *residual, float *c, int ldc, int relu);
 
+/// The same with `B` given transposed: `bt[n x k]` (row stride `ldbt`), B[i][j] = bt[j][i].
+void st_gemm_bf16_pack_transposed(const float *bt, int ldbt, int k, int n, uint16_t *packed);
+
+/// `st_gemm_bf16` with `A` given transposed: `at[k x m]` (row stride `ldat`), A[r][i] = at[i][r]
+/// (a weight gradient, X^T * dY, without copying X^T).
+void st_gemm_bf16_at(int m, int n, int k, const float *at, int ldat, const uint16_t *packed, const float *bias,
+                     const float *residual, float *c, int ldc, int relu);
+
 /// `value` rounded to bf16 and back: what the kernel multiplies (for the plain reference in the tests).
 float st_bf16_round(float value);
 
