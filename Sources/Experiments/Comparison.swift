@@ -148,8 +148,8 @@ public struct Comparison {
     svg { margin: 0 1em 1em 0; } svg text { font-size: 11px; fill: #555; }
     </style></head><body>
     <h1>Experiments: {{pipeline}}</h1>
-    <table><tr>{{#header}}<th>{{name}}</th>{{/header}}</tr>
-    {{#rows}}<tr>{{#cells}}<td>{{value}}</td>{{/cells}}</tr>
+    <table><tr><th></th>{{#header}}<th>{{name}}</th>{{/header}}</tr>
+    {{#rows}}<tr><td><span class="swatch" style="background: {{color}}"></span></td>{{#cells}}<td>{{value}}</td>{{/cells}}</tr>
     {{/rows}}</table>
     {{#hasScatters}}<h2>Test accuracy against each varied parameter</h2>
     {{#scatters}}<svg width="{{width}}" height="{{height}}" role="img" aria-label="accuracy against {{key}}">
