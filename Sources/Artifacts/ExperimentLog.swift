@@ -5,23 +5,6 @@ import PipelineKit
 /// One recorded `pipeline run`: what differed from the pipeline file, what each stage did, and the
 /// head's figures (copied here, so that comparing does not need the cached head).
 public struct Experiment: Sendable, Codable, Equatable {
-    public struct Stage: Sendable, Codable, Equatable {
-        public var stage: String
-        /// ran, restored (from the cache) or skipped (up to date).
-        public var outcome: String
-        public var fingerprint: String
-        public var content: String
-        public var seconds: Double
-
-        public init(stage: String, outcome: String, fingerprint: String, content: String, seconds: Double) {
-            self.stage = stage
-            self.outcome = outcome
-            self.fingerprint = fingerprint
-            self.content = content
-            self.seconds = seconds
-        }
-    }
-
     public struct Epoch: Sendable, Codable, Equatable {
         public var epoch: Int
         public var loss: Double
@@ -39,7 +22,7 @@ public struct Experiment: Sendable, Codable, Equatable {
     public var changes: [String: String]
     /// `stage.key` to canonical value, for every parameter of the run (input files by path).
     public var params: [String: String]
-    public var stages: [Stage]
+    public var stages: [StageRun]
     /// Test accuracy and macro-F1 of the head, when train ran to the end with a test split.
     public var accuracy: Double?
     public var macroF1: Double?
@@ -47,7 +30,7 @@ public struct Experiment: Sendable, Codable, Equatable {
     /// Letter to F1 on the test split.
     public var perClassF1: [String: Double]
 
-    public init(id: Int = 0, started: Date, seconds: Double, sweep: String?, changes: [String: String], params: [String: String], stages: [Stage],
+    public init(id: Int = 0, started: Date, seconds: Double, sweep: String?, changes: [String: String], params: [String: String], stages: [StageRun],
                 accuracy: Double? = nil, macroF1: Double? = nil, history: [Epoch] = [], perClassF1: [String: Double] = [:]) {
         self.id = id
         self.started = started
@@ -63,12 +46,15 @@ public struct Experiment: Sendable, Codable, Equatable {
     }
 
     /// How many stages came from the cache.
-    public var cacheHits: Int { stages.filter { $0.outcome == "restored" }.count }
+    public var cacheHits: Int { stages.filter { $0.kind == .restored }.count }
 
     /// The changes as `stage.key=value`, in a stable order (stage order first when `order` is given).
-    public func describeChanges(order: [String] = []) -> String {
-        changes.isEmpty ? "(the file as is)" : sortedKeys(changes.keys, order: order).map { "\($0)=\(changes[$0]!)" }.joined(separator: " ")
-    }
+    public func describeChanges(order: [String] = []) -> String { describe(changes: changes, order: order) }
+}
+
+/// Changed parameters as `stage.key=value ...` in pipeline order, or "(the file as is)".
+public func describe(changes: [String: String], order: [String]) -> String {
+    changes.isEmpty ? "(the file as is)" : sortedKeys(changes.keys, order: order).map { "\($0)=\(changes[$0]!)" }.joined(separator: " ")
 }
 
 /// `stage.key` names in pipeline order, then by key.
@@ -90,6 +76,9 @@ public enum ExperimentLog {
     public static let kind = "signtransfer.experiments"
     public static let schemaVersion = "1"
     public static let fileName = "experiments.sqlite"
+
+    /// The log of the pipeline whose artifacts folder is `artifacts`.
+    static func url(of artifacts: URL) -> URL { artifacts.appendingPathComponent(fileName) }
 
     static func openForWriting(_ url: URL) throws -> DatabaseQueue {
         let queue: DatabaseQueue
@@ -130,7 +119,8 @@ public enum ExperimentLog {
 
     /// Appends `experiment` and returns its id.
     @discardableResult
-    public static func record(_ experiment: Experiment, in url: URL) throws -> Int {
+    public static func record(_ experiment: Experiment, of artifacts: URL) throws -> Int {
+        let url = url(of: artifacts)
         let queue = try openForWriting(url)
         return try queue.write { db in
             try db.execute(sql: """
@@ -141,7 +131,7 @@ public enum ExperimentLog {
             let id = Int(db.lastInsertedRowID)
             for (position, stage) in experiment.stages.enumerated() {
                 try db.execute(sql: "INSERT INTO experiment_stages VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               arguments: [id, position, stage.stage, stage.outcome, stage.fingerprint, stage.content, stage.seconds])
+                               arguments: [id, position, stage.stage, stage.kind.rawValue, stage.fingerprint, stage.content, stage.seconds])
             }
             return id
         }
@@ -149,7 +139,8 @@ public enum ExperimentLog {
 
     /// Every recorded experiment, oldest first; none when nothing was recorded yet. A row that is not
     /// as written (edited by hand) is an error naming the table and the row.
-    public static func all(in url: URL) throws -> [Experiment] {
+    public static func all(of artifacts: URL) throws -> [Experiment] {
+        let url = url(of: artifacts)
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
         var configuration = Configuration()
         configuration.readonly = true
@@ -157,16 +148,16 @@ public enum ExperimentLog {
         let queue = try DatabaseQueue(path: url.path, configuration: configuration)
         return try queue.read { db in
             try check(Artifact.readMeta(db), url)
-            var stagesByExperiment: [Int: [Experiment.Stage]] = [:]
+            var stagesByExperiment: [Int: [StageRun]] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT * FROM experiment_stages ORDER BY experiment, position") {
                 let id: Int? = row["experiment"]
-                let outcome: String? = row["outcome"], fingerprint: String? = row["fingerprint"]
-                guard let id, let stage = row["stage"] as String?, let outcome, ["ran", "restored", "skipped"].contains(outcome),
+                let outcome = (row["outcome"] as String?).flatMap(StageRun.Kind.init), fingerprint: String? = row["fingerprint"]
+                guard let id, let stage = row["stage"] as String?, let outcome,
                       let fingerprint, fingerprint.count == 64, fingerprint.allSatisfy(\.isHexDigit),
                       let content = row["content"] as String?, let seconds = row["seconds"] as Double?, seconds.isFinite else {
                     throw StageError("\(url.path): table experiment_stages, experiment \(id.map(String.init) ?? "NULL"): expected a stage, an outcome (ran, restored, skipped), a 64-digit fingerprint, a content hash and seconds")
                 }
-                stagesByExperiment[id, default: []].append(Experiment.Stage(stage: stage, outcome: outcome, fingerprint: fingerprint, content: content, seconds: seconds))
+                stagesByExperiment[id, default: []].append(StageRun(stage: stage, kind: outcome, seconds: seconds, fingerprint: fingerprint, content: content))
             }
             let decoder = JSONDecoder()
             return try Row.fetchAll(db, sql: "SELECT * FROM experiments ORDER BY id").map { row in

@@ -9,12 +9,12 @@
 
 #include "conv_gemm.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#if defined(__x86_64__)
 #include "gemm_tile.h"
+
+#if defined(__x86_64__)
 
 enum { NR = 32, MR = 14, KC = 256, NC = 512, MC = MR * 8 };
 
@@ -26,15 +26,8 @@ static int detect(void) { return 0; }
 #endif
 
 int st_gemm_available(void) {
-    // Asked from many threads at once: an atomic, so that the first callers' concurrent detection
-    // (all computing the same value) is not a data race.
     static _Atomic int state = -1;
-    int known = atomic_load_explicit(&state, memory_order_relaxed);
-    if (known < 0) {
-        known = detect();
-        atomic_store_explicit(&state, known, memory_order_relaxed);
-    }
-    return known;
+    return st_remember(&state, detect);
 }
 
 size_t st_gemm_packed_count(int k, int n) { return (size_t)((n + NR - 1) / NR) * NR * (size_t)k; }

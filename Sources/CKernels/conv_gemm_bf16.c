@@ -12,9 +12,10 @@
 
 #include "conv_gemm_bf16.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "gemm_tile.h"
 
 static uint16_t to_bf16(float value) {
     uint32_t bits;
@@ -60,8 +61,6 @@ void st_gemm_bf16_pack(const float *b, int ldb, int k, int n, uint16_t *packed) 
 void st_gemm_bf16_pack_transposed(const float *bt, int ldbt, int k, int n, uint16_t *packed) { pack(bt, 1, (size_t)ldbt, k, n, packed); }
 
 #if defined(__x86_64__)
-#include "gemm_tile.h"
-
 static int detect(void) {
     unsigned a, b, c, d;
     if (!st_detect_avx512f() || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
@@ -70,12 +69,7 @@ static int detect(void) {
 
 int st_gemm_bf16_available(void) {
     static _Atomic int state = -1;
-    int known = atomic_load_explicit(&state, memory_order_relaxed);
-    if (known < 0) {
-        known = detect();
-        atomic_store_explicit(&state, known, memory_order_relaxed);
-    }
-    return known;
+    return st_remember(&state, detect);
 }
 
 #define BF16 __attribute__((target("avx512f,avx512bw,avx512bf16")))

@@ -1,9 +1,22 @@
-// Shared by conv_gemm.c and its bf16 twin conv_gemm_bf16.c: the CPU check, and how a register tile
+// Shared by conv_gemm.c and its bf16 twin conv_gemm_bf16.c: the CPU checks, and how a register tile
 // of rows x 32 float accumulators starts (from the residual or partial sums, or zero) and leaves
 // (bias, ReLU, masked stores). `rows` is a constant at every call, so the loops unroll and, once
 // inlined, the accumulator arrays live in registers.
 #ifndef SIGNTRANSFER_GEMM_TILE_H
 #define SIGNTRANSFER_GEMM_TILE_H
+
+#include <stdatomic.h>
+
+// A CPU check asked from many threads at once: the first callers compute it (all the same value)
+// and it is remembered; an atomic, so that their race is not a data race.
+static inline int st_remember(_Atomic int *state, int (*detect)(void)) {
+    int known = atomic_load_explicit(state, memory_order_relaxed);
+    if (known < 0) {
+        known = detect();
+        atomic_store_explicit(state, known, memory_order_relaxed);
+    }
+    return known;
+}
 
 #if defined(__x86_64__)
 #include <cpuid.h>

@@ -45,7 +45,7 @@ public struct Comparison {
     public func json() throws -> String {
         struct Entry: Encodable {
             var id: Int, started: Date, sweep: String?, changes: [String: String], params: [String: String]
-            var accuracy: Double?, macro_f1: Double?, seconds: Double, cache_hits: Int, stages: [Experiment.Stage]
+            var accuracy: Double?, macro_f1: Double?, seconds: Double, cache_hits: Int, stages: [StageRun]
         }
         let entries = experiments.map { experiment in
             Entry(id: experiment.id, started: experiment.started, sweep: experiment.sweep, changes: experiment.changes,

@@ -12,7 +12,7 @@ public struct GarbageCollector {
 
     public init(artifacts: URL, keep: Int?) {
         self.artifacts = artifacts
-        cache = RunCache(folder: artifacts.appendingPathComponent("cache"))
+        cache = RunCache(artifacts: artifacts)
         self.keep = keep
     }
 
@@ -48,7 +48,7 @@ public struct GarbageCollector {
     public func collect(manifest: Manifest) throws -> Result {
         let lock = try cache.useLock(exclusive: true)
         defer { lock.release() }
-        let experiments = try ExperimentLog.all(in: artifacts.appendingPathComponent(ExperimentLog.fileName))
+        let experiments = try ExperimentLog.all(of: artifacts)
         let kept = keep.map { Array(experiments.suffix($0)) } ?? experiments
         var wanted = Set(kept.flatMap { $0.stages.map(\.fingerprint) })
         wanted.formUnion(manifest.stages.values.map(\.fingerprint))
@@ -68,7 +68,7 @@ public struct GarbageCollector {
         }
         // A sweep's variant folder is kept while every output its manifest names is kept.
         var folders = 0
-        let variants = artifacts.appendingPathComponent("variants")
+        let variants = Sweep.variantsFolder(of: artifacts)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: variants.path)) ?? [] {
             let folder = variants.appendingPathComponent(name)
             let recorded = (try? Manifest.load(folder.appendingPathComponent("manifest.json"), pipeline: ""))?.stages.values.map(\.fingerprint) ?? []

@@ -33,40 +33,40 @@ public struct Sweep: Sendable {
         return "sweep-\(formatter.string(from: Date()))-\(getpid())"
     }
 
-    public func folder(of variant: Variant) -> URL {
-        artifacts.appendingPathComponent("variants").appendingPathComponent(variant.folderName)
-    }
+    /// Where a pipeline's sweeps keep their variants' folders.
+    public static func variantsFolder(of artifacts: URL) -> URL { artifacts.appendingPathComponent("variants") }
+
+    public func folder(of variant: Variant) -> URL { Self.variantsFolder(of: artifacts).appendingPathComponent(variant.folderName) }
 
     /// Runs the variants, `jobs` at a time, printing each one's lines under a heading naming it when
     /// it ends (so that parallel variants' lines do not interleave). Returns the variants that failed.
     public func run(identifier: String, print output: @escaping @Sendable (String) -> Void) throws -> [Variant] {
-        try FileManager.default.createDirectory(at: artifacts.appendingPathComponent("variants"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: Self.variantsFolder(of: artifacts), withIntermediateDirectories: true)
         let slots = DispatchSemaphore(value: jobs)
         let group = DispatchGroup()
-        let failures = Locked<[Variant]>([])
-        let launchProblem = Locked<(any Error)?>(nil)
-        let printing = NSLock()
+        // One lock for what the threads share: the printing, the failed variants, a launch error.
+        let shared = Locked<(failed: [Variant], problem: (any Error)?)>(([], nil))
         for (index, variant) in variants.enumerated() {
             slots.wait()
-            if launchProblem.value != nil { slots.signal(); break }
+            if shared.value.problem != nil { slots.signal(); break }
             group.enter()
             Thread.detachNewThread {
                 defer { slots.signal(); group.leave() }
                 do {
                     let (status, lines) = try self.runOne(variant, identifier: identifier)
                     let heading = "== variant \(index + 1)/\(self.variants.count): \(variant.description) =="
-                    printing.lock()
-                    output(heading + "\n" + lines.trimmingCharacters(in: .newlines) + (status == 0 ? "" : "\n(failed: exit status \(status))"))
-                    printing.unlock()
-                    if status != 0 { failures.mutate { $0.append(variant) } }
+                    shared.mutate { state in
+                        output(heading + "\n" + lines.trimmingCharacters(in: .newlines) + (status == 0 ? "" : "\n(failed: exit status \(status))"))
+                        if status != 0 { state.failed.append(variant) }
+                    }
                 } catch {
-                    launchProblem.mutate { $0 = error }
+                    shared.mutate { $0.problem = error }
                 }
             }
         }
         group.wait()
-        if let problem = launchProblem.value { throw problem }
-        return failures.value
+        if let problem = shared.value.problem { throw problem }
+        return shared.value.failed
     }
 
     func runOne(_ variant: Variant, identifier: String) throws -> (Int32, String) {

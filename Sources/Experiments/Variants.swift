@@ -23,37 +23,32 @@ public struct Variant: Sendable, Hashable {
 }
 
 public enum Variants {
-    /// Every parameter whose canonical value in `variant` differs from `base`'s, as `stage.key` to
-    /// the variant's value (input files by path). Both files' values are checked here: a bad --set is
-    /// an error naming it before anything runs.
-    public static func changes(of variant: PipelineFile, from base: PipelineFile, stages: [StageDefinition]) throws -> [String: String] {
-        var changes: [String: String] = [:]
+    /// Every parameter of `file` as `stage.key` to its canonical value (input files by path), each
+    /// checked: a bad --set is an error naming it before anything runs.
+    public static func parameters(of file: PipelineFile, stages: [StageDefinition]) throws -> [String: String] {
+        var flat: [String: String] = [:]
         for stage in stages {
-            let before = try base.parameters(of: stage.name, specs: stage.parameters)
-            let after = try variant.parameters(of: stage.name, specs: stage.parameters)
-            for key in Set(before.values.keys).union(after.values.keys) where before.values[key] != after.values[key] {
-                changes["\(stage.name).\(key)"] = after.values[key] ?? ""
-            }
-            for key in Set(before.inputs.keys).union(after.inputs.keys) where before.inputs[key] != after.inputs[key] {
-                changes["\(stage.name).\(key)"] = after.inputs[key]?.path ?? ""
-            }
+            let values = try file.parameters(of: stage.name, specs: stage.parameters)
+            for (key, value) in values.values { flat["\(stage.name).\(key)"] = value }
+            for (key, url) in values.inputs { flat["\(stage.name).\(key)"] = url.path }
         }
+        return flat
+    }
+
+    /// Every parameter whose canonical value in `variant` differs from `base`'s, as `stage.key` to
+    /// the variant's value.
+    public static func changes(of variant: PipelineFile, from base: PipelineFile, stages: [StageDefinition]) throws -> [String: String] {
+        let before = try parameters(of: base, stages: stages), after = try parameters(of: variant, stages: stages)
+        var changes: [String: String] = [:]
+        for key in Set(before.keys).union(after.keys) where before[key] != after[key] { changes[key] = after[key] ?? "" }
         return changes
     }
 
     /// What a finished run made of itself, as an experiment: its stages as the runner saw them and,
     /// when train's output is there, the head's figures.
     public static func experiment(of runner: PipelineRunner, changes: [String: String], sweep: String?, started: Date) throws -> Experiment {
-        var params: [String: String] = [:]
-        for stage in runner.stages {
-            let values = try runner.file.parameters(of: stage.name, specs: stage.parameters)
-            for (key, value) in values.values { params["\(stage.name).\(key)"] = value }
-            for (key, url) in values.inputs { params["\(stage.name).\(key)"] = url.path }
-        }
-        let stages = runner.runs.map { run in
-            Experiment.Stage(stage: run.stage, outcome: run.kind.rawValue, fingerprint: run.fingerprint, content: run.content, seconds: run.seconds)
-        }
-        var experiment = Experiment(started: started, seconds: Date().timeIntervalSince(started), sweep: sweep, changes: changes, params: params, stages: stages)
+        var experiment = Experiment(started: started, seconds: Date().timeIntervalSince(started), sweep: sweep, changes: changes,
+                                    params: try parameters(of: runner.file, stages: runner.stages), stages: runner.runs)
         if runner.runs.contains(where: { $0.stage == "train" }), let record = runner.manifest.stages["train"] {
             let summary = try HeadStore.summary(URL(fileURLWithPath: record.output.path))
             experiment.accuracy = summary.accuracy

@@ -16,6 +16,8 @@ public struct Views: Sendable, Equatable {
     public let originals: [Int]
     /// For each original (by its position in `originals`): its own row, then its views' rows, ascending.
     let groups: [[Int]]
+    /// For each row that is an original, its position in `originals` (-1 for a view).
+    let position: [Int]
 
     /// nil when `source` is not a map of rows to originals (an original is its own source).
     public init?(source: [Int], mode: Mode) {
@@ -28,25 +30,21 @@ public struct Views: Sendable, Equatable {
         var groups = originals.map { [$0] }
         for row in source.indices where source[row] != row { groups[position[source[row]]].append(row) }
         self.groups = groups
+        self.position = position
     }
 
-    /// Every row of the given originals: themselves and their views.
-    public func rows(of originals: [Int]) -> [Int] {
-        let wanted = Set(originals)
-        return source.indices.filter { wanted.contains(source[$0]) }
-    }
+    /// Every row of the given originals: themselves and their views (in row order).
+    public func rows(of originals: [Int]) -> [Int] { originals.flatMap { groups[position[$0]] }.sorted() }
 
     /// One epoch's rows (before shuffling) for training originals `trainOriginals`: one view each,
     /// drawn with `generator` (`sample`), or all their rows (`all`). Never a row of another original.
     public func epochRows(_ trainOriginals: [Int], generator: inout SplitMix64) -> [Int] {
-        var position: [Int: Int] = [:]
-        for (index, row) in originals.enumerated() { position[row] = index }
         switch mode {
         case .all:
-            return trainOriginals.flatMap { groups[position[$0]!] }
+            return trainOriginals.flatMap { groups[position[$0]] }
         case .sample:
             return trainOriginals.map { original in
-                let group = groups[position[original]!]
+                let group = groups[position[original]]
                 return group[Int(generator.next() % UInt64(group.count))]
             }
         }

@@ -226,8 +226,11 @@ public struct ParameterSetting: Sendable, Hashable {
         self.value = value
     }
 
+    /// `stage.key`, the parameter it sets.
+    public var name: String { "\(stage).\(key)" }
+
     /// `stage.key=value`, as given.
-    public var description: String { "\(stage).\(key)=\(value)" }
+    public var description: String { "\(name)=\(value)" }
 
     /// The value as the file's parser would hold it: `[a, b]` is a list, quotes make a string.
     var fileValue: PipelineFile.Value {

@@ -16,6 +16,9 @@ public struct RunCache: Sendable {
 
     public init(folder: URL) { self.folder = folder }
 
+    /// The cache of the pipeline whose artifacts folder is `artifacts`.
+    public init(artifacts: URL) { folder = artifacts.appendingPathComponent("cache") }
+
     public static let recordName = "record.json"
 
     public func entry(_ fingerprint: String) -> URL { folder.appendingPathComponent(fingerprint) }

@@ -94,8 +94,8 @@ public struct StageOutcome: Sendable {
     }
 }
 
-/// What a run did with a stage.
-public struct StageRun: Sendable, Codable {
+/// What a run did with a stage (and what an experiment records of it).
+public struct StageRun: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable {
         case ran, restored, skipped
     }
@@ -107,6 +107,19 @@ public struct StageRun: Sendable, Codable {
     /// The fingerprint it was made under (the cache's key), and its output's content hash.
     public var fingerprint: String
     public var content: String
+
+    public init(stage: String, kind: Kind, seconds: Double, fingerprint: String, content: String) {
+        self.stage = stage
+        self.kind = kind
+        self.seconds = seconds
+        self.fingerprint = fingerprint
+        self.content = content
+    }
+
+    // `outcome` in compare's JSON and the experiments table.
+    enum CodingKeys: String, CodingKey {
+        case stage, kind = "outcome", seconds, fingerprint, content
+    }
 }
 
 public struct StageStatus: Sendable {
@@ -114,6 +127,8 @@ public struct StageStatus: Sendable {
     public var upToDate: Bool
     /// Why the stage is stale; empty when up to date.
     public var reasons: [String]
+    /// The fingerprint it would be made under now: the cache's key.
+    public var fingerprint: String
 }
 
 /// Runs a pipeline's stages through its manifest: a stage runs when its fingerprint (stage name,
@@ -146,7 +161,7 @@ public final class PipelineRunner {
         }
         manifestURL = file.artifacts.appendingPathComponent("manifest.json")
         manifest = try Manifest.load(manifestURL, pipeline: file.name)
-        cache = RunCache(folder: file.artifacts.appendingPathComponent("cache"))
+        cache = RunCache(artifacts: file.artifacts)
     }
 
     /// Every stage's parameters checked, before any stage runs: a typo in the last stage must not
@@ -169,7 +184,7 @@ public final class PipelineRunner {
 
     public func output(of stage: StageDefinition) -> URL { file.artifacts.appendingPathComponent(stage.output) }
 
-    public func definition(_ name: String) -> StageDefinition? { stages.first { $0.name == name } }
+    func definition(_ name: String) -> StageDefinition? { stages.first { $0.name == name } }
 
     /// The stage whose output `stage` reads (the stages read one artifact each today).
     public func upstream(of stage: StageDefinition) -> String? {
@@ -211,10 +226,10 @@ public final class PipelineRunner {
         return fingerprint(stage, parameters: parameters, environment: stage.environment(parameters), inputs: try currentInputs(parameters), upstream: upstreamContent)
     }
 
-    /// Whether the cache holds an entry for what `stage` would be made from now (not yet checked
-    /// against its hashes: a run does that before restoring it).
-    public func isCached(_ stage: StageDefinition) -> Bool {
-        guard let cache, let fingerprint = try? currentFingerprint(stage) else { return false }
+    /// Whether the cache holds an entry for `fingerprint` (a status's: not yet checked against its
+    /// hashes, which a run does before restoring it).
+    public func isCached(_ fingerprint: String) -> Bool {
+        guard let cache else { return false }
         return FileManager.default.fileExists(atPath: cache.entry(fingerprint).appendingPathComponent(RunCache.recordName).path)
     }
 
@@ -227,14 +242,16 @@ public final class PipelineRunner {
     /// the output and side outputs are on disk with their recorded hashes. The reasons say what differs.
     public func status(of stage: StageDefinition, pendingUpstream: String? = nil) throws -> StageStatus {
         let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
-        guard let record = manifest.stages[stage.name] else { return StageStatus(stage: stage.name, upToDate: false, reasons: ["never run"]) }
-        var reasons: [String] = []
-        if let pendingUpstream { reasons.append("waits for \(pendingUpstream), which is stale") }
         let environment = stage.environment(parameters)
         let inputs = try currentInputs(parameters)
         let upstream = self.upstream(of: stage)
         let upstreamContent = upstream.flatMap { manifest.stages[$0]?.output.content }
         let now = fingerprint(stage, parameters: parameters, environment: environment, inputs: inputs, upstream: upstreamContent)
+        guard let record = manifest.stages[stage.name] else {
+            return StageStatus(stage: stage.name, upToDate: false, reasons: ["never run"], fingerprint: now)
+        }
+        var reasons: [String] = []
+        if let pendingUpstream { reasons.append("waits for \(pendingUpstream), which is stale") }
         if now != record.fingerprint {
             var why: [String] = []
             if record.version != stage.version {
@@ -268,7 +285,7 @@ public final class PipelineRunner {
             }
             if hash != recorded { reasons.append("output \(name) was altered on disk (sha256 \(hash.prefix(12)), recorded \(recorded.prefix(12)))") }
         }
-        return StageStatus(stage: stage.name, upToDate: reasons.isEmpty, reasons: reasons)
+        return StageStatus(stage: stage.name, upToDate: reasons.isEmpty, reasons: reasons, fingerprint: now)
     }
 
     /// Every stage's status, in order; a stage after a stale one is reported as waiting for it.
@@ -297,13 +314,13 @@ public final class PipelineRunner {
         for stage in stages {
             let started = Date()
             let status = try self.status(of: stage)
-            let fingerprint = try currentFingerprint(stage)
+            let fingerprint = status.fingerprint
             if status.upToDate && !force.contains(stage.name) {
                 log("\(stage.name): up to date, skipped")
                 record(stage, .skipped, fingerprint, since: started)
             } else if force.contains(stage.name) {
                 log("\(stage.name): running (forced)")
-                try runStage(stage, log: log)
+                try runStage(stage, log: log, fingerprint: fingerprint)
                 ran.append(stage.name)
                 record(stage, .ran, fingerprint, since: started)
             } else {
@@ -319,7 +336,7 @@ public final class PipelineRunner {
                     record(stage, .restored, fingerprint, since: started)
                 } else {
                     log("\(stage.name): running (\(reasons))")
-                    try runStage(stage, log: log, holdingEntryLock: true)
+                    try runStage(stage, log: log, fingerprint: fingerprint, holdingEntryLock: true)
                     ran.append(stage.name)
                     record(stage, .ran, fingerprint, since: started)
                 }
@@ -356,11 +373,13 @@ public final class PipelineRunner {
     }
 
     /// Runs one stage now, whatever its status, and records it (`STAGE --pipeline FILE`).
-    /// Its output is kept in the cache under the fingerprint it was made under.
-    public func runStage(_ stage: StageDefinition, log: @escaping (String) -> Void, holdingEntryLock: Bool = false) throws {
+    /// Its output is kept in the cache under the fingerprint it was made under (`fingerprint`, when
+    /// the caller's status has it already; with `holdingEntryLock`, the caller holds its entry's lock).
+    public func runStage(_ stage: StageDefinition, log: @escaping (String) -> Void, fingerprint known: String? = nil,
+                         holdingEntryLock: Bool = false) throws {
         try FileManager.default.createDirectory(at: file.artifacts, withIntermediateDirectories: true)
         let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
-        let cacheKey = try currentFingerprint(stage)
+        let cacheKey = try known ?? currentFingerprint(stage)
         // The input is what the manifest says the upstream stage wrote, whether the whole pipeline
         // runs or this stage alone.
         var input: URL?

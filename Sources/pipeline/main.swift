@@ -42,7 +42,6 @@ struct VariantFile {
         changes = try Variants.changes(of: file, from: base, stages: allStages)
     }
 
-    var experimentsLog: URL { base.artifacts.appendingPathComponent(ExperimentLog.fileName) }
 }
 
 struct Run: ParsableCommand {
@@ -87,7 +86,7 @@ struct Run: ParsableCommand {
         var target = variant.file
         if let workspace { target.artifacts = URL(fileURLWithPath: workspace).standardizedFileURL }
         let runner = try PipelineRunner(file: target, stages: allStages)
-        runner.cache = RunCache(folder: variant.base.artifacts.appendingPathComponent("cache"))
+        runner.cache = RunCache(artifacts: variant.base.artifacts)
         runner.waitForLock = workspace != nil
         if executor == "slurm" {
             let pipelineURL = URL(fileURLWithPath: file).standardizedFileURL
@@ -98,7 +97,7 @@ struct Run: ParsableCommand {
         }
         try runner.acquireLock()
         if !variant.changes.isEmpty {
-            print("variant: \(sortedKeys(variant.changes.keys, order: PipelineStages.names).map { "\($0)=\(variant.changes[$0]!)" }.joined(separator: " "))")
+            print("variant: \(describe(changes: variant.changes, order: PipelineStages.names))")
         }
         let started = Date()
         let ran = try runner.run(until: until, force: Set(force)) { print($0) }
@@ -111,7 +110,7 @@ struct Run: ParsableCommand {
             print("report: \(report)")
         }
         let experiment = try Variants.experiment(of: runner, changes: variant.changes, sweep: sweep, started: started)
-        let id = try ExperimentLog.record(experiment, in: variant.experimentsLog)
+        let id = try ExperimentLog.record(experiment, of: variant.base.artifacts)
         print("experiment \(id) recorded\(experiment.accuracy.map { String(format: ": test accuracy %.2f%%", $0 * 100) } ?? "")")
     }
 }
@@ -134,7 +133,7 @@ struct Status: ParsableCommand {
             } else {
                 // Known only while its input is: a stage after a stale one may still be in the cache.
                 let waiting = status.reasons.contains { $0.hasPrefix("waits for") }
-                let cached = !waiting && runner.definition(status.stage).map(runner.isCached) == true
+                let cached = !waiting && runner.isCached(status.fingerprint)
                 print("\(status.stage): stale: \(status.reasons.joined(separator: "; "))\(cached ? " (in the cache: a run restores it)" : "")")
             }
         }
@@ -231,16 +230,16 @@ struct ExperimentsCommand: ParsableCommand {
 
     func run() throws {
         let base = try PipelineFile(URL(fileURLWithPath: file), knownStages: PipelineStages.names)
-        let experiments = try ExperimentLog.all(in: base.artifacts.appendingPathComponent(ExperimentLog.fileName))
+        let experiments = try ExperimentLog.all(of: base.artifacts)
         guard !experiments.isEmpty else {
             print("no experiments recorded yet: `pipeline run \(file)` records one")
             return
         }
-        let cache = RunCache(folder: base.artifacts.appendingPathComponent("cache"))
+        let cache = RunCache(artifacts: base.artifacts)
         let cached = Set(cache.fingerprints())
         let formatter = ISO8601DateFormatter()
         for experiment in experiments {
-            let ran = experiment.stages.filter { $0.outcome == "ran" }.map(\.stage)
+            let ran = experiment.stages.filter { $0.kind == .ran }.map(\.stage)
             let outputs = experiment.stages.allSatisfy { cached.contains($0.fingerprint) } ? "cached" : "outputs removed by gc"
             var line = "\(experiment.id)  \(formatter.string(from: experiment.started))  \(experiment.describeChanges(order: PipelineStages.names))"
             line += "  accuracy \(Comparison.percent(experiment.accuracy))  macro-F1 \(Comparison.decimal(experiment.macroF1))"
@@ -292,8 +291,8 @@ struct SweepCommand: ParsableCommand {
         let fixed = try settings.map { try ParameterSetting(parsing: $0) }
         let grids = try grid.map(Variants.grid)
         for (index, values) in grids.enumerated() {
-            let name = "\(values[0].stage).\(values[0].key)"
-            if grids[..<index].contains(where: { "\($0[0].stage).\($0[0].key)" == name }) || fixed.contains(where: { "\($0.stage).\($0.key)" == name }) {
+            let name = values[0].name
+            if grids[..<index].contains(where: { $0[0].name == name }) || fixed.contains(where: { $0.name == name }) {
                 throw StageError("--grid \(name): the parameter is given twice")
             }
         }
@@ -310,7 +309,7 @@ struct SweepCommand: ParsableCommand {
                           runArguments: executor == "slurm" ? ["--executor", "slurm", "--shards", String(shards)] : [],
                           tool: toolsFolder.appendingPathComponent("pipeline"))
         let failed = try sweep.run(identifier: identifier) { print($0) }
-        let experiments = try ExperimentLog.all(in: base.artifacts.appendingPathComponent(ExperimentLog.fileName)).filter { $0.sweep == identifier }
+        let experiments = try ExperimentLog.all(of: base.artifacts).filter { $0.sweep == identifier }
         print("")
         print(Comparison(experiments, stageOrder: PipelineStages.names).table())
         print(String(format: "%@: %d variants in %.1f s; compare with `pipeline compare %@ %@`", identifier, variants.count,
@@ -336,7 +335,7 @@ struct Compare: ParsableCommand {
 
     func run() throws {
         let base = try PipelineFile(URL(fileURLWithPath: file), knownStages: PipelineStages.names)
-        let all = try ExperimentLog.all(in: base.artifacts.appendingPathComponent(ExperimentLog.fileName))
+        let all = try ExperimentLog.all(of: base.artifacts)
         guard !all.isEmpty else { throw StageError("\(base.artifacts.path): no experiments recorded yet: `pipeline run \(file)` records one") }
         var chosen: [Experiment] = []
         for id in experiments {
