@@ -4,7 +4,7 @@ SWIFT ?= swift
 CONFIG := -c release
 BIN := .build/release
 
-.PHONY: deps build run test test-slurm test-onnx bench clean
+.PHONY: deps build run test test-kernels test-portable test-slurm test-onnx bench clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -19,6 +19,16 @@ run: build
 test: deps
 	$(SWIFT) test $(CONFIG) --disable-testable-imports
 
+# The numeric tests again under OpenBLAS's Haswell, Zen (and SkylakeX) kernels and each GEMM path this
+# CPU runs (built first if `make test` has not). CI runs it.
+test-kernels: deps
+	bash scripts/test-kernels.sh
+
+# Without our x86 kernels: the C targets compiled for aarch64, the package built with them left out
+# (.build-portable) and its numeric tests run on OpenBLAS and the portable product. CI runs it.
+test-portable: deps
+	bash scripts/check_portable.sh
+
 # The Slurm executor on a one-node cluster started here (installs slurm-wlm and munge; root). CI runs it.
 test-slurm: build
 	bash scripts/test-slurm.sh
@@ -31,4 +41,4 @@ bench: deps
 	cd Benchmarks && $(SWIFT) package --allow-writing-to-directory .benchmarkBaselines benchmark
 
 clean:
-	rm -rf .build artifacts/sample
+	rm -rf .build .build-portable artifacts/sample

@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "CToolSupport"),
 
         // The base: threads, the RNG, the split GEMM, the error protocol. No files, no SQLite.
-        .target(name: "Numerical", dependencies: ["CBLAS"]),
+        .target(name: "Numerical", dependencies: ["CBLAS", "CKernels"]),
         // Pipeline files, the manifest, the runner, atomic outputs, locks, hashing, progress.
         .target(name: "PipelineKit", dependencies: ["Numerical", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
 
@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "Dataset", dependencies: ["PipelineKit", "Numerical"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "Numerical"]),
         .target(name: "Backbone", dependencies: ["CBLAS", "CKernels", "CHDF5", "Numerical"]),
-        .target(name: "Head", dependencies: ["CBLAS", "Numerical"]),
+        .target(name: "Head", dependencies: ["Numerical"]),
         .target(name: "FineTune", dependencies: ["Backbone", "Head", "Numerical"]),
         // ONNX's schema (onnx.proto, from the onnx package) compiled by protoc-gen-swift; the generated
         // file is committed (scripts/generate_onnx_proto.sh): the build never runs protoc.

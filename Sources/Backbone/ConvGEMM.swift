@@ -8,17 +8,41 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
     /// Our AVX-512 kernel (Sources/CKernels): weights packed once at load, activations read in place,
     /// bias, residual and ReLU applied as each tile leaves the registers.
     case avx512
-    /// OpenBLAS sgemm, then a pass for the bias and ReLU: for CPUs without AVX-512.
+    /// Its AVX2 + FMA twin, for x86-64 CPUs without AVX-512: the same packed weights, the same order
+    /// of every sum, so the same bits.
+    case avx2
+    /// OpenBLAS sgemm, then a pass for the bias and ReLU: for CPUs without either (other
+    /// architectures). Its last bits depend on the kernel OpenBLAS picks for the CPU, and on how the
+    /// rows are batched.
     case blas
     /// Our AVX-512 kernel's bf16 twin (`extract --precision bf16`): weights rounded to bf16 once,
     /// activations as they are read, products summed in float by vdpbf16ps (AVX512_BF16).
     case avx512bf16 = "avx512-bf16"
 
-    /// The kernels this CPU can run. SIGNTRANSFER_GEMM=blas stands for a CPU without AVX-512, so
-    /// without the bf16 kernel too.
+    /// The float kernels of this CPU, best first, as SIGNTRANSFER_GEMM narrows them: `avx2` stands
+    /// for a CPU with AVX2 and FMA but no AVX-512, `blas` for one with neither (and so neither has
+    /// the bf16 kernel). Another value, or one this CPU cannot run, is an error (`selection`).
+    static let cpuFloat: [GEMMKernel] = (st_gemm_available() != 0 ? [.avx512] : []) + (st_gemm_avx2_available() != 0 ? [.avx2] : []) + [.blas]
+
+    /// SIGNTRANSFER_GEMM's kernel and what it leaves runnable, or why it cannot be.
+    static let selection: Result<(preferred: GEMMKernel, available: [GEMMKernel]), GEMMSelectionError> = {
+        let bf16: [GEMMKernel] = st_gemm_bf16_available() != 0 ? [.avx512bf16] : []
+        guard let asked = ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"], !asked.isEmpty else {
+            return .success((cpuFloat[0], cpuFloat + bf16))
+        }
+        guard let kernel = GEMMKernel(rawValue: asked), kernel != .avx512bf16 else {
+            return .failure(GEMMSelectionError(text: "SIGNTRANSFER_GEMM=\(asked): expected avx512, avx2 or blas (or unset for this CPU's best)"))
+        }
+        guard let position = cpuFloat.firstIndex(of: kernel) else {
+            return .failure(GEMMSelectionError(text: "SIGNTRANSFER_GEMM=\(asked): this CPU cannot run it (it runs \(cpuFloat.map(\.rawValue).joined(separator: ", ")))"))
+        }
+        return .success((kernel, Array(cpuFloat[position...]) + (kernel == .avx512 ? bf16 : [])))
+    }()
+
+    /// The kernels this CPU can run (as SIGNTRANSFER_GEMM narrows them; all of the CPU's when its
+    /// value is wrong, which `checkSelection` reports).
     public static var available: [GEMMKernel] {
-        let bf16 = st_gemm_bf16_available() != 0 && ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] != "blas"
-        return (st_gemm_available() != 0 ? [.avx512, .blas] : [.blas]) + (bf16 ? [.avx512bf16] : [])
+        (try? selection.get().available) ?? cpuFloat + (st_gemm_bf16_available() != 0 ? [.avx512bf16] : [])
     }
 
     /// The float kernels this CPU can run (what the Keras parity bar applies to).
@@ -27,16 +51,41 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
     /// Whether products are of bf16 values (else float).
     public var precision: String { self == .avx512bf16 ? "bf16" : "fp32" }
 
-    /// AVX-512 when the CPU has it, unless SIGNTRANSFER_GEMM=blas asks otherwise.
-    public static let preferred: GEMMKernel = {
-        if ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] == "blas" { return .blas }
-        return st_gemm_available() != 0 ? .avx512 : .blas
-    }()
+    /// This CPU's best float kernel, or the one SIGNTRANSFER_GEMM names.
+    public static var preferred: GEMMKernel { (try? selection.get().preferred) ?? cpuFloat[0] }
+
+    /// Throws when SIGNTRANSFER_GEMM names no kernel, or one this CPU cannot run: what a stage checks
+    /// before it computes anything.
+    public static func checkSelection() throws { _ = try selection.get() }
+
+    /// The instruction set of the Winograd transforms that go with this kernel: the kernel's own,
+    /// or for OpenBLAS the CPU's best.
+    var isa: Int32 {
+        switch self {
+        case .avx512, .avx512bf16: Int32(ST_ISA_AVX512)
+        case .avx2: Int32(ST_ISA_AVX2)
+        case .blas: st_isa_best()
+        }
+    }
+
+    /// Whether two kernels give the same bits for the same input: ours compute every output as the
+    /// same chain of fused multiply-adds; OpenBLAS's last bits are its own (and its CPU's).
+    public func sameBits(as other: GEMMKernel) -> Bool {
+        self == other || (self.isFixedOrderFloat && other.isFixedOrderFloat)
+    }
+
+    private var isFixedOrderFloat: Bool { self == .avx512 || self == .avx2 }
+}
+
+/// SIGNTRANSFER_GEMM names no kernel this CPU runs.
+public struct GEMMSelectionError: UserFacingError {
+    public var text: String
+    public var description: String { text }
 }
 
 /// The right-hand side `[k x n]` of a convolution's GEMM (its weights), laid out once for `kernel`:
-/// packed in 32-column panels for the AVX-512 kernel (as bf16 pairs for its bf16 twin), row-major
-/// for OpenBLAS.
+/// packed in panels for our kernels (32 columns for AVX-512, as bf16 pairs for its bf16 twin; 16 for
+/// AVX2), row-major for OpenBLAS.
 final class WeightMatrix: @unchecked Sendable {
     let k: Int, n: Int
     let kernel: GEMMKernel
@@ -49,12 +98,18 @@ final class WeightMatrix: @unchecked Sendable {
         self.k = k
         self.n = n
         self.kernel = kernel
-        let count = kernel == .avx512 ? st_gemm_packed_count(Int32(k), Int32(n)) : kernel == .blas ? k * n : 0
+        let count = switch kernel {
+        case .avx512: st_gemm_packed_count(Int32(k), Int32(n))
+        case .avx2: st_gemm_avx2_packed_count(Int32(k), Int32(n))
+        case .blas: k * n
+        case .avx512bf16: 0
+        }
         let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
         var words: UnsafeMutablePointer<UInt16>?
         weights.withUnsafeBufferPointer { w in
             switch kernel {
             case .avx512: st_gemm_pack(w.baseAddress!, Int32(n), Int32(k), Int32(n), storage)
+            case .avx2: st_gemm_avx2_pack(w.baseAddress!, Int32(n), Int32(k), Int32(n), storage)
             case .blas: storage.initialize(from: w.baseAddress!, count: k * n)
             case .avx512bf16:
                 let packed = UnsafeMutablePointer<UInt16>.allocate(capacity: st_gemm_bf16_packed_count(Int32(k), Int32(n)))
@@ -78,7 +133,7 @@ final class WeightMatrix: @unchecked Sendable {
                   into c: UnsafeMutablePointer<Float>, relu: Bool = false) {
         let parts = m * n * k >= 1 << 20 && m >= 64 ? coreCount : 1
         switch kernel {
-        case .avx512, .avx512bf16:
+        case .avx512, .avx2, .avx512bf16:
             parallelFor(parts) { part in
                 let start = m * part / parts, end = m * (part + 1) / parts
                 multiplyOneThread(m: end - start, a: a + start * k, bias: bias, residual: residual.map { $0 + start * n },
@@ -103,6 +158,8 @@ final class WeightMatrix: @unchecked Sendable {
         switch kernel {
         case .avx512:
             st_gemm(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, residual, c, Int32(n), relu ? 1 : 0)
+        case .avx2:
+            st_gemm_avx2(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, residual, c, Int32(n), relu ? 1 : 0)
         case .avx512bf16:
             st_gemm_bf16(Int32(m), Int32(n), Int32(k), a, Int32(k), words!, bias, residual, c, Int32(n), relu ? 1 : 0)
         case .blas:

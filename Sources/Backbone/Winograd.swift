@@ -15,6 +15,7 @@ struct WinogradConv: Sendable {
     /// (m+2)² matrices `[input x output]`, one per position of the transformed tile.
     let filters: [WeightMatrix]
     let bias: [Float]
+    let kernel: GEMMKernel
 
     /// The block side for an output of `side x side`: F(4x4) needs 2.25 times fewer multiplications
     /// than F(2x2) per output, but its 6x6 tile over a 2x2 or 1x1 output is mostly padding.
@@ -27,11 +28,12 @@ struct WinogradConv: Sendable {
         self.output = output
         self.m = m
         self.bias = bias
+        self.kernel = kernel
         let plane = input * output
         var u = [Float](repeating: 0, count: plane)
         filters = weights.withUnsafeBufferPointer { w in
             (0 ..< (m + 2) * (m + 2)).map { xi in
-                u.withUnsafeMutableBufferPointer { st_winograd_filter(Int32(m), Int32(xi), w.baseAddress!, Int32(input), Int32(output), $0.baseAddress!) }
+                u.withUnsafeMutableBufferPointer { st_winograd_filter(kernel.isa, Int32(m), Int32(xi), w.baseAddress!, Int32(input), Int32(output), $0.baseAddress!) }
                 return WeightMatrix(u[...], k: input, n: output, kernel: kernel)
             }
         }
@@ -66,6 +68,7 @@ struct WinogradConv: Sendable {
         let positions = (m + 2) * (m + 2), width = max(input, output)
         let share = (positions * chunk + 1) * width
         let (m, height, imageWidth) = (Int32(m), Int32(shape.height), Int32(shape.width))
+        let isa = kernel.isa
         bias.withUnsafeBufferPointer { bias in
             parallelFor(parts) { part in
                 let v = transformed + part * share, p = products + part * share
@@ -76,11 +79,11 @@ struct WinogradConv: Sendable {
                 let end = tiles * (part + 1) / parts
                 while start < end {
                     let count = min(chunk, end - start)
-                    st_winograd_input(m, x, height, imageWidth, Int32(input), Int32(start), Int32(count), zero, v)
+                    st_winograd_input(isa, m, x, height, imageWidth, Int32(input), Int32(start), Int32(count), zero, v)
                     for xi in 0 ..< positions {
                         filters[xi].multiplyOneThread(m: count, a: v + xi * count * input, into: p + xi * count * output)
                     }
-                    st_winograd_output(m, p, height, imageWidth, Int32(output), Int32(start), Int32(count), bias.baseAddress!, junk, out)
+                    st_winograd_output(isa, m, p, height, imageWidth, Int32(output), Int32(start), Int32(count), bias.baseAddress!, junk, out)
                     start += count
                 }
             }

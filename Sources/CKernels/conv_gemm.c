@@ -14,9 +14,9 @@
 
 #include "gemm_tile.h"
 
-#if defined(__x86_64__)
-
 enum { NR = 32, MR = 14, KC = 256, NC = 512, MC = MR * 8 };
+
+#if ST_X86
 
 static int detect(void) { return st_detect_avx512f(); }
 
@@ -32,20 +32,13 @@ int st_gemm_available(void) {
 
 size_t st_gemm_packed_count(int k, int n) { return (size_t)((n + NR - 1) / NR) * NR * (size_t)k; }
 
-void st_gemm_pack(const float *b, int ldb, int k, int n, float *packed) {
-    for (int column = 0; column < n; column += NR) {
-        float *panel = packed + (size_t)column * k;
-        int width = n - column < NR ? n - column : NR;
-        for (int i = 0; i < k; i++) {
-            const float *source = b + (size_t)i * ldb + column;
-            int j = 0;
-            for (; j < width; j++) panel[i * NR + j] = source[j];
-            for (; j < NR; j++) panel[i * NR + j] = 0;
-        }
-    }
+void st_gemm_pack(const float *b, int ldb, int k, int n, float *packed) { st_pack_panels(NR, b, (size_t)ldb, 1, k, n, packed); }
+
+void st_gemm_pack_transposed(const float *bt, int ldbt, int k, int n, float *packed) {
+    st_pack_panels(NR, bt, 1, (size_t)ldbt, k, n, packed);
 }
 
-#if defined(__x86_64__)
+#if ST_X86
 #define AVX512 __attribute__((target("avx512f")))
 
 // One MR x 32 (or rows x 32) tile: c = (source or 0) + a[rows x kc] * b[kc x 32], then + bias and
@@ -121,6 +114,32 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const f
 void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
              const float *residual, float *c, int ldc, int relu) {
     gemm(m, n, k, a, (size_t)lda, packed, bias, residual, c, (size_t)ldc, relu);
+}
+
+// The general product (gemm_general.h): op(A)'s strip is copied, interleaved, into L1 for every
+// inner-dimension block whatever its layout, then the same tiles run from the packed strip.
+AVX512 void st_gemm_general_avx512(int transposeA, int m, int n, int k, const float *a, int lda, const float *packed, int accumulate,
+                                   float *c, int ldc) {
+    int blocks = (k + KC - 1) / KC;
+    int kc0 = (k + blocks - 1) / blocks;
+    float strip[MR * KC] __attribute__((aligned(64)));
+    for (int n0 = 0; n0 < n; n0 += NC) {
+        int n1 = n0 + NC < n ? n0 + NC : n;
+        for (int m0 = 0; m0 < m; m0 += MR) {
+            int rows = m - m0 < MR ? m - m0 : MR;
+            for (int k0 = 0; k0 < k; k0 += kc0) {
+                int kc = k - k0 < kc0 ? k - k0 : kc0;
+                st_copy_strip(a, (size_t)lda, transposeA, m0, k0, rows, kc, MR, strip);
+                for (int column = n0; column < n1; column += NR) {
+                    int width = n1 - column;
+                    ST_TILE_MASKS(width, left, right)
+                    const float *source = k0 > 0 || accumulate ? c + (size_t)m0 * ldc + column : 0;
+                    tileRows(rows, 1, kc, strip, 0, packed + (size_t)column * k + (size_t)k0 * NR, source, c + (size_t)m0 * ldc + column,
+                             (size_t)ldc, left, right, 0, 0);
+                }
+            }
+        }
+    }
 }
 #else
 void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,

@@ -60,7 +60,7 @@ void st_gemm_bf16_pack(const float *b, int ldb, int k, int n, uint16_t *packed) 
 
 void st_gemm_bf16_pack_transposed(const float *bt, int ldbt, int k, int n, uint16_t *packed) { pack(bt, 1, (size_t)ldbt, k, n, packed); }
 
-#if defined(__x86_64__)
+#if ST_X86
 static int detect(void) {
     unsigned a, b, c, d;
     if (!st_detect_avx512f() || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;

@@ -1,19 +1,24 @@
 // Winograd F(2x2, 3x3) and F(4x4, 3x3) input and output transforms (Lavin & Gray, 2015), vectorised
-// over the channels: one build of each loop for AVX-512 and one for the baseline, chosen at run time.
+// over the channels: one build of each loop for AVX-512, one for AVX2 + FMA and one for the baseline,
+// chosen by the caller (the GEMM kernel's instruction set).
 
 #include "winograd.h"
 
 #include "conv_gemm.h"
+#include "gemm_general.h"
+#include "gemm_tile.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #define INLINE static inline __attribute__((always_inline))
-#if defined(__x86_64__)
+#if ST_X86
 #define WIDE __attribute__((target("avx512f")))
+#define NARROW __attribute__((target("avx2,fma")))
 #else
 #define WIDE
+#define NARROW
 #endif
 
 // Pointers to the (m+2)^2 input pixels of tile t, `zero` where the tile leaves the image.
@@ -141,6 +146,11 @@ WIDE static void inputWide(int m, const float *x, int height, int width, int cha
     inputRange(m, x, height, width, channels, first, count, zero, v);
 }
 
+NARROW static void inputNarrow(int m, const float *x, int height, int width, int channels, int first, int count,
+                               const float *zero, float *v) {
+    inputRange(m, x, height, width, channels, first, count, zero, v);
+}
+
 static void inputBase(int m, const float *x, int height, int width, int channels, int first, int count,
                       const float *zero, float *v) {
     inputRange(m, x, height, width, channels, first, count, zero, v);
@@ -149,6 +159,11 @@ static void inputBase(int m, const float *x, int height, int width, int channels
 WIDE static void outputWide(int m, const float *products, int height, int width,
                                                           int channels, int first, int count, const float *bias,
                                                           float *junk, float *out) {
+    outputRange(m, products, height, width, channels, first, count, bias, junk, out);
+}
+
+NARROW static void outputNarrow(int m, const float *products, int height, int width, int channels, int first, int count,
+                                const float *bias, float *junk, float *out) {
     outputRange(m, products, height, width, channels, first, count, bias, junk, out);
 }
 
@@ -166,18 +181,27 @@ static void checkTile(int m) {
     }
 }
 
-void st_winograd_input(int m, const float *x, int height, int width, int channels, int first, int count,
+// The instruction set asked for, if this CPU has it, else the best below it that it has.
+static int usable(int isa) { return isa < st_isa_best() ? isa : st_isa_best(); }
+
+void st_winograd_input(int isa, int m, const float *x, int height, int width, int channels, int first, int count,
                        const float *zero, float *v) {
     checkTile(m);
-    if (st_gemm_available()) inputWide(m, x, height, width, channels, first, count, zero, v);
-    else inputBase(m, x, height, width, channels, first, count, zero, v);
+    switch (usable(isa)) {
+        case ST_ISA_AVX512: inputWide(m, x, height, width, channels, first, count, zero, v); break;
+        case ST_ISA_AVX2: inputNarrow(m, x, height, width, channels, first, count, zero, v); break;
+        default: inputBase(m, x, height, width, channels, first, count, zero, v);
+    }
 }
 
-void st_winograd_output(int m, const float *products, int height, int width, int channels, int first, int count,
+void st_winograd_output(int isa, int m, const float *products, int height, int width, int channels, int first, int count,
                         const float *bias, float *junk, float *out) {
     checkTile(m);
-    if (st_gemm_available()) outputWide(m, products, height, width, channels, first, count, bias, junk, out);
-    else outputBase(m, products, height, width, channels, first, count, bias, junk, out);
+    switch (usable(isa)) {
+        case ST_ISA_AVX512: outputWide(m, products, height, width, channels, first, count, bias, junk, out); break;
+        case ST_ISA_AVX2: outputNarrow(m, products, height, width, channels, first, count, bias, junk, out); break;
+        default: outputBase(m, products, height, width, channels, first, count, bias, junk, out);
+    }
 }
 
 // G for F(2,3) and F(4,3), rows of 3.
@@ -209,12 +233,19 @@ WIDE static void filterWide(int m, int position, const float *w, int input, int 
     filterRange(m, position, w, input, output, u);
 }
 
+NARROW static void filterNarrow(int m, int position, const float *w, int input, int output, float *u) {
+    filterRange(m, position, w, input, output, u);
+}
+
 static void filterBase(int m, int position, const float *w, int input, int output, float *u) {
     filterRange(m, position, w, input, output, u);
 }
 
-void st_winograd_filter(int m, int position, const float *w, int input, int output, float *u) {
+void st_winograd_filter(int isa, int m, int position, const float *w, int input, int output, float *u) {
     checkTile(m);
-    if (st_gemm_available()) filterWide(m, position, w, input, output, u);
-    else filterBase(m, position, w, input, output, u);
+    switch (usable(isa)) {
+        case ST_ISA_AVX512: filterWide(m, position, w, input, output, u); break;
+        case ST_ISA_AVX2: filterNarrow(m, position, w, input, output, u); break;
+        default: filterBase(m, position, w, input, output, u);
+    }
 }

@@ -1,10 +1,10 @@
-import CBLAS
 import Foundation
 import Numerical
 
 /// A dense classifier head: `input -> [hidden, ReLU, dropout]* -> classes -> softmax`, as Keras's
 /// `Dense(h, relu), Dropout(p), ..., Dense(classes, softmax)`. Weights are `[in x out]` row-major
-/// with a bias per output, Glorot-uniform initialised. Matrix products go through OpenBLAS.
+/// with a bias per output, Glorot-uniform initialised. Matrix products go through `fixedOrderGEMM`
+/// (the same bits on every CPU and core count).
 public struct DenseNetwork: Sendable {
     public struct Layer: Sendable, Equatable {
         public var inputs: Int
@@ -150,7 +150,7 @@ public struct DenseNetwork: Sendable {
             scratch.delta.withUnsafeBufferPointer { d in
                 // dW[in x out] = input^T [in x count] * delta [count x out]
                 scratch.gradients.weights[index].withUnsafeMutableBufferPointer { w in
-                    splitGEMM(transposeA: true, transposeB: false, m: layer.inputs, n: layer.outputs, k: count, a: input, lda: layer.inputs,
+                    fixedOrderGEMM(transposeA: true, transposeB: false, m: layer.inputs, n: layer.outputs, k: count, a: input, lda: layer.inputs,
                               b: d.baseAddress!, ldb: layer.outputs, beta: 0, c: w.baseAddress!, ldc: layer.outputs)
                 }
                 scratch.gradients.bias[index].withUnsafeMutableBufferPointer { db in
@@ -165,7 +165,7 @@ public struct DenseNetwork: Sendable {
                 if let inputGradient {
                     scratch.delta.withUnsafeBufferPointer { d in
                         layer.weights.withUnsafeBufferPointer { w in
-                            splitGEMM(transposeA: false, transposeB: true, m: count, n: layer.inputs, k: layer.outputs, a: d.baseAddress!, lda: layer.outputs,
+                            fixedOrderGEMM(transposeA: false, transposeB: true, m: count, n: layer.inputs, k: layer.outputs, a: d.baseAddress!, lda: layer.outputs,
                                       b: w.baseAddress!, ldb: layer.outputs, beta: 0, c: inputGradient, ldc: layer.inputs)
                         }
                     }
@@ -175,7 +175,7 @@ public struct DenseNetwork: Sendable {
             scratch.delta.withUnsafeBufferPointer { d in
                 layer.weights.withUnsafeBufferPointer { w in
                     scratch.previous.withUnsafeMutableBufferPointer { p in
-                        splitGEMM(transposeA: false, transposeB: true, m: count, n: layer.inputs, k: layer.outputs, a: d.baseAddress!, lda: layer.outputs,
+                        fixedOrderGEMM(transposeA: false, transposeB: true, m: count, n: layer.inputs, k: layer.outputs, a: d.baseAddress!, lda: layer.outputs,
                                   b: w.baseAddress!, ldb: layer.outputs, beta: 0, c: p.baseAddress!, ldc: layer.inputs)
                     }
                 }
@@ -202,7 +202,7 @@ public struct DenseNetwork: Sendable {
             for row in 0 ..< count { (out + row * layer.outputs).update(from: bias.baseAddress!, count: layer.outputs) }
         }
         layer.weights.withUnsafeBufferPointer { w in
-            splitGEMM(transposeA: false, transposeB: false, m: count, n: layer.outputs, k: layer.inputs, a: x, lda: layer.inputs,
+            fixedOrderGEMM(transposeA: false, transposeB: false, m: count, n: layer.outputs, k: layer.inputs, a: x, lda: layer.inputs,
                       b: w.baseAddress!, ldb: layer.outputs, beta: 1, c: out, ldc: layer.outputs)
         }
     }

@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 import Numerical
 
@@ -123,9 +122,7 @@ public enum Trainer {
     public static func train(features: consuming [Float], labels: [Int], dimension: Int, classCount: Int, options: TrainingOptions,
                              views: Views? = nil, onEpoch: (EpochRecord) -> Void = { _ in }) -> TrainingResult {
         var features = features
-        return withSingleThreadedBLAS {
-            trainAlone(features: &features, labels: labels, dimension: dimension, classCount: classCount, options: options, views: views, onEpoch: onEpoch)
-        }
+        return trainAlone(features: &features, labels: labels, dimension: dimension, classCount: classCount, options: options, views: views, onEpoch: onEpoch)
     }
 
     /// The validation rows, drawn (stratified) from the originals only; and the training originals.

@@ -1,9 +1,15 @@
+import CKernels
 import Dispatch
 import Foundation
 
-/// The cores this process may use, read once: `ProcessInfo.activeProcessorCount` costs about 16 µs
-/// a call here, and the backbone asks for every layer of every batch.
-public let coreCount = ProcessInfo.processInfo.activeProcessorCount
+/// The cores this process may use, read once: its CPU affinity where the system says (so `taskset`
+/// or a Slurm allocation of fewer CPUs than the machine has is obeyed), else every online core.
+/// (`ProcessInfo.activeProcessorCount` counts the machine's, and costs about 16 µs a call; the
+/// backbone asks for every layer of every batch.)
+public let coreCount: Int = {
+    let allowed = Int(st_usable_cores())
+    return allowed > 0 ? min(allowed, ProcessInfo.processInfo.activeProcessorCount) : ProcessInfo.processInfo.activeProcessorCount
+}()
 
 /// Runs `body(0..<iterations)` across the machine's cores and returns when all are done. The body
 /// may capture pointers: callers promise that iterations touch disjoint memory.

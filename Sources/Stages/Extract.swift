@@ -133,7 +133,7 @@ public enum Extract {
         let weights = try options.weights.resolve(showProgress: options.showProgress)
         let network = try ResNet50(weights: weights.provider, kernel: options.kernel, size: size)
         let weightsMD5 = try weights.md5
-        // The kernel is part of the key: the AVX-512 and OpenBLAS paths differ in the last bits.
+        // The kernel is part of the key: ours and OpenBLAS's differ in the last bits.
         let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weightsMD5)|\(size)|\(options.batch)|\(shard?.description ?? "")|\(network.kernel.rawValue)|\(toolVersion)|\(cut)|\(keptName)".utf8)
             .withUnsafeBytes { sha256(of: $0) }
 
@@ -306,17 +306,25 @@ public enum Extract {
             }
         }
         for shard in shards { try shard.queue.close() }
-        // Shards made on CPUs with and without AVX-512 merge (their features differ in the last bits),
-        // and the merged file says so.
         var provenance = first.provenance
         let kernels = Set(shards.map { $0.provenance["gemm"] ?? "" })
-        // Float kernels differ in the last bits and may merge; bf16 is another precision and may not.
         let precisions = Set(shards.map { $0.provenance["precision"] ?? "fp32" })
         if precisions.count > 1 {
             let named = shards.map { "shard \($0.index) \($0.provenance["precision"] ?? "fp32")" }.joined(separator: ", ")
             throw StageError("cannot merge shards of different precisions (\(named)): extract the others again with the same --precision")
         }
-        if kernels.count > 1 { provenance["gemm"] = "mixed: " + kernels.sorted().joined(separator: ", ") }
+        // Our AVX-512 and AVX2 kernels give the same bits, so their shards merge (the file names both);
+        // OpenBLAS's last bits are its own, so a mix with it would make the features depend on which
+        // machine made which shard.
+        if kernels.count > 1 {
+            let known = kernels.compactMap(GEMMKernel.init(rawValue:))
+            guard known.count == kernels.count, known.allSatisfy({ $0.sameBits(as: known[0]) }) else {
+                let named = shards.map { "shard \($0.index) \($0.provenance["gemm"] ?? "unknown")" }.joined(separator: ", ")
+                throw StageError("cannot merge shards made with GEMM kernels that give different bits (\(named)): extract those shards again "
+                                 + "on one kind of CPU, or with the same SIGNTRANSFER_GEMM (avx512 and avx2 mix; blas mixes with nothing)")
+            }
+            provenance["gemm"] = kernels.sorted().joined(separator: ", ")
+        }
         try copyViews(from: inputQueue, into: partial)
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance)
         return Report(images: expected.count, resumed: 0, contentSHA256: content, weightsSource: first.provenance["weights"] ?? "",

@@ -19,13 +19,14 @@ public enum ExtractStage {
         ParameterSpec("keep", .choiceList(ResNet50.blockNames, count: 0 ... 1), default: "",
                       help: "A block output whose whole feature maps are stored too (float16), for fine-tuning the blocks above it: conv4_block6_out for `train --fine-tune conv5`. Empty for none.", value: "layer"),
         ParameterSpec("precision", .choice(["fp32", "bf16"]), default: "fp32",
-                      help: "bf16: the 1x1 and strided convolutions multiply bf16 values (vdpbf16ps, AVX512_BF16), summing in float; the 3x3 ones stay float. Refused on a CPU without AVX512_BF16.",
+                      help: "bf16: every convolution's products are of bf16 values (vdpbf16ps, AVX512_BF16), summed in float (the 3x3s' Winograd transforms stay float). Refused on a CPU without AVX512_BF16.",
                       addedLater: true),
     ]
 
     /// The GEMM kernel checked parameters ask for: the preferred float one, or the bf16 one when
     /// this CPU has it (otherwise an error saying so: no silent fallback).
     public static func kernel(_ parameters: StageParameters) throws -> GEMMKernel {
+        try GEMMKernel.checkSelection()
         guard parameters.values["precision"] == "bf16" else { return .preferred }
         guard GEMMKernel.available.contains(.avx512bf16) else {
             throw StageError("--precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps), which bf16 extraction needs; use --precision fp32")
@@ -55,8 +56,8 @@ public enum ExtractStage {
         parameters: parameters,
         output: "features.sqlite",
         reads: ["preprocessed.sqlite"],
-        // The GEMM kernel decides the features' last bits: a run on a CPU without AVX-512 (or with
-        // SIGNTRANSFER_GEMM=blas) does not count as the same computation.
+        // The GEMM kernel decides the features' last bits: a run on another kernel (another CPU, or
+        // SIGNTRANSFER_GEMM) does not count as the same computation.
         environment: { parameters in ["weights used": effectiveWeights(parameters), "gemm": (try? kernel(parameters))?.rawValue ?? "unavailable"] },
         run: { context in
             let requested = try WeightsSpec(context.parameters.values["weights"]!)

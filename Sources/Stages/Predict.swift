@@ -25,6 +25,7 @@ public final class Predictor {
     /// Loads the head and the backbone its provenance names. `weights` and `size`, when given, must
     /// be those the head was trained with: a head used with other ones is refused.
     public init(head: URL, weights: WeightsSpec? = nil, size: Int? = nil) throws {
+        try GEMMKernel.checkSelection()
         model = try HeadModel(head)
         let backbone = try model.backbone(file: head.path, weights: weights, size: size)
         cut = backbone.cut

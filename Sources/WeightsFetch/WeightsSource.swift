@@ -1,14 +1,13 @@
 import Backbone
 import Crypto
 import Foundation
-import FoundationNetworking
 import Numerical
 import PipelineKit
 
+// URLSession lives in FoundationNetworking on Linux, in Foundation on Apple's systems.
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import PipelineKit
 
 /// Which weights the backbone uses, as a user writes it: `imagenet`, `random:SEED` or a file path.
 public enum WeightsSpec: Equatable, Sendable, CustomStringConvertible {

@@ -46,19 +46,33 @@ import WeightsFetch
         #expect(!FileManager.default.fileExists(atPath: output.path))
     }
 
-    /// Shards from CPUs with and without AVX-512 merge, and the merged file says the kernels were mixed.
-    @Test(.enabled(if: GEMMKernel.available.count > 1, "needs a CPU with AVX-512 (both GEMM kernels)"))
-    func mergeRecordsMixedKernels() throws {
+    /// Shards made on our AVX-512 and AVX2 kernels merge to the one-process features (the same bits);
+    /// a shard made on OpenBLAS does not merge with them, and nothing is written.
+    @Test(.enabled(if: GEMMKernel.available.contains(.avx2), "needs a CPU with AVX2 (one of our kernels besides OpenBLAS)"))
+    func shardsMergeOnlyWhereTheKernelsGiveTheSameBits() throws {
         let (folder, preprocessed) = try preprocessedSample(size: 32)
         defer { try? FileManager.default.removeItem(at: folder) }
+        let ours = GEMMKernel.available.filter { $0 == .avx512 || $0 == .avx2 }
         let output = folder.appendingPathComponent("features.sqlite")
-        for (index, kernel) in [(0, GEMMKernel.avx512), (1, .blas)] {
-            _ = try Extract.run(.init(input: preprocessed, output: output, weights: .random(seed: 2), batch: 8, showProgress: false, kernel: kernel),
-                                shard: try Extract.Shard(index: index, count: 2))
+        func shards(_ kernels: [GEMMKernel]) throws {
+            for (index, kernel) in kernels.enumerated() {
+                _ = try Extract.run(.init(input: preprocessed, output: output, weights: .random(seed: 2), batch: 8, showProgress: false, kernel: kernel),
+                                    shard: try Extract.Shard(index: index, count: kernels.count))
+            }
         }
+        try shards([ours[0], .blas])
+        let refused = #expect(throws: StageError.self) { try Extract.merge(input: preprocessed, output: output, shards: 2) }
+        #expect(refused?.description.contains("shard 1 blas") == true, "\(refused?.description ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: output.path))
+        guard ours.count == 2 else { return }
+        let whole = folder.appendingPathComponent("whole.sqlite")
+        _ = try Extract.run(.init(input: preprocessed, output: whole, weights: .random(seed: 2), batch: 8, showProgress: false, kernel: .avx512))
+        try shards([.avx512, .avx2])
         _ = try Extract.merge(input: preprocessed, output: output, shards: 2)
-        let queue = try DatabaseQueue(path: output.path)
-        #expect(try queue.read { try String.fetchOne($0, sql: "SELECT value FROM backbone WHERE key = 'gemm'") } == "mixed: avx512, blas")
+        let queue = try DatabaseQueue(path: output.path), wholeQueue = try DatabaseQueue(path: whole.path)
+        #expect(try queue.read { try String.fetchOne($0, sql: "SELECT value FROM backbone WHERE key = 'gemm'") } == "avx2, avx512")
+        let sql = "SELECT group_concat(hex(vector), '') FROM (SELECT vector FROM features ORDER BY id, layer)"
+        #expect(try queue.read { try String.fetchOne($0, sql: sql) } == wholeQueue.read { try String.fetchOne($0, sql: sql) })
     }
 
     @Test func shardSyntax() throws {

@@ -46,8 +46,13 @@ struct ToolResult {
 
 /// Runs one of the package's executables to completion, as a user would from a shell.
 func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
+    try runCommand(productsFolder.appendingPathComponent(name).path, arguments, environment: environment)
+}
+
+/// Runs any executable to completion (`path`, absolute), its output collected.
+func runCommand(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
     let process = Process()
-    process.executableURL = productsFolder.appendingPathComponent(name)
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     // Output goes to files rather than pipes, so that a chatty tool can never stall on a full pipe.

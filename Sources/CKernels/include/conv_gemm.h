@@ -13,6 +13,9 @@ size_t st_gemm_packed_count(int k, int n);
 /// Packs the row-major `b[k x n]` (row stride `ldb`) into `packed` (`st_gemm_packed_count(k, n)` floats).
 void st_gemm_pack(const float *b, int ldb, int k, int n, float *packed);
 
+/// The same from `B` given transposed, `bt[n x k]` (row stride `ldbt`): B[i][j] = bt[j][i].
+void st_gemm_pack_transposed(const float *bt, int ldbt, int k, int n, float *packed);
+
 /// `c[m x n] = relu?(a[m x k] * B + bias + residual)` with `B` packed by `st_gemm_pack`, row-major `a`
 /// (row stride `lda`) read in place, `bias` and `residual` optional (NULL; `residual` has `c`'s row
 /// stride and may be `c` itself), on the calling thread. The bias, the residual and the ReLU are
