@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "Export", dependencies: ["ONNXProto", "Backbone", "Head"]),
 
         // The artifacts at the centre: every SQLite file's schema, written and read in one place.
-        .target(name: "Artifacts", dependencies: ["Dataset", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Artifacts", dependencies: ["Dataset", "PipelineKit", "Numerical", .product(name: "GRDB", package: "GRDB.swift")]),
 
         // Around them: the report, the ImageNet weights' fetcher, the stages, the executors.
         .target(name: "Report", dependencies: ["Head", "Dataset", .product(name: "Mustache", package: "swift-mustache")]),

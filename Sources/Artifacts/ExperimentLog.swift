@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Numerical
 import PipelineKit
 
 /// One recorded `pipeline run`: what differed from the pipeline file, what each stage did, and the
@@ -149,36 +150,81 @@ public enum ExperimentLog {
         return try queue.read { db in
             try check(Artifact.readMeta(db), url)
             var stagesByExperiment: [Int: [StageRun]] = [:]
+            // Every column read by its stored type (GRDB's `row[...] as Double?` stops the process on
+            // text), numbers checked finite and in range.
             for row in try Row.fetchAll(db, sql: "SELECT * FROM experiment_stages ORDER BY experiment, position") {
-                let id: Int? = row["experiment"]
-                let outcome = (row["outcome"] as String?).flatMap(StageRun.Kind.init), fingerprint: String? = row["fingerprint"]
-                guard let id, let stage = row["stage"] as String?, let outcome,
-                      let fingerprint, fingerprint.count == 64, fingerprint.allSatisfy(\.isHexDigit),
-                      let content = row["content"] as String?, let seconds = row["seconds"] as Double?, seconds.isFinite else {
-                    throw StageError("\(url.path): table experiment_stages, experiment \(id.map(String.init) ?? "NULL"): expected a stage, an outcome (ran, restored, skipped), a 64-digit fingerprint, a content hash and seconds")
+                let (id, run) = try LogColumns.read(row, file: url.path, table: "experiment_stages",
+                                                    which: "experiment \(LogColumns.shown(row, "experiment")), position \(LogColumns.shown(row, "position"))") { row in
+                    let id = try RecordColumns.integer(row, "experiment"), stage = try RecordColumns.text(row, "stage")
+                    guard let outcome = StageRun.Kind(rawValue: try RecordColumns.text(row, "outcome")) else {
+                        throw ColumnProblem(message: "outcome: expected ran, restored or skipped")
+                    }
+                    let fingerprint = try RecordColumns.text(row, "fingerprint")
+                    guard fingerprint.count == 64, fingerprint.allSatisfy(\.isHexDigit) else { throw ColumnProblem(message: "fingerprint: expected 64 hexadecimal digits") }
+                    let content = try RecordColumns.text(row, "content")
+                    let seconds = try LogColumns.number(row, "seconds", in: 0 ... 1e9)!
+                    return (id, StageRun(stage: stage, kind: outcome, seconds: seconds, fingerprint: fingerprint, content: content))
                 }
-                stagesByExperiment[id, default: []].append(StageRun(stage: stage, kind: outcome, seconds: seconds, fingerprint: fingerprint, content: content))
+                stagesByExperiment[id, default: []].append(run)
             }
             let decoder = JSONDecoder()
             return try Row.fetchAll(db, sql: "SELECT * FROM experiments ORDER BY id").map { row in
-                let id: Int = row["id"]
-                func fail(_ what: String) -> StageError { StageError("\(url.path): table experiments, row id \(id): \(what)") }
-                func decode<T: Decodable>(_ column: String, as type: T.Type) throws -> T {
-                    guard let text = row[column] as String?, let value = try? decoder.decode(T.self, from: Data(text.utf8)) else {
-                        throw fail("column \(column) is not the JSON this tool writes")
+                try LogColumns.read(row, file: url.path, table: "experiments", which: "row id \(LogColumns.shown(row, "id"))") { row in
+                    let id = try RecordColumns.integer(row, "id")
+                    func decode<T: Decodable>(_ column: String, as type: T.Type) throws -> T {
+                        guard case let .string(text) = (row[column] as DatabaseValue).storage, let value = try? decoder.decode(T.self, from: Data(text.utf8)) else {
+                            throw ColumnProblem(message: "column \(column) is not the JSON this tool writes")
+                        }
+                        return value
                     }
-                    return value
+                    guard let started = ISO8601DateFormatter().date(from: try RecordColumns.text(row, "started")) else {
+                        throw ColumnProblem(message: "column started is not an ISO 8601 time")
+                    }
+                    let seconds = try LogColumns.number(row, "seconds", in: 0 ... 1e9)!
+                    let sweep = try LogColumns.optionalText(row, "sweep")
+                    return Experiment(id: id, started: started, seconds: seconds, sweep: sweep, changes: try decode("changes", as: [String: String].self),
+                                      params: try decode("params", as: [String: String].self),
+                                      stages: stagesByExperiment[id] ?? [], accuracy: try LogColumns.number(row, "accuracy", in: 0 ... 1, optional: true),
+                                      macroF1: try LogColumns.number(row, "macro_f1", in: 0 ... 1, optional: true),
+                                      history: try decode("history", as: [Experiment.Epoch].self),
+                                      perClassF1: try decode("per_class_f1", as: [String: Double].self))
                 }
-                guard let startedText = row["started"] as String?, let started = ISO8601DateFormatter().date(from: startedText) else {
-                    throw fail("column started is not an ISO 8601 time")
-                }
-                guard let seconds = row["seconds"] as Double?, seconds.isFinite, seconds >= 0 else { throw fail("column seconds is not a duration") }
-                return Experiment(id: id, started: started, seconds: seconds, sweep: row["sweep"], changes: try decode("changes", as: [String: String].self),
-                                  params: try decode("params", as: [String: String].self),
-                                  stages: stagesByExperiment[id] ?? [], accuracy: row["accuracy"], macroF1: row["macro_f1"],
-                                  history: try decode("history", as: [Experiment.Epoch].self),
-                                  perClassF1: try decode("per_class_f1", as: [String: Double].self))
             }
+        }
+    }
+}
+
+/// The experiments log's columns, read as the records' are (`RecordColumns`), with its own advice:
+/// the log is not rebuilt by a stage, so an edited row is deleted, not remade.
+enum LogColumns {
+    /// A column's value as it stands, for naming the row (`NULL`, a number, a short text).
+    static func shown(_ row: Row, _ column: String) -> String {
+        let value: DatabaseValue = row.hasColumn(column) ? row[column] : .null
+        if case let .int64(number) = value.storage { return String(number) }
+        return RecordColumns.describe(value)
+    }
+
+    /// A finite number in `range` (NULL allowed when `optional`: nil).
+    static func number(_ row: Row, _ column: String, in range: ClosedRange<Double>, optional: Bool = false) throws -> Double? {
+        let value: DatabaseValue = row[column]
+        if optional, value.isNull { return nil }
+        let number = try RecordColumns.number(row, column)
+        guard number.isFinite, range.contains(number) else {
+            throw ColumnProblem(message: "column \(column): expected a number from \(range.lowerBound) to \(range.upperBound), found \(number)")
+        }
+        return number
+    }
+
+    static func optionalText(_ row: Row, _ column: String) throws -> String? {
+        let value: DatabaseValue = row[column]
+        return value.isNull ? nil : try RecordColumns.text(row, column)
+    }
+
+    static func read<Record>(_ row: Row, file: String, table: String, which: String, _ make: (Row) throws -> Record) throws -> Record {
+        do {
+            return try make(row)
+        } catch let problem as ColumnProblem {
+            throw StageError("\(file): table \(table), \(which): \(problem.message); the log was edited by hand: delete that row (or the file) to go on")
         }
     }
 }
@@ -191,19 +237,30 @@ extension HeadStore {
         return try queue.read { db in
             let metrics = try Artifact.keyValues(db, table: "metrics")
             let history = try Row.fetchAll(db, sql: "SELECT epoch, loss, accuracy, val_loss, val_accuracy FROM history ORDER BY epoch").map { row in
-                guard let epoch = row["epoch"] as Int?, let loss = row["loss"] as Double?, let accuracy = row["accuracy"] as Double? else {
-                    throw StageError("\(url.path): table history: expected an epoch, a loss and an accuracy in every row")
+                try RecordColumns.checked(row, file: url.path, table: "history") { row in
+                    let validationLoss: DatabaseValue = row["val_loss"], validationAccuracy: DatabaseValue = row["val_accuracy"]
+                    return Experiment.Epoch(epoch: try RecordColumns.integer(row, "epoch"), loss: try RecordColumns.number(row, "loss"),
+                                            accuracy: try RecordColumns.number(row, "accuracy"),
+                                            validationLoss: validationLoss.isNull ? nil : try RecordColumns.number(row, "val_loss"),
+                                            validationAccuracy: validationAccuracy.isNull ? nil : try RecordColumns.number(row, "val_accuracy"))
                 }
-                return Experiment.Epoch(epoch: epoch, loss: loss, accuracy: accuracy, validationLoss: row["val_loss"], validationAccuracy: row["val_accuracy"])
             }
             var f1: [String: Double] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT letter, f1 FROM per_class") {
-                guard let letter = row["letter"] as String?, let value = row["f1"] as Double? else {
-                    throw StageError("\(url.path): table per_class: expected a letter and an F1 in every row")
+                let (letter, value) = try RecordColumns.checked(row, file: url.path, table: "per_class") { row in
+                    (try RecordColumns.text(row, "letter"), try RecordColumns.number(row, "f1"))
                 }
                 f1[letter] = value
             }
-            return (metrics["accuracy"].flatMap(Double.init), metrics["macro_f1"].flatMap(Double.init), history, f1)
+            // Figures that are not numbers in range are no figures: an edited metric is refused.
+            func figure(_ key: String) throws -> Double? {
+                guard let text = metrics[key] else { return nil }
+                guard let value = Double(text), value.isFinite, (0 ... 1).contains(value) else {
+                    throw StageError("\(url.path): table metrics, key \(key): expected a number from 0 to 1, found '\(excerpt(text))'")
+                }
+                return value
+            }
+            return (try figure("accuracy"), try figure("macro_f1"), history, f1)
         }
     }
 }

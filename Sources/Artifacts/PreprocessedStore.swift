@@ -46,11 +46,16 @@ public enum PreprocessedStore {
     public static func views(_ db: Database, file: String) throws -> [Int: (source: Int, view: Int)] {
         guard try db.tableExists("views") else { return [:] }
         var views: [Int: (source: Int, view: Int)] = [:]
+        // Every column read by its stored type: GRDB's `row[...] as Int?` stops the process on text.
         for row in try Row.fetchAll(db, sql: "SELECT id, source, view FROM views ORDER BY id") {
-            guard let id = row["id"] as Int?, let source = row["source"] as Int?, let view = row["view"] as Int?, view >= 0, (view == 0) == (id == source) else {
-                throw StageError("\(file): table views, row id \((row["id"] as Int?).map(String.init) ?? "NULL"): expected a source id and a view number (0 exactly for the source itself)")
+            let entry = try RecordColumns.checked(row, file: file, table: "views") { row -> (id: Int, source: Int, view: Int) in
+                let (id, source, view) = (try RecordColumns.integer(row, "id"), try RecordColumns.integer(row, "source"), try RecordColumns.integer(row, "view"))
+                guard view >= 0, (view == 0) == (id == source) else {
+                    throw ColumnProblem(message: "expected a source id and a view number (0 exactly for the source itself), found source \(source), view \(view)")
+                }
+                return (id, source, view)
             }
-            views[id] = (source, view)
+            views[entry.id] = (entry.source, entry.view)
         }
         for (id, entry) in views where views[entry.source]?.view != 0 {
             throw StageError("\(file): table views, row id \(id): its source \(entry.source) is not a training image with view 0")

@@ -29,6 +29,7 @@ public enum Variants {
         var flat: [String: String] = [:]
         for stage in stages {
             let values = try file.parameters(of: stage.name, specs: stage.parameters)
+            if let problem = stage.check(values) { throw StageError("\(file.url.path): stage \(stage.name): \(problem)") }
             for (key, value) in values.values { flat["\(stage.name).\(key)"] = value }
             for (key, url) in values.inputs { flat["\(stage.name).\(key)"] = url.path }
         }

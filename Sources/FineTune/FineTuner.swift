@@ -87,7 +87,9 @@ public enum FineTuner {
         var headAdam = Adam(learningRate: learningRate), stageAdam = Adam(learningRate: learningRate)
         var moments = TopStage.Moments(stage)
         headAdam.weightDecay = options.weightDecay
-        let stepsPerEpoch = ((views?.epochSize(trainRows) ?? trainRows.count) + options.batch - 1) / options.batch
+        let epochSize = views?.epochSize(trainRows) ?? trainRows.count
+        let batchSize = options.batchSize(rows: epochSize)
+        let stepsPerEpoch = (epochSize + batchSize - 1) / batchSize
         let totalSteps = max(1, stepsPerEpoch * max(1, epochs))
         var stepsTaken = 0
         var history: [EpochRecord] = []
@@ -97,11 +99,11 @@ public enum FineTuner {
         var stopping = EarlyStopping(patience: options.patience, start: (network: network, stage: stage), loss: frozenLoss ?? .infinity, epoch: head.bestEpoch)
         var stoppedEarly = false
         var order = trainRows
-        let workspace = stage.makeWorkspace(capacity: options.batch, side: source.side)
-        let scratch = DenseNetwork.Scratch(network: network, batch: options.batch)
-        var inputs = [Float](repeating: 0, count: options.batch * dimension), inputGradient = inputs
+        let workspace = stage.makeWorkspace(capacity: batchSize, side: source.side)
+        let scratch = DenseNetwork.Scratch(network: network, batch: batchSize)
+        var inputs = [Float](repeating: 0, count: batchSize * dimension), inputGradient = inputs
         // Two map buffers: the next batch is read from disk and decoded while this one trains.
-        let mapFloats = options.batch * source.side * source.side * initial.channels.input
+        let mapFloats = batchSize * source.side * source.side * initial.channels.input
         let spare = UnsafeMutablePointer<Float>.allocate(capacity: mapFloats)
         defer { spare.deallocate() }
         let loader = Prefetcher(source: source)
@@ -111,7 +113,7 @@ public enum FineTuner {
             if let views { order = views.epochRows(trainRows, generator: &generator) }
             order.shuffle(using: &generator)
             var lossSum = 0.0, correct = 0
-            let batches = stride(from: 0, to: order.count, by: options.batch).map { Array(order[$0 ..< min($0 + options.batch, order.count)]) }
+            let batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0 ..< min($0 + batchSize, order.count)]) }
             var current = workspace.input, next = spare
             try source.load(batches[0], into: current)
             for (index, rows) in batches.enumerated() {

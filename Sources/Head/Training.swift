@@ -24,6 +24,34 @@ public struct TrainingOptions: Sendable, Equatable {
     public init() {}
 }
 
+extension TrainingOptions {
+    /// Rows per mini-batch when `rows` rows are trained on: a batch larger than the data is the data
+    /// (as in Keras), so an accepted `--batch 1048576` allocates for the rows there are. The steps,
+    /// and so the head, are those the larger batch would give.
+    public func batchSize(rows: Int) -> Int { max(1, min(batch, rows)) }
+
+    /// About how many bytes training takes besides the features: per parameter, the weights, their
+    /// gradients, Adam's two moments and the best epoch's copy; per row of a mini-batch, every
+    /// layer's output, its dropout mask and two gradient buffers of the widest layer.
+    public func estimatedBytes(dimension: Int, classes: Int, batchRows: Int) -> Double {
+        let sizes = [dimension] + hidden + [classes]
+        let parameters = zip(sizes, sizes.dropFirst()).reduce(0.0) { $0 + Double($1.0 + 1) * Double($1.1) }
+        let outputs = Double(sizes.dropFirst().reduce(0, +)), widest = Double(sizes.max() ?? 0)
+        return 4 * (5 * parameters + Double(batchRows) * (outputs + Double(hidden.reduce(0, +)) + 2 * widest + Double(dimension)))
+    }
+
+    /// Why training with these options would not fit in this machine's memory (more than 80% of
+    /// it), or nil: checked before anything is allocated.
+    public func memoryProblem(dimension: Int, classes: Int, batchRows: Int) -> String? {
+        let needed = estimatedBytes(dimension: dimension, classes: classes, batchRows: batchRows)
+        let physical = Double(ProcessInfo.processInfo.physicalMemory)
+        guard needed > 0.8 * physical else { return nil }
+        func gigabytes(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }
+        return "hidden \(hidden.map(String.init).joined(separator: ",")) on \(dimension) inputs with \(batchRows) rows a batch needs about "
+            + "\(gigabytes(needed)) to train; this machine has \(gigabytes(physical)): choose smaller hidden layers (or a smaller batch)"
+    }
+}
+
 public enum LearningRateSchedule: String, Sendable, CaseIterable {
     case constant, cosine
 
@@ -150,23 +178,24 @@ public enum Trainer {
         var adam = Adam(learningRate: options.learningRate)
         adam.weightDecay = options.weightDecay
         let epochSize = views?.epochSize(trainRows) ?? trainRows.count
-        let stepsPerEpoch = (epochSize + options.batch - 1) / options.batch
+        let batchSize = options.batchSize(rows: epochSize)
+        let stepsPerEpoch = (epochSize + batchSize - 1) / batchSize
         let totalSteps = max(1, stepsPerEpoch * max(1, options.epochs))
         var stepsTaken = 0
         var history: [EpochRecord] = []
         var stopping = EarlyStopping(patience: options.patience, start: network)
         var stoppedEarly = false
         var order = trainRows
-        var batch = [Float](repeating: 0, count: options.batch * dimension)
-        let scratch = DenseNetwork.Scratch(network: network, batch: options.batch)
+        var batch = [Float](repeating: 0, count: batchSize * dimension)
+        let scratch = DenseNetwork.Scratch(network: network, batch: batchSize)
 
         for epoch in 1 ... max(1, options.epochs) {
             let started = Date()
             if let views { order = views.epochRows(trainRows, generator: &generator) }
             order.shuffle(using: &generator)
             var lossSum = 0.0, correct = 0
-            for start in stride(from: 0, to: order.count, by: options.batch) {
-                let rows = Array(order[start ..< min(start + options.batch, order.count)])
+            for start in stride(from: 0, to: order.count, by: batchSize) {
+                let rows = Array(order[start ..< min(start + batchSize, order.count)])
                 gather(features, rows: rows, dimension: dimension, into: &batch)
                 let masks = dropoutMasks(network, rows: rows.count, rate: options.dropout, generator: &generator)
                 let step = batch.withUnsafeBufferPointer {

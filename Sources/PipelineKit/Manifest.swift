@@ -7,6 +7,8 @@ public struct Manifest: Codable, Sendable {
         public var size: Int64
         public var modified: Int64
         public var inode: UInt64
+        /// The change time; nil in manifests written before it was kept (such a file is hashed again once).
+        public var changed: Int64?
         public var sha256: String
     }
 
@@ -79,15 +81,16 @@ public struct Manifest: Codable, Sendable {
         try AtomicOutput.write(to: url) { try data.write(to: $0) }
     }
 
-    /// The file's SHA-256, from the state table when the file's size, modification time and inode
-    /// are as recorded; otherwise hashed and recorded. nil when the file does not exist.
+    /// The file's SHA-256, from the state table when the file's size, modification time, inode and
+    /// change time are as recorded; otherwise hashed and recorded. nil when the file does not exist.
     public mutating func sha256(of url: URL) throws -> String? {
         guard let stamp = FileStamp(url) else { return nil }
-        if let known = files[url.path], FileStamp(size: known.size, modified: known.modified, inode: known.inode) == stamp {
+        if let known = files[url.path], let changed = known.changed,
+           FileStamp(size: known.size, modified: known.modified, inode: known.inode, changed: changed) == stamp {
             return known.sha256
         }
         let hash = try PipelineKit.sha256(ofFile: url)
-        files[url.path] = FileState(size: stamp.size, modified: stamp.modified, inode: stamp.inode, sha256: hash)
+        files[url.path] = FileState(size: stamp.size, modified: stamp.modified, inode: stamp.inode, changed: stamp.changed, sha256: hash)
         return hash
     }
 }

@@ -255,10 +255,16 @@ extension PipelineFile {
     /// `parameters(of:specs:)`, and their errors name the setting.
     public func applying(_ settings: [ParameterSetting], knownStages known: [String]) throws -> PipelineFile {
         var variant = self
+        var seen: [String: ParameterSetting] = [:]
         for setting in settings {
             guard known.contains(setting.stage) else {
                 throw StageError("--set \(excerpt(setting.description)): unknown stage '\(excerpt(setting.stage))' (the stages are \(known.joined(separator: ", ")))")
             }
+            // The last of two would win silently: one value per key.
+            if let earlier = seen["\(setting.stage).\(setting.key)"] {
+                throw StageError("--set \(excerpt(setting.description)): \(setting.stage).\(setting.key) is already set (\(excerpt(earlier.description))): give each parameter once")
+            }
+            seen["\(setting.stage).\(setting.key)"] = setting
             variant.stages[setting.stage, default: [:]][setting.key] = setting.fileValue
         }
         return variant
@@ -286,7 +292,8 @@ extension ParameterSpec {
             guard !quoted else { throw fail("expected a number, found the string \"\(text)\" (no quotes around numbers)") }
             guard let number = Double(text), number.isFinite else { throw fail("expected a number, found '\(excerpt(text))'") }
             guard range.contains(number) else { throw fail("expected \(range.lowerBound) to \(range.upperBound), found \(number)") }
-            return String(number)
+            // -0 is 0: one spelling, one fingerprint.
+            return String(number == 0 ? 0 : number)
         case .text, .inputFile:
             return text
         case let .checkedText(check):

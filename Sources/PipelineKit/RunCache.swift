@@ -64,6 +64,11 @@ public struct RunCache: Sendable {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
             let record = try decoder.decode(Manifest.StageRecord.self, from: Data(contentsOf: recordURL))
+            // An entry copied or moved under another fingerprint would restore another computation's
+            // output under this one's name.
+            guard record.fingerprint == fingerprint else {
+                throw StageError("\(recordURL.path) records fingerprint \(record.fingerprint.prefix(12)), but is filed under \(fingerprint.prefix(12))")
+            }
             for name in names {
                 let expected = name == names.first ? record.output.sha256 : record.sideOutputs?[name]?.sha256
                 let url = entry.appendingPathComponent(name)
@@ -115,6 +120,9 @@ public struct RunCache: Sendable {
                 guard rename(temporary.path, target.path) == 0 else {
                     throw StageError("\(target.path): cannot put the cached file in place: \(String(cString: strerror(errno)))")
                 }
+                // rename(2) onto another link to the same file succeeds and does nothing: the
+                // temporary link is then still there.
+                unlink(temporary.path)
             } catch {
                 unlink(temporary.path)
                 throw error

@@ -19,11 +19,16 @@ public struct StageDefinition: Sendable {
     public var reads: [String]
     /// What besides the parameters decides the result, as it stands now (extract: the weights it would use).
     public var environment: @Sendable (StageParameters) -> [String: String]
+    /// What is wrong with a combination of checked values (each value alone is its spec's to check),
+    /// or nil: asked with every other check, before anything runs (train: a head too big for memory).
+    public var check: @Sendable (StageParameters) -> String?
     public var run: @Sendable (StageContext) throws -> StageOutcome
 
     public init(name: String, version: Int, parameters: [ParameterSpec], output: String, sideOutputs: [String] = [], reads: [String] = [],
                 environment: @escaping @Sendable (StageParameters) -> [String: String] = { _ in [:] },
+                check: @escaping @Sendable (StageParameters) -> String? = { _ in nil },
                 run: @escaping @Sendable (StageContext) throws -> StageOutcome) {
+        self.check = check
         self.name = name
         self.version = version
         self.parameters = parameters
@@ -167,7 +172,10 @@ public final class PipelineRunner {
     /// Every stage's parameters checked, before any stage runs: a typo in the last stage must not
     /// cost a run of the first.
     public func validate() throws {
-        for stage in stages { _ = try file.parameters(of: stage.name, specs: stage.parameters) }
+        for stage in stages {
+            let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
+            if let problem = stage.check(parameters) { throw StageError("\(file.url.path): stage \(stage.name): \(problem)") }
+        }
     }
 
     /// One run at a time per artifacts folder.

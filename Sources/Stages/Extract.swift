@@ -119,6 +119,8 @@ public enum Extract {
         guard let size = params["size"].flatMap(Int.init), size >= ResNet50.minimumSize else {
             throw StageError("\(options.input.path): its params table has no usable size (found \(params["size"] ?? "none"))")
         }
+        // The views table is carried into the output: checked now, not after every image has run.
+        _ = try input.read { try PreprocessedStore.views($0, file: options.input.path) }
         var batches = try self.batches(input, batch: options.batch)
         guard !batches.isEmpty else { throw StageError("\(options.input.path): the input holds no images") }
         if let shard { batches = batches.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }

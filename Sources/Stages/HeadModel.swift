@@ -59,8 +59,13 @@ extension HeadModel {
         guard cut.dimension == network.inputCount else {
             throw StageError("\(file): the head takes \(network.inputCount) inputs, but its layers (\(cut)) give \(cut.dimension)")
         }
-        if !backboneWeights.isEmpty, Set(backboneWeights.keys) != Set(TopStage.convolutionNames) {
-            throw StageError("\(file): table backbone_weights holds \(backboneWeights.keys.sorted().joined(separator: ", ")); a fine-tuned head holds exactly conv5's convolutions (\(TopStage.convolutionNames.joined(separator: ", ")))")
+        // The params say whether conv5 was fine-tuned; the table must then hold it, whole (a head
+        // whose rows were deleted would otherwise run the frozen conv5 under the fine-tuned head).
+        // (fine_tuned is "1" when an epoch beat the frozen head, which the head then kept.)
+        let fineTuned = params["fine_tuned"] == "1"
+        if (fineTuned || !backboneWeights.isEmpty), Set(backboneWeights.keys) != Set(TopStage.convolutionNames) {
+            let held = backboneWeights.isEmpty ? "nothing" : backboneWeights.keys.sorted().joined(separator: ", ")
+            throw StageError("\(file): table backbone_weights holds \(held); \(fineTuned ? "the head's params say conv5 was fine-tuned, and " : "")a fine-tuned head holds exactly conv5's convolutions (\(TopStage.convolutionNames.joined(separator: ", "))): train it again")
         }
         // A fine-tuned head brings its own conv5: the rest, and every BatchNorm, from the weights file.
         let provider = backboneWeights.isEmpty ? resolved.provider : ReplacedWeights(base: resolved.provider, replaced: backboneWeights)

@@ -105,6 +105,10 @@ public enum Train {
         }
         let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         let dimension = data.dimension
+        if let problem = options.training.memoryProblem(dimension: dimension, classes: classes.count,
+                                                         batchRows: options.training.batchSize(rows: trainRows.count)) {
+            throw StageError("\(options.input.path): \(problem)")
+        }
         let views = try self.views(queue, data: data, trainRows: trainRows, mode: options.views, file: options.input.path)
         if let views {
             let count = trainRows.count - views.originals.count
@@ -350,7 +354,8 @@ public enum Train {
 
     /// Options given in code are held to the same limits as the pipeline file and the command line.
     static func validate(_ options: TrainingOptions) throws {
-        _ = try StageParameters.fromCommandLine(paramsDictionary(options), specs: TrainStage.parameters)
+        let parameters = try StageParameters.fromCommandLine(paramsDictionary(options), specs: TrainStage.parameters)
+        if let problem = TrainStage.definition.check(parameters) { throw StageError(problem) }
     }
 
     public static func paramsDictionary(_ options: TrainingOptions) -> [String: String] {

@@ -86,6 +86,12 @@ public enum TrainStage {
         output: "head.sqlite",
         sideOutputs: [Train.metricsName, Train.reportName],
         reads: ["features.sqlite"],
+        check: { parameters in
+            // The head's own size, before the data is known (rows decide the rest, at run time).
+            guard let cut = try? cut(parameters) else { return nil }
+            let options = options(parameters)
+            return options.memoryProblem(dimension: cut.dimension, classes: 2, batchRows: 0)
+        },
         run: { context in
             let report = try Train.run(.init(input: context.input!, output: context.output, training: options(context.parameters),
                                              cut: try cut(context.parameters), fineTune: fineTune(context.parameters), views: views(context.parameters),

@@ -45,3 +45,16 @@ extension ParsableCommand {
 public func endWithParentProcess() throws {
     if signtransfer_die_with_parent() != 0 { throw StageError("the process that started this run has ended; stopping") }
 }
+
+/// The folder of this process's own executable, where the package's other tools sit: read from
+/// Linux's /proc/self/exe, never from argv[0], which is relative to wherever the user ran from (or a
+/// bare name PATH found): a sweep started as `pipeline sweep ...` from another folder would otherwise
+/// run whatever `./pipeline` was there, or nothing.
+public let toolsFolder: URL = {
+    #if os(Linux)
+    if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        return URL(fileURLWithPath: path).deletingLastPathComponent()
+    }
+    #endif
+    return (Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])).resolvingSymlinksInPath().deletingLastPathComponent()
+}()

@@ -18,9 +18,6 @@ func openRunner(_ path: String) throws -> PipelineRunner {
     try PipelineRunner(pipeline: path, stages: allStages)
 }
 
-/// The executables beside this one.
-let toolsFolder = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-
 struct PipelineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pipeline",
@@ -297,9 +294,15 @@ struct SweepCommand: ParsableCommand {
             }
         }
         let variants = Variants.schedule(Variants.combinations(grids, after: fixed), stageOrder: PipelineStages.names)
-        // Every variant's values checked before anything runs.
+        // Every variant's values checked before anything runs; two spellings of one value (0.5,
+        // 0.50, 5e-1) would make the same variant twice.
+        var seen: [[String: String]: Variant] = [:]
         for variant in variants {
-            _ = try Variants.changes(of: base.applying(variant.settings, knownStages: PipelineStages.names), from: base, stages: allStages)
+            let values = try Variants.parameters(of: base.applying(variant.settings, knownStages: PipelineStages.names), stages: allStages)
+            if let twin = seen[values] {
+                throw StageError("--grid: \(twin.description) and \(variant.description) are the same values spelt twice: name each value once")
+            }
+            seen[values] = variant
         }
         let identifier = Sweep.newIdentifier()
         let jobs = min(self.jobs ?? coreCount, variants.count)

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 @Suite(.serialized) struct PredictCommand {
@@ -18,15 +19,19 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
         let predictions = json["predictions"] as! [[String: Any]]
 
-        let stored = try runTool("pipeline", ["inspect", pipeline.file.path, "--sql", "SELECT id, predicted, confidence FROM train.predictions ORDER BY id"])
-        let rows = stored.stdout.split(separator: "\n").dropFirst(2).map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        // The stored predictions read as stored (REAL, every bit), not parsed back from a printed table.
+        var configuration = Configuration()
+        configuration.readonly = true
+        let rows = try DatabaseQueue(path: pipeline.artifacts.appendingPathComponent("head.sqlite").path, configuration: configuration).read { db in
+            try Row.fetchAll(db, sql: "SELECT id, predicted, confidence FROM predictions ORDER BY id").map { ($0[0] as Int, $0[1] as Int, $0[2] as Double) }
+        }
         #expect(rows.count == 11)
         for (entry, row) in zip(predictions, rows) {
             let input = entry["input"] as! String
             let top = (entry["top"] as! [[String: Any]])[0]
-            #expect(input.contains("test-\(row[0])-"))
-            #expect(top["label"] as? Int == Int(row[1]))
-            #expect(Float(top["probability"] as! Double) == Float(Double(row[2])!), "\(input)")
+            #expect(input.contains("test-\(row.0)-"))
+            #expect(top["label"] as? Int == row.1)
+            #expect(Float(top["probability"] as! Double) == Float(row.2), "\(input)")
         }
     }
 

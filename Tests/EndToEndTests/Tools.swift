@@ -50,15 +50,16 @@ func runTool(_ name: String, _ arguments: [String], environment: [String: String
 }
 
 /// Runs any executable to completion (`path`, absolute), its output collected.
-func runCommand(_ path: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
+func runCommand(_ path: String, _ arguments: [String], environment: [String: String] = [:], in folder: URL? = nil) throws -> ToolResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
+    if let folder { process.currentDirectoryURL = folder }
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     // Output goes to files rather than pipes, so that a chatty tool can never stall on a full pipe.
-    let folder = try temporaryFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
-    let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr")
+    let outputs = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(at: outputs) }
+    let outURL = outputs.appendingPathComponent("stdout"), errURL = outputs.appendingPathComponent("stderr")
     for url in [outURL, errURL] { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
     process.standardOutput = try FileHandle(forWritingTo: outURL)
     process.standardError = try FileHandle(forWritingTo: errURL)

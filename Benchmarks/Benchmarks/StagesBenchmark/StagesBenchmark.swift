@@ -38,9 +38,10 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // The backbone's steady state, weights loading excluded (extract's whole-process rates are in
-    // scripts/compare_backbone.sh), on the float GEMM path the machine picks (see GEMMKernel) and,
-    // where the CPU has AVX512_BF16, on the bf16 one (`extract --precision bf16`).
-    let kernels: [(String, GEMMKernel)] = [("fp32", .preferred)] + (GEMMKernel.available.contains(.avx512bf16) ? [("bf16", .avx512bf16)] : [])
+    // scripts/compare_backbone.sh and compare_kernels.sh), on every GEMM path this CPU runs: our
+    // AVX-512 kernel, its AVX2 twin, OpenBLAS (with the kernel OPENBLAS_CORETYPE or the CPU picks),
+    // and the bf16 one where the CPU has AVX512_BF16 (`extract --precision bf16`).
+    let kernels: [(String, GEMMKernel)] = GEMMKernel.available.map { ($0 == .avx512bf16 ? "bf16" : "fp32 \($0.rawValue)", $0) }
     for (size, count) in [(224, 32), (64, 64)] {
         for (precision, kernel) in kernels {
         Benchmark("ResNet50 forward \(precision), batch \(count) at \(size)x\(size) (images/s = \(count) / time)") { benchmark in
