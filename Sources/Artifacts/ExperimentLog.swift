@@ -146,6 +146,15 @@ public enum ExperimentLog {
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(30)
+        do {
+            return try read(url, configuration: configuration)
+        } catch let error as DatabaseError {
+            // "file is not a database" alone does not say which file.
+            throw StageError("\(url.path): cannot read the experiments log: \(error.message ?? "\(error.resultCode)"); move it away to start a new one")
+        }
+    }
+
+    static func read(_ url: URL, configuration: Configuration) throws -> [Experiment] {
         let queue = try DatabaseQueue(path: url.path, configuration: configuration)
         return try queue.read { db in
             try check(Artifact.readMeta(db), url)

@@ -72,7 +72,13 @@ public struct GarbageCollector {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: variants.path)) ?? [] {
             let folder = variants.appendingPathComponent(name)
             let recorded = (try? Manifest.load(folder.appendingPathComponent("manifest.json"), pipeline: ""))?.stages.values.map(\.fingerprint) ?? []
-            if !recorded.isEmpty && recorded.allSatisfy(wanted.contains) { continue }
+            if !recorded.isEmpty && recorded.allSatisfy(wanted.contains) {
+                // The logs of sweeps that were killed (a running sweep holds the use lock gc holds now).
+                for log in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where log.hasPrefix("run-") && log.hasSuffix(".log") {
+                    freed.remove(folder.appendingPathComponent(log))
+                }
+                continue
+            }
             freed.remove(folder)
             folders += 1
         }

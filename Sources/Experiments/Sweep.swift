@@ -41,6 +41,10 @@ public struct Sweep: Sendable {
     /// Runs the variants, `jobs` at a time, printing each one's lines under a heading naming it when
     /// it ends (so that parallel variants' lines do not interleave). Returns the variants that failed.
     public func run(identifier: String, print output: @escaping @Sendable (String) -> Void) throws -> [Variant] {
+        // Held from before the first variant's folder exists until the last has ended: gc, which
+        // takes it alone, cannot remove a variant that has not yet started (and locked) its run.
+        let use = try RunCache(artifacts: artifacts).useLock()
+        defer { use.release() }
         try FileManager.default.createDirectory(at: Self.variantsFolder(of: artifacts), withIntermediateDirectories: true)
         let slots = DispatchSemaphore(value: jobs)
         let group = DispatchGroup()
@@ -56,8 +60,8 @@ public struct Sweep: Sendable {
                     let (status, lines) = try self.runOne(variant, identifier: identifier)
                     let heading = "== variant \(index + 1)/\(self.variants.count): \(variant.description) =="
                     shared.mutate { state in
-                        output(heading + "\n" + lines.trimmingCharacters(in: .newlines) + (status == 0 ? "" : "\n(failed: exit status \(status))"))
-                        if status != 0 { state.failed.append(variant) }
+                        output(heading + "\n" + lines.trimmingCharacters(in: .newlines) + (status.failed ? "\n(failed: \(status))" : ""))
+                        if status.failed { state.failed.append(variant) }
                     }
                 } catch {
                     shared.mutate { $0.problem = error }
@@ -69,7 +73,20 @@ public struct Sweep: Sendable {
         return shared.value.failed
     }
 
-    func runOne(_ variant: Variant, identifier: String) throws -> (Int32, String) {
+    /// How a variant's process ended: an exit status, or the signal that killed it.
+    struct Ending: CustomStringConvertible {
+        var code: Int32
+        var signalled: Bool
+        var failed: Bool { signalled || code != 0 }
+        var description: String {
+            guard signalled else { return "exit status \(code)" }
+            let names: [Int32: String] = [SIGKILL: "SIGKILL", SIGTERM: "SIGTERM", SIGINT: "SIGINT", SIGSEGV: "SIGSEGV", SIGABRT: "SIGABRT",
+                                          SIGBUS: "SIGBUS", SIGILL: "SIGILL", SIGHUP: "SIGHUP"]
+            return "killed by signal \(code)\(names[code].map { " (\($0))" } ?? "")"
+        }
+    }
+
+    func runOne(_ variant: Variant, identifier: String) throws -> (Ending, String) {
         let folder = self.folder(of: variant)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let log = folder.appendingPathComponent("run-\(getpid()).log")
@@ -89,7 +106,8 @@ public struct Sweep: Sendable {
         }
         process.waitUntilExit()
         try? handle.close()
-        return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+        let ending = Ending(code: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal)
+        return (ending, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
     }
 }
 

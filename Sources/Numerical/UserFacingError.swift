@@ -11,8 +11,11 @@ extension Error {
         if let ours = self as? UserFacingError { return ours.description }
         let error = self as NSError
         let text = error.localizedDescription
-        // ENOSPC from the system, SQLITE_FULL (13) from SQLite: said plainly, with what to do.
-        if (error.domain == NSPOSIXErrorDomain && error.code == Int(ENOSPC)) || text.contains("database or disk is full") || text.contains("SQLite error 13") {
+        // ENOSPC from the system (Foundation's writes say it as CocoaError.fileWriteOutOfSpace),
+        // SQLITE_FULL (13) from SQLite: said plainly, with what to do.
+        let posixFull = error.domain == NSPOSIXErrorDomain && error.code == Int(ENOSPC)
+        let foundationFull = error.domain == NSCocoaErrorDomain && error.code == CocoaError.fileWriteOutOfSpace.rawValue
+        if posixFull || foundationFull || text.contains("database or disk is full") || text.contains("SQLite error 13") {
             return "the disk is full (\(text)): free some space and run again; outputs written before are untouched"
         }
         return text

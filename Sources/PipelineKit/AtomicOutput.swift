@@ -1,4 +1,5 @@
 import Foundation
+import Numerical
 
 /// An output file that appears only when complete: work is written to a temporary file in the same
 /// folder (so the final rename is atomic on one file system) and renamed into place by `commit()`.
@@ -79,9 +80,13 @@ public struct AtomicOutput: Sendable {
             let result = try body(temporaryURL)
             try commit()
             return result
-        } catch {
+        } catch let error as UserFacingError {
             discard()
             throw error
+        } catch {
+            discard()
+            // The system's own words ("There isn't enough space.") say nothing of which file.
+            throw StageError("\(finalURL.path): cannot write it: \(error.userMessage)")
         }
     }
 

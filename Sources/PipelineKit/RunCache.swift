@@ -63,7 +63,12 @@ public struct RunCache: Sendable {
         do {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
-            let record = try decoder.decode(Manifest.StageRecord.self, from: Data(contentsOf: recordURL))
+            let record: Manifest.StageRecord
+            do {
+                record = try decoder.decode(Manifest.StageRecord.self, from: Data(contentsOf: recordURL))
+            } catch {
+                throw StageError("\(recordURL.path) is not a record this tool writes (\(error.userMessage))")
+            }
             // An entry copied or moved under another fingerprint would restore another computation's
             // output under this one's name.
             guard record.fingerprint == fingerprint else {

@@ -23,9 +23,21 @@ struct StoredMaps: MapSource {
                 guard let found = try Row.fetchOne(statement, arguments: [id, layer]) else {
                     throw StageError("\(file): table maps has no row for image \(id), layer \(layer): run extract with --keep \(layer) again")
                 }
-                let shape = [found["height"] as Int?, found["width"] as Int?, found["channels"] as Int?]
-                guard shape == [side, side, channels], let data = found["data"] as Data?, data.count == floats * 2 else {
-                    throw StageError("\(file): table maps, image \(id), layer \(layer): expected \(side)x\(side)x\(channels) float16 values (\(floats * 2) bytes), found shape \(shape.map { $0.map(String.init) ?? "NULL" }.joined(separator: "x"))")
+                // Read by stored type (GRDB's `as Int?` stops the process on text); the message says
+                // what is wrong: the shape, or the bytes of a map whose shape is right.
+                func integer(_ column: String) -> Int? {
+                    if case let .int64(value) = (found[column] as DatabaseValue).storage { return Int(value) }
+                    return nil
+                }
+                let shape = [integer("height"), integer("width"), integer("channels")]
+                let expected = "\(file): table maps, image \(id), layer \(layer): expected \(side)x\(side)x\(channels) float16 values (\(floats * 2) bytes)"
+                guard shape == [side, side, channels] else {
+                    throw StageError("\(expected), found shape \(shape.map { $0.map(String.init) ?? "?" }.joined(separator: "x")): run extract with --keep \(layer) again")
+                }
+                guard case let .blob(data) = (found["data"] as DatabaseValue).storage, data.count == floats * 2 else {
+                    let stored: DatabaseValue = found["data"]
+                    let what = if case let .blob(data) = stored.storage { "\(data.count) bytes" } else { "no blob" }
+                    throw StageError("\(expected), found \(what) (truncated?): run extract with --keep \(layer) again")
                 }
                 let map = out + index * floats
                 FeaturesStore.decodeHalf(data, into: map, count: floats)

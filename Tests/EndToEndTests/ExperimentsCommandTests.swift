@@ -200,9 +200,14 @@ import Testing
         #expect(resumed.status == 0, "\(resumed.stderr)")
         let counts = runs(resumed.stdout)
         #expect(counts["ingest"] == nil && (counts["extract"] ?? 0) <= 1 && (counts["train"] ?? 0) <= 4 - done, "\(resumed.stdout)")
-        // The variant finished before the kill runs nothing: its folder still holds its outputs.
-        let firstSection = resumed.stdout.components(separatedBy: "== variant 1/4: preprocess.size=32 train.dropout=0.2 ==")[1].components(separatedBy: "== variant")[0]
-        #expect(!firstSection.contains("running") && firstSection.contains("train: up to date, skipped"), "\(firstSection)")
+        // A variant finished before the kill runs nothing: its folder still holds its outputs. Which
+        // one finished is read from the log (not assumed from the schedule), and its section found by
+        // its name, whatever its place in the resumed sweep.
+        let finished = try #require(try experiments(pipeline).first?["params"] as? [String: String])
+        let name = "preprocess.size=\(finished["preprocess.size"] ?? "?") train.dropout=\(finished["train.dropout"] ?? "?")"
+        let sections = resumed.stdout.components(separatedBy: "== variant ").dropFirst()
+        let section = try #require(sections.first { $0.split(separator: "\n").first?.hasSuffix(": \(name) ==") == true }, "no section for \(name): \(resumed.stdout)")
+        #expect(!section.contains("running") && section.contains("train: up to date, skipped"), "\(section)")
         let all = try experiments(pipeline)
         #expect(all.suffix(4).allSatisfy { $0["accuracy"] is Double })
     }

@@ -196,4 +196,79 @@ import Testing
         let negativeZero = try runTool("pipeline", ["status", pipeline.file.path, "--set", "train.weight_decay=-0"])
         #expect(negativeZero.stdout.contains("train: up to date"), "\(negativeZero.stdout)")
     }
+
+    /// gc while a sweep runs refuses (the sweep holds the cache from before its first variant's
+    /// folder exists), so no variant loses its folder mid-sweep; after it, gc removes the logs of
+    /// killed sweeps.
+    @Test func gcWaitsForASweepAndClearsKilledSweepsLogs() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        let sweep = try startTool("pipeline", ["sweep", pipeline.file.path, "--jobs", "1", "--grid", "train.dropout=0.2,0.5"])
+        var refusedWhileRunning = 0, ranWhileRunning = 0
+        while sweep.process.isRunning {
+            let gc = try runTool("pipeline", ["gc", pipeline.file.path, "--keep", "0"])
+            if gc.status != 0 { refusedWhileRunning += 1 } else if sweep.process.isRunning && FileManager.default.fileExists(atPath: pipeline.artifacts.appendingPathComponent("variants").path) { ranWhileRunning += 1 }
+            usleep(100_000)
+        }
+        let result = try sweep.wait()
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(ranWhileRunning == 0, "gc ran during the sweep \(ranWhileRunning) times")
+        #expect(result.stdout.components(separatedBy: "train: running (").count - 1 == 2, "each variant trained once: \(result.stdout)")
+        let variants = pipeline.artifacts.appendingPathComponent("variants")
+        for name in try FileManager.default.contentsOfDirectory(atPath: variants.path) {
+            #expect(FileManager.default.fileExists(atPath: variants.appendingPathComponent("\(name)/head.sqlite").path), "\(name)")
+        }
+        // A killed sweep's log in a kept variant folder goes with the next gc.
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: variants.path).first)
+        let log = variants.appendingPathComponent("\(name)/run-999999.log")
+        try Data("killed".utf8).write(to: log)
+        let gc = try runTool("pipeline", ["gc", pipeline.file.path])
+        #expect(gc.status == 0, "\(gc.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: log.path))
+        #expect(FileManager.default.fileExists(atPath: variants.appendingPathComponent("\(name)/head.sqlite").path))
+    }
+
+    /// Messages that name what they are about: a variant killed by a signal, a damaged record, a log
+    /// that is not SQLite, a truncated kept map.
+    @Test func messagesNameTheFileAndTheCause() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        let sweep = try startTool("pipeline", ["sweep", pipeline.file.path, "--jobs", "1", "--grid", "train.dropout=0.2,0.5"])
+        // Kill the first variant's run (a child whose arguments name its workspace) once it exists.
+        var killed = false
+        for _ in 0 ..< 300 where !killed && sweep.process.isRunning {
+            let found = try runCommand("/usr/bin/pgrep", ["-f", "--", "--workspace \(pipeline.artifacts.path)/variants/"])
+            if let pid = found.stdout.split(separator: "\n").first.flatMap({ Int32($0) }) {
+                killed = kill(pid, SIGKILL) == 0
+            }
+            usleep(20_000)
+        }
+        let result = try sweep.wait()
+        #expect(killed, "no variant's run was found to kill")
+        #expect(result.stdout.contains("(failed: killed by signal 9 (SIGKILL))"), "\(result.stdout)")
+
+        #expect(try runTool("pipeline", ["run", pipeline.file.path]).status == 0)
+        let cache = pipeline.artifacts.appendingPathComponent("cache")
+        // The entry of the head the artifacts folder holds now.
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: pipeline.artifacts.appendingPathComponent("manifest.json"))) as? [String: Any]
+        let entry = try #require(((manifest?["stages"] as? [String: Any])?["train"] as? [String: Any])?["fingerprint"] as? String)
+        try FileManager.default.removeItem(at: pipeline.artifacts.appendingPathComponent("head.sqlite"))
+        try Data("{".utf8).write(to: cache.appendingPathComponent("\(entry)/record.json"))
+        let damaged = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(damaged.stdout.contains("\(cache.path)/\(entry)/record.json is not a record this tool writes"), "\(damaged.stdout)")
+
+        try Data("this is not SQLite, not at all, not even close".utf8).write(to: pipeline.artifacts.appendingPathComponent("experiments.sqlite"))
+        let listed = try runTool("pipeline", ["experiments", pipeline.file.path])
+        #expect(listed.status == 1 && listed.stderr.contains("\(pipeline.artifacts.path)/experiments.sqlite: cannot read the experiments log"), "\(listed.stderr)")
+
+        let folder = try preprocessedSample(size: 32)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let features = folder.appendingPathComponent("features.sqlite")
+        #expect(try runTool("extract", ["--input", folder.appendingPathComponent("preprocessed.sqlite").path, "--output", features.path,
+                                        "--weights", "random:2", "--keep", "conv4_block6_out"]).status == 0)
+        try sqliteEdit(features, "UPDATE maps SET data = substr(data, 1, 100) WHERE id = (SELECT min(id) FROM maps)")
+        let train = try runTool("train", ["--input", features.path, "--output", folder.appendingPathComponent("head.sqlite").path, "--fine-tune", "conv5",
+                                          "--epochs", "1", "--fine-tune-epochs", "1", "--hidden", "8"])
+        #expect(train.status == 1 && train.stderr.contains("(8192 bytes), found 100 bytes (truncated?)"), "\(train.stderr)")
+    }
 }

@@ -136,3 +136,23 @@ func pipelineFolder() throws -> (folder: URL, file: URL) {
         #expect(NSError(domain: NSPOSIXErrorDomain, code: Int(EACCES)).userMessage.contains("disk is full") == false)
     }
 }
+
+/// A write that fails for a reason of the system's (a full disk, said by Foundation as "There isn't
+/// enough space.") names the file it was writing, says the disk is full and what to do, and leaves
+/// nothing behind.
+@Suite struct WriteErrors {
+    @Test func aFullDiskNamesTheFile() throws {
+        let (folder, _) = try pipelineFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let target = folder.appendingPathComponent("metrics.json")
+        let error = #expect(throws: StageError.self) {
+            try AtomicOutput.write(to: target) { url in
+                try Data("{}".utf8).write(to: url)
+                throw CocoaError(.fileWriteOutOfSpace)
+            }
+        }
+        #expect(error?.description.hasPrefix("\(target.path): cannot write it: the disk is full") == true, "\(error?.description ?? "")")
+        #expect(error?.description.contains("free some space") == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains("metrics") }.isEmpty)
+    }
+}
