@@ -37,7 +37,9 @@ private func unmount(_ folder: URL) {
         let before = try Data(contentsOf: output)
         let full = try runTool("ingest", ["--train", sample("train.csv"), "--test", sample("test.csv"), "--output", output.path])
         #expect(full.status == 1)
-        #expect(full.stderr.contains("ingest: error: the disk is full") && full.stderr.contains("free some space and run again"), "\(full.stderr)")
+        // The message names the file being written, then says what happened and what to do.
+        #expect(full.stderr.contains("ingest: error: \(output.path): cannot write it: the disk is full") && full.stderr.contains("free some space and run again"),
+                "\(full.stderr)")
         #expect(try Data(contentsOf: output) == before)
         #expect(try FileManager.default.contentsOfDirectory(atPath: disk.path).sorted() == ["images.sqlite", "small.csv"])
     }
