@@ -20,8 +20,8 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
     case avx512bf16 = "avx512-bf16"
 
     /// The float kernels of this CPU, best first, as SIGNTRANSFER_GEMM narrows them: `avx2` stands
-    /// for a CPU with AVX2 and FMA but no AVX-512, `blas` for one with neither (and so neither has
-    /// the bf16 kernel). Another value, or one this CPU cannot run, is an error (`selection`).
+    /// for a CPU with AVX2 and FMA but no AVX-512, `blas` for one that runs neither of our kernels
+    /// (and so neither has the bf16 one). Another value, or one this CPU cannot run, is an error (`selection`).
     static let cpuFloat: [GEMMKernel] = (st_gemm_available() != 0 ? [.avx512] : []) + (st_gemm_avx2_available() != 0 ? [.avx2] : []) + [.blas]
 
     /// SIGNTRANSFER_GEMM's kernel and what it leaves runnable, or why it cannot be.
@@ -58,13 +58,14 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
     /// before it computes anything.
     public static func checkSelection() throws { _ = try selection.get() }
 
-    /// The instruction set of the Winograd transforms that go with this kernel: the kernel's own,
-    /// or for OpenBLAS the CPU's best.
+    /// The instruction set of the Winograd transforms that go with this kernel: the kernel's own;
+    /// for OpenBLAS the CPU's best, or AVX2 at most where SIGNTRANSFER_GEMM=blas stands for a CPU
+    /// without AVX-512 (so that OpenBLAS is measured here as it runs on one).
     var isa: Int32 {
         switch self {
         case .avx512, .avx512bf16: Int32(ST_ISA_AVX512)
         case .avx2: Int32(ST_ISA_AVX2)
-        case .blas: st_isa_best()
+        case .blas: ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] == "blas" ? min(st_isa_best(), Int32(ST_ISA_AVX2)) : st_isa_best()
         }
     }
 

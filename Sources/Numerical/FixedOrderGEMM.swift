@@ -9,10 +9,15 @@ public enum ProductISA: Int32, Sendable, CaseIterable, Comparable {
     /// The best this CPU runs.
     public static let best = ProductISA(rawValue: st_isa_best()) ?? .portable
 
-    /// The best this CPU runs, or below it where SIGNTRANSFER_GEMM stands for a lesser CPU (`avx2`):
-    /// the head then runs on the AVX2 kernel as the backbone does. (`blas` changes nothing here:
-    /// OpenBLAS's products depend on its kernel and threads, and the head's must not.)
-    public static let preferred: ProductISA = ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] == "avx2" ? min(best, .avx2) : best
+    /// The best this CPU runs, or below it where SIGNTRANSFER_GEMM stands for a lesser CPU (`avx2`,
+    /// or `blas`: one without AVX-512, whose head then runs on the AVX2 tiles). The head's products
+    /// never go to OpenBLAS, whose sums depend on its kernel and threads.
+    public static let preferred: ProductISA = {
+        switch ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] {
+        case "avx2", "blas": min(best, .avx2)
+        default: best
+        }
+    }()
 
     /// The instruction sets this CPU runs.
     public static var available: [ProductISA] { allCases.filter { $0 <= best } }
