@@ -260,6 +260,24 @@ public enum Extract {
                 throw StageError("cannot merge: shard \(shard.index) was made as one of \(shard.meta["shard_count"] ?? "?") with batch \(shard.meta["batch"] ?? "?")")
             }
         }
+        // Checked before anything is written. bf16 is another precision: no mix. Our AVX-512 and AVX2
+        // kernels give the same bits, so their shards merge (the file names both); OpenBLAS's last
+        // bits are its own, so a mix with it would make the features depend on which machine made
+        // which shard.
+        let precisions = Set(shards.map { $0.provenance["precision"] ?? "fp32" })
+        if precisions.count > 1 {
+            let named = shards.map { "shard \($0.index) \($0.provenance["precision"] ?? "fp32")" }.joined(separator: ", ")
+            throw StageError("cannot merge shards of different precisions (\(named)): extract the others again with the same --precision")
+        }
+        let kernels = Set(shards.map { $0.provenance["gemm"] ?? "" })
+        if kernels.count > 1 {
+            let known = kernels.compactMap(GEMMKernel.init(rawValue:))
+            guard known.count == kernels.count, known.allSatisfy({ $0.sameBits(as: known[0]) }) else {
+                let named = shards.map { "shard \($0.index) \($0.provenance["gemm"] ?? "unknown")" }.joined(separator: ", ")
+                throw StageError("cannot merge shards made with GEMM kernels that give different bits (\(named)): extract those shards again "
+                                 + "on one kind of CPU, or with the same SIGNTRANSFER_GEMM (avx512 and avx2 mix; blas mixes with nothing)")
+            }
+        }
         guard first.provenance["input_content_sha256"] == inputContent else {
             throw StageError("cannot merge: the shards were made from another input (content \(first.provenance["input_content_sha256"]?.prefix(12) ?? "none"), \(input.lastPathComponent) has \(inputContent.prefix(12)))")
         }
@@ -309,24 +327,7 @@ public enum Extract {
         }
         for shard in shards { try shard.queue.close() }
         var provenance = first.provenance
-        let kernels = Set(shards.map { $0.provenance["gemm"] ?? "" })
-        let precisions = Set(shards.map { $0.provenance["precision"] ?? "fp32" })
-        if precisions.count > 1 {
-            let named = shards.map { "shard \($0.index) \($0.provenance["precision"] ?? "fp32")" }.joined(separator: ", ")
-            throw StageError("cannot merge shards of different precisions (\(named)): extract the others again with the same --precision")
-        }
-        // Our AVX-512 and AVX2 kernels give the same bits, so their shards merge (the file names both);
-        // OpenBLAS's last bits are its own, so a mix with it would make the features depend on which
-        // machine made which shard.
-        if kernels.count > 1 {
-            let known = kernels.compactMap(GEMMKernel.init(rawValue:))
-            guard known.count == kernels.count, known.allSatisfy({ $0.sameBits(as: known[0]) }) else {
-                let named = shards.map { "shard \($0.index) \($0.provenance["gemm"] ?? "unknown")" }.joined(separator: ", ")
-                throw StageError("cannot merge shards made with GEMM kernels that give different bits (\(named)): extract those shards again "
-                                 + "on one kind of CPU, or with the same SIGNTRANSFER_GEMM (avx512 and avx2 mix; blas mixes with nothing)")
-            }
-            provenance["gemm"] = kernels.sorted().joined(separator: ", ")
-        }
+        if kernels.count > 1 { provenance["gemm"] = kernels.sorted().joined(separator: ", ") }
         try copyViews(from: inputQueue, into: partial)
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance)
         return Report(images: expected.count, resumed: 0, contentSHA256: content, weightsSource: first.provenance["weights"] ?? "",
