@@ -47,8 +47,10 @@ extension TrainingOptions {
         let physical = Double(ProcessInfo.processInfo.physicalMemory)
         guard needed > 0.8 * physical else { return nil }
         func gigabytes(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }
-        return "hidden \(hidden.map(String.init).joined(separator: ",")) on \(dimension) inputs with \(batchRows) rows a batch needs about "
-            + "\(gigabytes(needed)) to train; this machine has \(gigabytes(physical)): choose smaller hidden layers (or a smaller batch)"
+        let head = "hidden \(hidden.map(String.init).joined(separator: ",")) on \(dimension) inputs"
+        let what = batchRows > 0 ? "\(head) with \(batchRows) rows a batch needs about \(gigabytes(needed)) to train"
+                                 : "\(head) needs about \(gigabytes(needed)) for its weights, their gradients and Adam's moments"
+        return "\(what); this machine has \(gigabytes(physical)): choose smaller hidden layers\(batchRows > 0 ? " (or a smaller batch)" : "")"
     }
 }
 
