@@ -40,6 +40,12 @@ struct Run: ParsableCommand {
             array task takes SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT, and a Kubernetes Indexed Job \
             task JOB_COMPLETION_INDEX with --shards N, so one command line serves every task.
 
+            The GEMM: our AVX-512 kernel, or its AVX2 twin on x86-64 CPUs without AVX-512 (the same \
+            bits: features do not depend on the batch, the shards or which of the two ran), else \
+            OpenBLAS (last bits its own). SIGNTRANSFER_GEMM=avx512|avx2|blas picks one this CPU runs; \
+            the features' backbone table records it (gemm). Shards merge only when their kernels give \
+            the same bits.
+
             """ + ParameterSpec.optionsHelp(ExtractStage.commandLineParameters, title: "PARAMETERS (also the keys of a pipeline file's extract stage):"))
 
     @Option(help: ArgumentHelp("The preprocess output to read.", valueName: "file"))
