@@ -12,8 +12,10 @@ struct ExportCommand: ParsableCommand {
         usage: "export (--pipeline <file> | --model <head.sqlite>) --output <model.onnx> [--weights <weights>]",
         discussion: """
             The model takes float32 images, N x 28 x 28 x 1, grey levels 0-255 (the Kaggle CSV's pixels), \
-            and runs exactly predict's path: the resize to the head's size (ONNX Resize, linear, half_pixel), \
-            rounding half to even and clipping, replication to three channels, Keras's caffe \
+            and runs exactly predict's path: the resize to the head's size (bilinear with half-pixel \
+            centres, as tf.image.resize, written as two MatMuls with preprocess's own weights, which are \
+            exact in float32: ONNX's Resize derives its coordinates from an inexact scale), rounding half \
+            to even and clipping, replication to three channels, Keras's caffe \
             preprocessing, ResNet50 with BatchNorm folded as far as the head reads (with a fine-tuned \
             conv5 when the head has one), the pooling, the standardization and the dense head with \
             softmax. Opset 17. The letters (output order) and the provenance are in the model's \
