@@ -104,8 +104,11 @@ func preprocessedSample(size: Int) throws -> (folder: URL, preprocessed: URL) {
         let a = try Extract.run(.init(input: preprocessed, output: folder.appendingPathComponent("a.sqlite"), weights: .random(seed: 3), showProgress: false))
         let b = try Extract.run(.init(input: preprocessed, output: folder.appendingPathComponent("b.sqlite"), weights: .random(seed: 3), showProgress: false))
         #expect(a.randomWeights)
-        #expect(a.contentSHA256 == b.contentSHA256)
-        #expect(try Data(contentsOf: folder.appendingPathComponent("a.sqlite")) == Data(contentsOf: folder.appendingPathComponent("b.sqlite")))
+        // The same bits again on our kernels; OpenBLAS promises that of no call.
+        if GEMMKernel.preferred != .blas {
+            #expect(a.contentSHA256 == b.contentSHA256)
+            #expect(try Data(contentsOf: folder.appendingPathComponent("a.sqlite")) == Data(contentsOf: folder.appendingPathComponent("b.sqlite")))
+        }
         let (queue, _) = try FeaturesStore.open(folder.appendingPathComponent("a.sqlite"))
         let provenance = try FeaturesStore.backbone(queue)
         #expect(provenance["random"] == "1")

@@ -64,10 +64,16 @@ import WeightsFetch
             #expect(largest > 0 && worst <= 1e-4 * largest, "\(ResNet50.blockNames[block]) at \(size), \(kernel): max |ours - keras| = \(worst), largest \(largest)")
             offset += channels
         }
-        // A cut at one layer stops there and gives the very values the full pass gave.
+        // A cut at one layer stops there and gives the very values the full pass gave (on our
+        // kernels; OpenBLAS promises no bits from one call to the next, only Keras's bar).
         for block in [0, 2, 3, 12] {
             let alone = pooled(network, cut: try Cut([ResNet50.blockNames[block]]), rgb: inputs.bytes, count: 4, size: size)
-            #expect(alone[0] == ours[block], "\(ResNet50.blockNames[block]) alone at \(size)")
+            if kernel == .blas {
+                let largest = ours[block].map(abs).max()!, worst = zip(alone[0], ours[block]).map { abs($0 - $1) }.max()!
+                #expect(worst <= 1e-4 * largest, "\(ResNet50.blockNames[block]) alone at \(size): \(worst) of \(largest)")
+            } else {
+                #expect(alone[0] == ours[block], "\(ResNet50.blockNames[block]) alone at \(size)")
+            }
         }
     }
 

@@ -160,13 +160,14 @@ func contentHash(_ file: URL) throws -> String {
     }
 
     /// The GEMM kernel decides the features' last bits: another kernel makes extract stale.
-    @Test(.enabled(if: cpuHasAVX512, "needs a CPU with AVX-512, where the default kernel is not OpenBLAS"))
+    @Test(.enabled(if: cpuHasAVX2, "needs a CPU with AVX2 (one of our kernels besides OpenBLAS)"))
     func anotherGEMMKernelRerunsExtract() throws {
         let pipeline = try SamplePipeline()
         defer { pipeline.remove() }
-        try pipeline.run()
+        let run = try runTool("pipeline", ["run", pipeline.file.path], environment: ["SIGNTRANSFER_GEMM": "avx2"])
+        #expect(run.status == 0, "\(run.stderr)")
         let status = try runTool("pipeline", ["status", pipeline.file.path], environment: ["SIGNTRANSFER_GEMM": "blas"])
-        #expect(status.stdout.contains("extract: stale: gemm changed from avx512 to blas"), "\(status.stdout)")
+        #expect(status.stdout.contains("extract: stale: gemm changed from avx2 to blas"), "\(status.stdout)")
         #expect(status.stdout.contains("preprocess: up to date"))
     }
 
@@ -212,8 +213,10 @@ func contentHash(_ file: URL) throws -> String {
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("resuming after"))
         let features = "features.sqlite"
-        #expect(try Data(contentsOf: pipeline.artifacts.appendingPathComponent(features)) == Data(contentsOf: reference.artifacts.appendingPathComponent(features)))
-        #expect(try contentHash(pipeline.artifacts.appendingPathComponent("head.sqlite")) == contentHash(reference.artifacts.appendingPathComponent("head.sqlite")))
+        if madeOnOurKernel(reference.artifacts.appendingPathComponent(features)) {
+            #expect(try Data(contentsOf: pipeline.artifacts.appendingPathComponent(features)) == Data(contentsOf: reference.artifacts.appendingPathComponent(features)))
+            #expect(try contentHash(pipeline.artifacts.appendingPathComponent("head.sqlite")) == contentHash(reference.artifacts.appendingPathComponent("head.sqlite")))
+        }
     }
 
     @Test func twoRunsAtOnceTheSecondRefuses() throws {

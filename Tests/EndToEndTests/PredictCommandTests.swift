@@ -26,12 +26,18 @@ import Testing
             try Row.fetchAll(db, sql: "SELECT id, predicted, confidence FROM predictions ORDER BY id").map { ($0[0] as Int, $0[1] as Int, $0[2] as Double) }
         }
         #expect(rows.count == 11)
+        let ours = madeOnOurKernel(pipeline.artifacts.appendingPathComponent("features.sqlite"))
         for (entry, row) in zip(predictions, rows) {
             let input = entry["input"] as! String
             let top = (entry["top"] as! [[String: Any]])[0]
             #expect(input.contains("test-\(row.0)-"))
             #expect(top["label"] as? Int == row.1)
-            #expect(Float(top["probability"] as! Double) == Float(row.2), "\(input)")
+            // Exactly on our kernels; on OpenBLAS (other batches than extract's) within its last bits.
+            if ours {
+                #expect(Float(top["probability"] as! Double) == Float(row.2), "\(input)")
+            } else {
+                #expect(abs(Float(top["probability"] as! Double) - Float(row.2)) <= 1e-4, "\(input)")
+            }
         }
     }
 

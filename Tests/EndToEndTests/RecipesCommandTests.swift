@@ -104,12 +104,14 @@ import Testing
             try Row.fetchAll($0, sql: "SELECT predicted, confidence FROM predictions ORDER BY id")
         }
         #expect(predictions.count == stored.count && stored.count == 11)
+        // On OpenBLAS, predict (other batches) and train's evaluation differ in the last bits.
+        let bound = madeOnOurKernel(head.deletingLastPathComponent().appendingPathComponent("features.sqlite")) ? tolerance : max(tolerance, 1e-4)
         for (prediction, row) in zip(predictions, stored) {
             let top = (prediction["top"] as! [[String: Any]])[0]
             #expect(top["label"] as? Int == row["predicted"] as Int, "\(head.lastPathComponent)")
             let confidence = top["probability"] as! Double, expected = row["confidence"] as Double
             // Both are float32 values printed or stored as doubles: compared as float32.
-            #expect(abs(Float(confidence) - Float(expected)) <= Float(tolerance), "\(head.lastPathComponent): predict \(confidence), stored \(expected)")
+            #expect(abs(Float(confidence) - Float(expected)) <= Float(bound), "\(head.lastPathComponent): predict \(confidence), stored \(expected)")
         }
     }
 }

@@ -102,3 +102,9 @@ func sqliteValue(_ file: URL, _ sql: String) throws -> String? {
 func sqliteEdit(_ file: URL, _ sql: String) throws {
     try DatabaseQueue(path: file.path).write { try $0.execute(sql: sql) }
 }
+
+/// Whether a features file was made on one of our GEMM kernels, whose bits are the same however a
+/// run is batched, resumed or repeated; OpenBLAS (`blas`) promises that of no call.
+func madeOnOurKernel(_ features: URL) -> Bool {
+    ((try? sqliteValue(features, "SELECT value FROM backbone WHERE key = 'gemm'")) ?? nil).map { $0 != "blas" } ?? false
+}
