@@ -230,11 +230,8 @@ enum LogColumns {
     }
 
     static func read<Record>(_ row: Row, file: String, table: String, which: String, _ make: (Row) throws -> Record) throws -> Record {
-        do {
-            return try make(row)
-        } catch let problem as ColumnProblem {
-            throw StageError("\(file): table \(table), \(which): \(problem.message); the log was edited by hand: delete that row (or the file) to go on")
-        }
+        try RecordColumns.checked(row, file: file, table: table, which: which,
+                                  advice: "the log was edited by hand: delete that row (or the file) to go on", make)
     }
 }
 

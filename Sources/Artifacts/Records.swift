@@ -76,14 +76,17 @@ enum RecordColumns {
         try Row.fetchAll(db, sql: sql, arguments: arguments).map { try checked($0, file: file, table: table, make) }
     }
 
-    /// One row through `make`, a problem reported with `file`, `table` and the row's id.
-    static func checked<Record>(_ row: Row, file: String, table: String, _ make: (Row) throws -> Record) throws -> Record {
+    /// One row through `make`, a problem reported with `file`, `table` and the row (`which`, or its
+    /// id), and what to do (`advice`).
+    static func checked<Record>(_ row: Row, file: String, table: String, which: String? = nil,
+                                advice: String = "the file was changed after it was written: rerun the stage that makes it",
+                                _ make: (Row) throws -> Record) throws -> Record {
         do {
             return try make(row)
         } catch let problem as ColumnProblem {
             let id: DatabaseValue = row.hasColumn("id") ? row["id"] : .null
-            let which = id.isNull ? "a row" : "row id \(describe(id).replacingOccurrences(of: "the integer ", with: ""))"
-            throw StageError("\(file): table \(table), \(which): \(problem.message); the file was changed after it was written: rerun the stage that makes it")
+            let named = which ?? (id.isNull ? "a row" : "row id \(describe(id).replacingOccurrences(of: "the integer ", with: ""))")
+            throw StageError("\(file): table \(table), \(named): \(problem.message); \(advice)")
         }
     }
 }

@@ -25,10 +25,12 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
     static let cpuFloat: [GEMMKernel] = (st_gemm_available() != 0 ? [.avx512] : []) + (st_gemm_avx2_available() != 0 ? [.avx2] : []) + [.blas]
 
     /// SIGNTRANSFER_GEMM's kernel and what it leaves runnable, or why it cannot be.
+    /// The bf16 kernel, where the CPU has it.
+    static let cpuBF16: [GEMMKernel] = st_gemm_bf16_available() != 0 ? [.avx512bf16] : []
+
     static let selection: Result<(preferred: GEMMKernel, available: [GEMMKernel]), GEMMSelectionError> = {
-        let bf16: [GEMMKernel] = st_gemm_bf16_available() != 0 ? [.avx512bf16] : []
         guard let asked = ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"], !asked.isEmpty else {
-            return .success((cpuFloat[0], cpuFloat + bf16))
+            return .success((cpuFloat[0], cpuFloat + cpuBF16))
         }
         guard let kernel = GEMMKernel(rawValue: asked), kernel != .avx512bf16 else {
             return .failure(GEMMSelectionError(text: "SIGNTRANSFER_GEMM=\(asked): expected avx512, avx2 or blas (or unset for this CPU's best)"))
@@ -36,13 +38,13 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
         guard let position = cpuFloat.firstIndex(of: kernel) else {
             return .failure(GEMMSelectionError(text: "SIGNTRANSFER_GEMM=\(asked): this CPU cannot run it (it runs \(cpuFloat.map(\.rawValue).joined(separator: ", ")))"))
         }
-        return .success((kernel, Array(cpuFloat[position...]) + (kernel == .avx512 ? bf16 : [])))
+        return .success((kernel, Array(cpuFloat[position...]) + (kernel == .avx512 ? cpuBF16 : [])))
     }()
 
     /// The kernels this CPU can run (as SIGNTRANSFER_GEMM narrows them; all of the CPU's when its
     /// value is wrong, which `checkSelection` reports).
     public static var available: [GEMMKernel] {
-        (try? selection.get().available) ?? cpuFloat + (st_gemm_bf16_available() != 0 ? [.avx512bf16] : [])
+        (try? selection.get().available) ?? cpuFloat + cpuBF16
     }
 
     /// The float kernels this CPU can run (what the Keras parity bar applies to).
@@ -65,9 +67,13 @@ public enum GEMMKernel: String, Sendable, CaseIterable {
         switch self {
         case .avx512, .avx512bf16: Int32(ST_ISA_AVX512)
         case .avx2: Int32(ST_ISA_AVX2)
-        case .blas: ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] == "blas" ? min(st_isa_best(), Int32(ST_ISA_AVX2)) : st_isa_best()
+        case .blas: Self.blasTransforms
         }
     }
+
+    /// Read once: `isa` is asked for every Winograd layer of every batch.
+    private static let blasTransforms: Int32 =
+        ProcessInfo.processInfo.environment["SIGNTRANSFER_GEMM"] == "blas" ? min(st_isa_best(), Int32(ST_ISA_AVX2)) : st_isa_best()
 
     /// Whether two kernels give the same bits for the same input: ours compute every output as the
     /// same chain of fused multiply-adds; OpenBLAS's last bits are its own (and its CPU's).

@@ -73,15 +73,16 @@ AVX512 static void tileRows(int rows, int packedA, int kc, const float *a, size_
     }
 }
 
-AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const float *packed, const float *bias,
+AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, int transposeA, const float *packed, const float *bias,
                         const float *residual, float *c, size_t ldc, int relu) {
     // Inner-dimension blocks of equal size, at most KC each.
     int blocks = (k + KC - 1) / KC;
     int kc0 = (k + blocks - 1) / blocks;
     float packedStrip[MR * KC] __attribute__((aligned(64)));
     // Rows of A a multiple of 4 KB apart share L1 sets: with several inner-dimension blocks, the MR
-    // rows of a strip would evict each other, so the strip is copied, interleaved, first.
-    int packA = k > KC && lda % 1024 == 0;
+    // rows of a strip would evict each other, so the strip is copied, interleaved, first; so is a
+    // transposed A (the general product), whatever its layout.
+    int packA = transposeA || (k > KC && lda % 1024 == 0);
     for (int n0 = 0; n0 < n; n0 += NC) {
         int n1 = n0 + NC < n ? n0 + NC : n;
         for (int g0 = 0; g0 < m; g0 += MC) {
@@ -91,12 +92,8 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const f
                 int first = k0 == 0, last = k0 + kc >= k;
                 for (int m0 = g0; m0 < g1; m0 += MR) {
                     int rows = g1 - m0 < MR ? g1 - m0 : MR;
-                    const float *strip = a + m0 * lda + k0;
-                    if (packA) {
-                        for (int r = 0; r < rows; r++)
-                            for (int i = 0; i < kc; i++) packedStrip[i * MR + r] = strip[r * lda + i];
-                        strip = packedStrip;
-                    }
+                    if (packA) st_copy_strip(a, lda, transposeA, m0, k0, rows, kc, MR, packedStrip);
+                    const float *strip = packA ? packedStrip : a + m0 * lda + k0;
                     for (int column = n0; column < n1; column += NR) {
                         int width = n1 - column;
                         ST_TILE_MASKS(width, left, right)
@@ -113,33 +110,14 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, const f
 
 void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
              const float *residual, float *c, int ldc, int relu) {
-    gemm(m, n, k, a, (size_t)lda, packed, bias, residual, c, (size_t)ldc, relu);
+    gemm(m, n, k, a, (size_t)lda, 0, packed, bias, residual, c, (size_t)ldc, relu);
 }
 
-// The general product (gemm_general.h): op(A)'s strip is copied, interleaved, into L1 for every
-// inner-dimension block whatever its layout, then the same tiles run from the packed strip.
-AVX512 void st_gemm_general_avx512(int transposeA, int m, int n, int k, const float *a, int lda, const float *packed, int accumulate,
-                                   float *c, int ldc) {
-    int blocks = (k + KC - 1) / KC;
-    int kc0 = (k + blocks - 1) / blocks;
-    float strip[MR * KC] __attribute__((aligned(64)));
-    for (int n0 = 0; n0 < n; n0 += NC) {
-        int n1 = n0 + NC < n ? n0 + NC : n;
-        for (int m0 = 0; m0 < m; m0 += MR) {
-            int rows = m - m0 < MR ? m - m0 : MR;
-            for (int k0 = 0; k0 < k; k0 += kc0) {
-                int kc = k - k0 < kc0 ? k - k0 : kc0;
-                st_copy_strip(a, (size_t)lda, transposeA, m0, k0, rows, kc, MR, strip);
-                for (int column = n0; column < n1; column += NR) {
-                    int width = n1 - column;
-                    ST_TILE_MASKS(width, left, right)
-                    const float *source = k0 > 0 || accumulate ? c + (size_t)m0 * ldc + column : 0;
-                    tileRows(rows, 1, kc, strip, 0, packed + (size_t)column * k + (size_t)k0 * NR, source, c + (size_t)m0 * ldc + column,
-                             (size_t)ldc, left, right, 0, 0);
-                }
-            }
-        }
-    }
+// The general product (gemm_general.h): the same driver, C itself as the starting sums when
+// accumulating, no bias, no ReLU.
+void st_gemm_general_avx512(int transposeA, int m, int n, int k, const float *a, int lda, const float *packed, int accumulate,
+                            float *c, int ldc) {
+    gemm(m, n, k, a, (size_t)lda, transposeA, packed, 0, accumulate ? c : 0, c, (size_t)ldc, 0);
 }
 #else
 void st_gemm(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,

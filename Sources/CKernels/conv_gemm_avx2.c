@@ -81,13 +81,14 @@ static inline const float *packedAt(const float *packed, int k, int column, int 
 // sliver of B (KC x 16, 16 KB) is met by every strip of the block in turn, so the sliver stays in L1
 // while the block's strips (6 KB each, 96 KB in all) come from L2. With the strips outside (the
 // AVX-512 kernel's order, whose wider tiles need B from L2 less often) this kernel waited on L2.
-AVX2 static void gemm(int m, int n, int k, const float *a, size_t lda, const float *packed, const float *bias, const float *residual,
-                      float *c, size_t ldc, int relu) {
+AVX2 static void gemm(int m, int n, int k, const float *a, size_t lda, int transposeA, const float *packed, const float *bias,
+                      const float *residual, float *c, size_t ldc, int relu) {
     int blocks = (k + KC - 1) / KC;
     int kc0 = (k + blocks - 1) / blocks;
-    // Rows of A a multiple of 4 KB apart share L1 sets: with several inner-dimension blocks the
-    // block's strips are copied, interleaved, first (as in the AVX-512 kernel).
-    int packA = k > KC && lda % 1024 == 0;
+    // The block's strips are copied, interleaved, first for a transposed A (the general product),
+    // and where rows of A a multiple of 4 KB apart would share L1 sets over several inner-dimension
+    // blocks (as in the AVX-512 kernel); otherwise A is read where it lies.
+    int packA = transposeA || (k > KC && lda % 1024 == 0);
     float *packedBlock = packA ? aligned_alloc(64, sizeof(float) * MC * KC) : 0;
     for (int n0 = 0; n0 < n; n0 += NC) {
         int n1 = n0 + NC < n ? n0 + NC : n;
@@ -98,7 +99,7 @@ AVX2 static void gemm(int m, int n, int k, const float *a, size_t lda, const flo
                 int first = k0 == 0, last = k0 + kc >= k;
                 if (packA)
                     for (int m0 = g0; m0 < g1; m0 += MR)
-                        st_copy_strip(a, lda, 0, m0, k0, g1 - m0 < MR ? g1 - m0 : MR, kc, MR, packedBlock + (size_t)(m0 - g0) * KC);
+                        st_copy_strip(a, lda, transposeA, m0, k0, g1 - m0 < MR ? g1 - m0 : MR, kc, MR, packedBlock + (size_t)(m0 - g0) * KC);
                 for (int column = n0; column < n1; column += NR) {
                     int width = n1 - column;
                     const float *sliver = packedAt(packed, k, column, k0);
@@ -118,34 +119,14 @@ AVX2 static void gemm(int m, int n, int k, const float *a, size_t lda, const flo
 
 void st_gemm_avx2(int m, int n, int k, const float *a, int lda, const float *packed, const float *bias,
                   const float *residual, float *c, int ldc, int relu) {
-    gemm(m, n, k, a, (size_t)lda, packed, bias, residual, c, (size_t)ldc, relu);
+    gemm(m, n, k, a, (size_t)lda, 0, packed, bias, residual, c, (size_t)ldc, relu);
 }
 
-AVX2 void st_gemm_general_avx2(int transposeA, int m, int n, int k, const float *a, int lda, const float *packed, int accumulate,
-                               float *c, int ldc) {
-    int blocks = (k + KC - 1) / KC;
-    int kc0 = (k + blocks - 1) / blocks;
-    float *block = aligned_alloc(64, sizeof(float) * MC * KC);
-    for (int n0 = 0; n0 < n; n0 += NC) {
-        int n1 = n0 + NC < n ? n0 + NC : n;
-        for (int g0 = 0; g0 < m; g0 += MC) {
-            int g1 = g0 + MC < m ? g0 + MC : m;
-            for (int k0 = 0; k0 < k; k0 += kc0) {
-                int kc = k - k0 < kc0 ? k - k0 : kc0;
-                for (int m0 = g0; m0 < g1; m0 += MR)
-                    st_copy_strip(a, (size_t)lda, transposeA, m0, k0, g1 - m0 < MR ? g1 - m0 : MR, kc, MR, block + (size_t)(m0 - g0) * KC);
-                for (int column = n0; column < n1; column += NR) {
-                    for (int m0 = g0; m0 < g1; m0 += MR) {
-                        int rows = g1 - m0 < MR ? g1 - m0 : MR;
-                        const float *source = k0 > 0 || accumulate ? c + (size_t)m0 * ldc + column : 0;
-                        tileRows(rows, 1, kc, block + (size_t)(m0 - g0) * KC, 0, packedAt(packed, k, column, k0), source,
-                                 c + (size_t)m0 * ldc + column, (size_t)ldc, n1 - column, 0, 0);
-                    }
-                }
-            }
-        }
-    }
-    free(block);
+// The general product (gemm_general.h): the same driver, C itself as the starting sums when
+// accumulating, no bias, no ReLU.
+void st_gemm_general_avx2(int transposeA, int m, int n, int k, const float *a, int lda, const float *packed, int accumulate,
+                          float *c, int ldc) {
+    gemm(m, n, k, a, (size_t)lda, transposeA, packed, 0, accumulate ? c : 0, c, (size_t)ldc, 0);
 }
 #else
 int st_gemm_avx2_available(void) { return 0; }
