@@ -252,11 +252,13 @@ extension HeadStore {
                 }
             }
             var f1: [String: Double] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT letter, f1 FROM per_class") {
-                let (letter, value) = try RecordColumns.checked(row, file: url.path, table: "per_class") { row in
-                    (try RecordColumns.text(row, "letter"), try RecordColumns.number(row, "f1"))
+            // Heads before class names (schema 3 and older) call the column `letter`.
+            let nameColumn = try db.columns(in: "per_class").contains { $0.name == "name" } ? "name" : "letter"
+            for row in try Row.fetchAll(db, sql: "SELECT \(nameColumn) AS name, f1 FROM per_class") {
+                let (name, value) = try RecordColumns.checked(row, file: url.path, table: "per_class") { row in
+                    (try RecordColumns.text(row, "name"), try RecordColumns.number(row, "f1"))
                 }
-                f1[letter] = value
+                f1[name] = value
             }
             // Figures that are not numbers in range are no figures: an edited metric is refused.
             func figure(_ key: String) throws -> Double? {

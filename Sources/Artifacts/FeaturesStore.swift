@@ -1,3 +1,4 @@
+import Dataset
 import Foundation
 import GRDB
 import PipelineKit
@@ -8,7 +9,9 @@ import PipelineKit
 ///   float32 little-endian;
 /// - `maps(id, layer, height, width, channels, data)`: with `--keep`, one layer's whole output per
 ///   image, NHWC, float16 little-endian (what fine-tuning the layers above it trains on);
-/// - `backbone(key, value)`: the weights' source and MD5, the input size, the layers, the architecture;
+/// - `classes(label, name)`: the dataset's vocabulary, copied from preprocessed.sqlite;
+/// - `backbone(key, value)`: the backbone (absent: resnet50), the weights' source and MD5, the input
+///   size, the layers, the architecture, the originals' geometry;
 /// - `meta`: kind `signtransfer.features`, `content_sha256` over the rows in (id, layer) order.
 public enum FeaturesStore {
     public static let kind = "signtransfer.features"
@@ -37,6 +40,11 @@ public enum FeaturesStore {
             );
             CREATE TABLE IF NOT EXISTS backbone (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
             """)
+    }
+
+    /// The dataset's vocabulary the file carries (from ingest); nil for a file made before it.
+    public static func classes(_ queue: DatabaseQueue) throws -> ClassNames? {
+        try queue.read { try ClassesTable.read($0, file: queue.path) }
     }
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
@@ -92,11 +100,12 @@ public enum FeaturesStore {
     /// length is the reader's to check.
     public static func forEach(_ queue: DatabaseQueue, layer: String, split: String? = nil, _ body: (Feature) throws -> Void) throws {
         try queue.read { db in
+            let classes = try ClassesTable.read(db, file: queue.path)
             let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, layer, vector FROM features WHERE layer = ? AND (? IS NULL OR split = ?) ORDER BY id",
                                            arguments: [layer, split, split])
             while let row = try rows.next() {
                 try body(try RecordColumns.checked(row, file: queue.path, table: "features") { row in
-                    Feature(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), label: try RecordColumns.label(row),
+                    Feature(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), label: try RecordColumns.label(row, classes: classes),
                             layer: layer, vector: decode(try RecordColumns.blob(row, "vector", multipleOf: 4)))
                 })
             }

@@ -4,13 +4,16 @@ import GRDB
 import PipelineKit
 
 /// `images.sqlite`, the ingest stage's output:
-/// - `images(id, split, source_row, label, letter, pixels)`: one 28x28 grey image a row, `pixels` 784
-///   bytes row-major; `source_row` is the 0-based data row in the source CSV (pandas' index).
+/// - `classes(label, name)`: the dataset's vocabulary (Sign MNIST's letters for its CSVs);
+/// - `images(id, split, source_row, label, width, height, channels, pixels)`: one image a row,
+///   `pixels` 8-bit, row-major, channels interleaved (`width x height x channels` bytes); `source_row`
+///   is the 0-based data row in the source CSV (pandas' index).
 /// - `sources(split, path, sha256, rows)`: the CSV each split came from.
-/// - `meta`: kind `signtransfer.images`, `content_sha256` over the rows in id order.
+/// - `meta`: kind `signtransfer.images`, `content_sha256` over the classes and the rows in id order.
 public enum ImagesStore {
     public static let kind = "signtransfer.images"
-    public static let schemaVersion = "1"
+    /// 2: the classes table, each image's geometry (no letter column).
+    public static let schemaVersion = "2"
 
     public struct Split: Sendable {
         public var name: String
@@ -27,17 +30,20 @@ public enum ImagesStore {
     }
 
     /// Writes all splits to `url` (a fresh file) and returns the content hash.
-    public static func write(_ splits: [Split], to url: URL) throws -> String {
+    public static func write(_ splits: [Split], classes: ClassNames, to url: URL) throws -> String {
         let queue = try Artifact.create(at: url)
         var hasher = ContentHasher()
         try queue.write { db in
+            try ClassesTable.write(db, classes, into: &hasher)
             try db.execute(sql: """
                 CREATE TABLE images (
                     id INTEGER PRIMARY KEY NOT NULL,
                     split TEXT NOT NULL,
                     source_row INTEGER NOT NULL,
                     label INTEGER NOT NULL,
-                    letter TEXT NOT NULL,
+                    width INTEGER NOT NULL,
+                    height INTEGER NOT NULL,
+                    channels INTEGER NOT NULL,
                     pixels BLOB NOT NULL
                 );
                 CREATE TABLE sources (
@@ -47,7 +53,8 @@ public enum ImagesStore {
                     rows INTEGER NOT NULL
                 );
                 """)
-            let insert = try db.makeStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?)")
+            let insert = try db.makeStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            let side = KaggleImages.side
             var id = 0
             for split in splits {
                 let images = split.images
@@ -55,11 +62,12 @@ public enum ImagesStore {
                     id += 1
                     let label = Int(images.labels[row])
                     let pixels = images.image(row)
-                    try insert.execute(arguments: [id, split.name, row, label, SignLetters.letter(label), Data(pixels)])
+                    try insert.execute(arguments: [id, split.name, row, label, side, side, 1, Data(pixels)])
                     hasher.update(integer: Int64(id))
                     hasher.update(split.name)
                     hasher.update(integer: Int64(row))
                     hasher.update(integer: UInt8(label))
+                    for size in [side, side, 1] { hasher.update(integer: Int64(size)) }
                     pixels.withUnsafeBytes { hasher.update($0) }
                 }
                 try db.execute(sql: "INSERT INTO sources VALUES (?, ?, ?, ?)",
@@ -77,27 +85,59 @@ public enum ImagesStore {
         try Artifact.open(url, kind: kind, role: "an ingest output (images.sqlite)", versions: [schemaVersion])
     }
 
+    /// The file's vocabulary (checked: every label named once, names distinct).
+    public static func classes(_ queue: DatabaseQueue) throws -> ClassNames {
+        guard let classes = try queue.read({ try ClassesTable.read($0, file: queue.path) }) else {
+            throw StageError("\(queue.path): no classes table: made by an older version of ingest; run ingest again")
+        }
+        return classes
+    }
+
+    /// The one geometry every image has, or nil when they differ (or there are none).
+    public static func geometry(_ queue: DatabaseQueue) throws -> (width: Int, height: Int, channels: Int)? {
+        let rows = try queue.read { db in
+            try RecordColumns.fetch(db, file: queue.path, table: "images", sql: "SELECT DISTINCT width, height, channels FROM images LIMIT 2") { row in
+                (width: try RecordColumns.integer(row, "width"), height: try RecordColumns.integer(row, "height"), channels: try RecordColumns.integer(row, "channels"))
+            }
+        }
+        return rows.count == 1 ? rows[0] : nil
+    }
+
     /// One stored image.
     public struct Image: Sendable, Equatable {
         public var id: Int
         public var split: String
         public var sourceRow: Int
         public var label: Int
+        public var width: Int, height: Int, channels: Int
+        /// `height x width x channels` bytes.
         public var pixels: [UInt8]
     }
 
-    /// Reads images in id order, `batch` at a time, so that memory stays flat on large inputs.
+    /// The largest side an image may have (checked on reading, so an edited row cannot ask for a
+    /// huge buffer).
+    public static let maximumSide = 1 << 15
+
+    /// Reads images in id order, `batch` at a time, so that memory stays flat on large inputs; each
+    /// row's label is checked against the file's classes and its pixels against its geometry.
     public static func forEachBatch(_ queue: DatabaseQueue, split: String? = nil, batch: Int = 1024,
                                     _ body: ([Image]) throws -> Void) throws {
+        let classes = try classes(queue)
         var after = 0
         while true {
             let images = try queue.read { db in
                 try RecordColumns.fetch(db, file: queue.path, table: "images", sql: """
-                    SELECT id, split, source_row, label, pixels FROM images
+                    SELECT id, split, source_row, label, width, height, channels, pixels FROM images
                     WHERE id > ? AND (? IS NULL OR split = ?) ORDER BY id LIMIT ?
                     """, arguments: [after, split, split, batch]) { row in
-                    Image(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), sourceRow: try RecordColumns.integer(row, "source_row"),
-                          label: try RecordColumns.label(row), pixels: [UInt8](try RecordColumns.blob(row, "pixels", bytes: 28 * 28)))
+                    let width = try RecordColumns.integer(row, "width"), height = try RecordColumns.integer(row, "height")
+                    let channels = try RecordColumns.integer(row, "channels")
+                    guard (1 ... maximumSide).contains(width), (1 ... maximumSide).contains(height), [1, 3].contains(channels) else {
+                        throw ColumnProblem(message: "width, height, channels: expected sides from 1 to \(maximumSide) and 1 or 3 channels, found \(width), \(height), \(channels)")
+                    }
+                    return Image(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), sourceRow: try RecordColumns.integer(row, "source_row"),
+                                 label: try RecordColumns.label(row, classes: classes), width: width, height: height, channels: channels,
+                                 pixels: [UInt8](try RecordColumns.blob(row, "pixels", bytes: width * height * channels)))
                 }
             }
             if images.isEmpty { return }

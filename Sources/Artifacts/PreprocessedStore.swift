@@ -1,3 +1,4 @@
+import Dataset
 import Foundation
 import GRDB
 import PipelineKit
@@ -5,8 +6,11 @@ import PipelineKit
 /// `preprocessed.sqlite`, the preprocess stage's output:
 /// - `images(id, split, label, width, height, channels, png)`: ids as in images.sqlite, `png` an
 ///   8-bit RGB PNG of the resized image;
-/// - `params(key, value)`: how the images were made (size, method, rounding, input content hash);
-/// - `meta`: kind `signtransfer.preprocessed`, `content_sha256` over the rows in id order.
+/// - `classes(label, name)`: the dataset's vocabulary, copied from images.sqlite;
+/// - `params(key, value)`: how the images were made (size, method, rounding, the originals' geometry,
+///   input content hash);
+/// - `meta`: kind `signtransfer.preprocessed`, `content_sha256` over the classes and the rows in id
+///   order (each image by the SHA-256 of its RGB pixels, not its PNG bytes).
 public enum PreprocessedStore {
     public static let kind = "signtransfer.preprocessed"
     public static let schemaVersion = "1"
@@ -24,6 +28,11 @@ public enum PreprocessedStore {
             );
             CREATE TABLE params (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
             """)
+    }
+
+    /// The dataset's vocabulary the file carries (from ingest); nil for a file made before it.
+    public static func classes(_ queue: DatabaseQueue) throws -> ClassNames? {
+        try queue.read { try ClassesTable.read($0, file: queue.path) }
     }
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
@@ -77,9 +86,10 @@ public enum PreprocessedStore {
     /// The images whose ids fall in `ids`, in id order.
     public static func images(_ queue: DatabaseQueue, ids: ClosedRange<Int>) throws -> [Image] {
         try queue.read { db in
-            try RecordColumns.fetch(db, file: queue.path, table: "images", sql: "SELECT id, split, label, png FROM images WHERE id BETWEEN ? AND ? ORDER BY id",
+            let classes = try ClassesTable.read(db, file: queue.path)
+            return try RecordColumns.fetch(db, file: queue.path, table: "images", sql: "SELECT id, split, label, png FROM images WHERE id BETWEEN ? AND ? ORDER BY id",
                                     arguments: [ids.lowerBound, ids.upperBound]) { row in
-                Image(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), label: try RecordColumns.label(row),
+                Image(id: try RecordColumns.integer(row, "id"), split: try RecordColumns.split(row), label: try RecordColumns.label(row, classes: classes),
                       png: try RecordColumns.blob(row, "png"))
             }
         }

@@ -9,8 +9,8 @@ struct ColumnProblem: Error {
 }
 
 /// Reading a row of an artifact as a record: every column checked for its type (a NULL, text where a
-/// number or a blob belongs) and its meaning (a pixels blob of the wrong length, a label that is no
-/// Sign MNIST letter). Artifacts can be edited by hand; a bad row becomes an error naming the file,
+/// number or a blob belongs) and its meaning (a pixels blob of the wrong length, a label out of range
+/// or not in the file's classes). Artifacts can be edited by hand; a bad row becomes an error naming the file,
 /// the table and the row, never a crash of the stage reading it.
 enum RecordColumns {
     static func describe(_ value: DatabaseValue) -> String {
@@ -53,10 +53,14 @@ enum RecordColumns {
         return data
     }
 
-    static func label(_ row: Row, _ column: String = "label") throws -> Int {
+    /// A label: in range, and one of `classes` where the file has them.
+    static func label(_ row: Row, _ column: String = "label", classes: ClassNames? = nil) throws -> Int {
         let label = try integer(row, column)
-        guard SignLetters.isValid(label) else {
-            throw ColumnProblem(message: "\(column): expected a Sign MNIST label (0 to 24, not 9), found \(label)")
+        guard (0 ..< ClassNames.labelLimit).contains(label) else {
+            throw ColumnProblem(message: "\(column): expected a label from 0 to \(ClassNames.labelLimit - 1), found \(label)")
+        }
+        if let classes, !classes.contains(label) {
+            throw ColumnProblem(message: "\(column): \(label) is none of the file's classes (table classes: \(classes.labels.map(String.init).joined(separator: ", ")))")
         }
         return label
     }

@@ -1,46 +1,54 @@
 import Foundation
 import Numerical
 
-/// Where the backbone is read: one or more of ResNet50's block outputs by their Keras names
-/// (`conv2_block1_out` ... `conv5_block3_out`), kept in depth order. The features of a cut are the
-/// globally average-pooled outputs of its blocks, concatenated in that order.
+/// Where a backbone is read: one or more of its named outputs (Keras's layer names, e.g. ResNet50's
+/// `conv2_block1_out` ... `conv5_block3_out`), kept in depth order. The features of a cut are the
+/// globally average-pooled outputs of its nodes, concatenated in that order.
 public struct Cut: Sendable, Equatable, CustomStringConvertible {
-    /// Indices into `ResNet50.blockNames`, ascending.
+    public let architecture: Architecture
+    /// Indices into `architecture.nodes`, ascending.
     public let blocks: [Int]
 
-    /// Today's default and the network's end: `conv5_block3_out`.
-    public static let last = Cut(checkedBlocks: [ResNet50.blockNames.count - 1])
+    init(architecture: Architecture, checkedBlocks: [Int]) {
+        self.architecture = architecture
+        blocks = checkedBlocks
+    }
 
-    init(checkedBlocks: [Int]) { blocks = checkedBlocks }
-
-    /// From names, in any order; each must be a block output of ResNet50, named once.
-    public init(_ names: [String]) throws(CutError) {
-        guard !names.isEmpty else { throw CutError(message: "name at least one layer, e.g. \(ResNet50.blockNames.last!)") }
+    /// From names, in any order; each must be an output of the backbone, named once.
+    public init(_ names: [String], of architecture: Architecture) throws(CutError) {
+        guard !names.isEmpty else { throw CutError(message: "name at least one layer, e.g. \(architecture.nodeNames.last!)") }
         var blocks: [Int] = []
         for name in names {
-            guard let index = ResNet50.blockNames.firstIndex(of: name) else {
-                throw CutError(message: "\(name) is not a block output of ResNet50; choose from \(Cut.choices)")
+            guard let index = architecture.nodeIndex(name) else {
+                throw CutError(message: "\(name) is not a block output of \(architecture.name); choose from \(Cut.choices(architecture))")
             }
             guard !blocks.contains(index) else { throw CutError(message: "\(name) is named twice") }
             blocks.append(index)
         }
+        self.architecture = architecture
         self.blocks = blocks.sorted()
     }
 
     /// A comma-separated list, as the command line and the pipeline file give it.
-    public init(list: String) throws(CutError) {
-        try self.init(list.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) })
+    public init(list: String, of architecture: Architecture) throws(CutError) {
+        try self.init(list.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) },
+                      of: architecture)
     }
 
-    public var names: [String] { blocks.map { ResNet50.blockNames[$0] } }
-    public var channels: [Int] { blocks.map { ResNet50.blockChannels[$0] } }
+    public var names: [String] { blocks.map { architecture.nodes[$0].name } }
+    public var channels: [Int] { blocks.map { architecture.nodes[$0].channels } }
     /// The length of the concatenated feature vector.
     public var dimension: Int { channels.reduce(0, +) }
     public var deepest: Int { blocks.last! }
     /// The canonical spelling: names in depth order, comma-separated.
     public var description: String { names.joined(separator: ",") }
 
-    public static var choices: String { "\(ResNet50.blockNames.first!) ... \(ResNet50.blockNames.last!) (convS_blockB_out: S 2-5 with 3, 4, 6, 3 blocks)" }
+    public static func == (a: Cut, b: Cut) -> Bool { a.architecture.name == b.architecture.name && a.blocks == b.blocks }
+
+    /// The names a cut of `architecture` may take, shortly.
+    public static func choices(_ architecture: Architecture) -> String {
+        "\(architecture.nodeNames.first!) ... \(architecture.nodeNames.last!)"
+    }
 }
 
 public struct CutError: UserFacingError, CustomStringConvertible {

@@ -4,7 +4,7 @@ import Numerical
 /// Keras's ResNet50 v1 with `include_top=False` and global average pooling: 224x224x3 (or any size
 /// from 32 up) caffe-preprocessed NHWC in, 2048 features out. BatchNorm is folded into each
 /// convolution's weights and bias at load time, so inference is convolutions and pooling only.
-public final class ResNet50: Sendable {
+public final class ResNet50: FeatureNetwork {
     public static let featureCount = 2048
     /// Keras's names of the block outputs, in depth order: where the backbone can be cut.
     public static let blockNames = [(2, 3), (3, 4), (4, 6), (5, 3)].flatMap { stage, count in (1 ... count).map { "conv\(stage)_block\($0)_out" } }
@@ -18,8 +18,25 @@ public final class ResNet50: Sendable {
     public static let minimumSize = 32
     /// Keras's BatchNorm epsilon in ResNet50.
     public static let batchNormEpsilon = 1.001e-5
-    /// Keras "caffe" preprocessing: channels reordered to BGR, then these means subtracted.
-    public static let bgrMeans: [Float] = [103.939, 116.779, 123.68]
+
+    /// How the rest of the tool sees it (`Backbones`).
+    public static let architecture = Architecture(
+        name: "resnet50", title: "ResNet50 v1 (Keras), include_top=False, global average pooling", preprocessing: .caffe,
+        weights: PublishedWeights(fileName: "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", md5: "4d473c1dd8becc155b73f8504c6f6626",
+                                  folder: "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"),
+        nodes: blockNames.indices.map { block in BackboneNode(name: blockNames[block], channels: blockChannels[block]) { blockSide(block, size: $0) } },
+        minimumSize: minimumSize,
+        // conv5's three bottleneck blocks, on the maps of the block below them.
+        fineTunable: FineTunablePart(name: "conv5", input: "conv4_block6_out"),
+        build: { weights, kernel, size in try ResNet50(weights: weights, kernel: kernel, size: size) },
+        randomWeights: { randomWeights(seed: $0) })
+
+    /// ResNet50's seeded random weights: the stem scaled for caffe-range pixels, and each residual
+    /// branch's last BatchNorm damped (see `RandomWeights`).
+    public static func randomWeights(seed: UInt64) -> RandomWeights {
+        RandomWeights(seed: seed, inputLayer: "conv1_conv", branchEnd: { $0.hasSuffix("_3_bn") })
+    }
+    public var architecture: Architecture { Self.architecture }
 
     /// A convolution with BatchNorm folded in: `weights[size*size*input x output]` (laid out for the
     /// GEMM kernel), `bias[output]`.
@@ -111,7 +128,7 @@ public final class ResNet50: Sendable {
     }
 
     /// Buffers for one batch size and image size, allocated once and reused across batches.
-    public final class Workspace {
+    public final class Workspace: NetworkWorkspace {
         /// The most images one forward pass takes, and their side.
         public let count: Int, size: Int
         /// The network's input, `count x size x size x 3` floats.
@@ -188,7 +205,9 @@ public final class ResNet50: Sendable {
         return (largest[0], largest[1], handover, columns, winograd)
     }
 
-    public func makeWorkspace(count: Int, size: Int) -> Workspace {
+    public func makeWorkspace(count: Int, size: Int) -> any NetworkWorkspace { makeResNetWorkspace(count: count, size: size) }
+
+    public func makeResNetWorkspace(count: Int, size: Int) -> Workspace {
         precondition(size >= Self.minimumSize, "ResNet50 needs inputs of at least \(Self.minimumSize)x\(Self.minimumSize)")
         return Workspace(network: self, count: count, size: size)
     }
@@ -234,8 +253,9 @@ public final class ResNet50: Sendable {
     /// The globally average-pooled output of each block in `taps` (indices into `blockNames`,
     /// ascending, no repeats) into `pooled[t][count x channels(taps[t])]`; the network stops after
     /// the deepest. With `keep`, that block's whole output `[count, h, w, c]` is copied out too.
-    public func forward(_ workspace: Workspace, count: Int, taps: [Int], into pooled: [UnsafeMutablePointer<Float>],
+    public func forward(_ workspace: any NetworkWorkspace, count: Int, taps: [Int], into pooled: [UnsafeMutablePointer<Float>],
                         keep: (block: Int, into: UnsafeMutablePointer<Float>)? = nil) {
+        guard let workspace = workspace as? Workspace else { preconditionFailure("a workspace of another network") }
         precondition(!taps.isEmpty && taps.count == pooled.count && zip(taps, taps.dropFirst()).allSatisfy { $0 < $1 })
         precondition(taps.allSatisfy { blocks.indices.contains($0) })
         withSingleThreadedBLAS { forwardAlone(workspace, count: count, taps: taps, into: pooled, keep: keep) }
@@ -315,20 +335,10 @@ public final class ResNet50: Sendable {
         return (current, shape)
     }
 
-    /// Caffe preprocessing of RGB bytes (`pixels x 3`) into the network's input floats: BGR order,
-    /// ImageNet means subtracted, no scaling.
-    public static func preprocess(rgb: UnsafeBufferPointer<UInt8>, into input: UnsafeMutablePointer<Float>) {
-        for pixel in 0 ..< rgb.count / 3 {
-            input[pixel * 3] = Float(rgb[pixel * 3 + 2]) - bgrMeans[0]
-            input[pixel * 3 + 1] = Float(rgb[pixel * 3 + 1]) - bgrMeans[1]
-            input[pixel * 3 + 2] = Float(rgb[pixel * 3]) - bgrMeans[2]
-        }
-    }
-
     /// Convenience for whole arrays: RGB bytes of `count` images in, `count x 2048` features out.
     public func features(rgb: [UInt8], count: Int, size: Int, workspace: Workspace? = nil) -> [Float] {
-        let workspace = workspace ?? makeWorkspace(count: count, size: size)
-        rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
+        let workspace = workspace ?? makeResNetWorkspace(count: count, size: size)
+        rgb.withUnsafeBufferPointer { Self.architecture.preprocessing.apply(rgb: $0, into: workspace.input) }
         var out = [Float](repeating: 0, count: count * Self.featureCount)
         out.withUnsafeMutableBufferPointer { forward(workspace, count: count, into: $0.baseAddress!) }
         return out

@@ -49,7 +49,7 @@ public final class KerasWeightsFile: BackboneWeights {
     /// The layer's weights by short name (`kernel`, `bias`, `gamma`, ...), with their shapes.
     func weights(of layer: String) throws -> [String: (shape: [Int], values: [Float])] {
         guard file.exists("/" + layer) else {
-            throw WeightsError("\(path): layer '\(layer)' is missing (is this a ResNet50 notop weights file?)")
+            throw WeightsError("\(path): layer '\(layer)' is missing (are these the notop weights of the backbone asked for?)")
         }
         guard let names = try file.strings(attribute: "weight_names", of: "/" + layer) else {
             throw WeightsError("\(path): layer '\(layer)' has no 'weight_names' attribute (not a Keras weights file?)")
@@ -104,19 +104,27 @@ public final class KerasWeightsFile: BackboneWeights {
 /// each residual branch has gamma 0.2, so that sixteen residual additions do not compound.
 public struct RandomWeights: BackboneWeights {
     public let seed: UInt64
+    /// The convolution that sees the preprocessed pixels (its kernel divided by 64).
+    public let inputLayer: String
+    /// Whether a BatchNorm ends a residual branch (its gamma 0.2).
+    public let branchEnd: @Sendable (String) -> Bool
 
-    public init(seed: UInt64) { self.seed = seed }
+    public init(seed: UInt64, inputLayer: String, branchEnd: @escaping @Sendable (String) -> Bool) {
+        self.seed = seed
+        self.inputLayer = inputLayer
+        self.branchEnd = branchEnd
+    }
 
     public func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights {
         // One stream per layer, keyed by its name, so that layers do not depend on each other's order.
         var generator = SplitMix64(seed: seed ^ fnv1a(name))
-        let deviation = (2.0 / Double(size * size * input)).squareRoot() / (name == "conv1_conv" ? 64 : 1)
+        let deviation = (2.0 / Double(size * size * input)).squareRoot() / (name == inputLayer ? 64 : 1)
         let kernel = (0 ..< size * size * input * output).map { _ in Float(generator.nextNormal() * deviation) }
         return ConvWeights(kernel: kernel, bias: [Float](repeating: 0, count: output))
     }
 
     public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights {
-        BatchNormWeights(gamma: .init(repeating: name.hasSuffix("_3_bn") ? 0.2 : 1, count: channels), beta: .init(repeating: 0, count: channels),
+        BatchNormWeights(gamma: .init(repeating: branchEnd(name) ? 0.2 : 1, count: channels), beta: .init(repeating: 0, count: channels),
                          mean: .init(repeating: 0, count: channels), variance: .init(repeating: 1, count: channels))
     }
 

@@ -31,8 +31,12 @@ public enum KaggleCSV {
     static let fieldCount = KaggleImages.pixelCount + 1
 
     /// Parses `bytes` (the whole file); `name` is the path used in messages.
-    public static func parse(_ bytes: UnsafeRawBufferPointer, name: String, maxErrors: Int = 20,
+    /// `classes`: the labels a row may have (Sign MNIST's letters unless told).
+    public static func parse(_ bytes: UnsafeRawBufferPointer, name: String, maxErrors: Int = 20, classes: ClassNames = .signMNIST,
                              chunks requested: Int = coreCount) throws -> KaggleImages {
+        // A label is one byte in KaggleImages: a vocabulary beyond 255 cannot come from a CSV.
+        var allowed = [Bool](repeating: false, count: 256)
+        for label in classes.labels where label < 256 { allowed[label] = true }
         let base = bytes.bindMemory(to: UInt8.self)
         var start = 0
         if base.count >= 3, base[0] == 0xEF, base[1] == 0xBB, base[2] == 0xBF { start = 3 }
@@ -52,7 +56,7 @@ public enum KaggleCSV {
         var results = [ChunkResult](repeating: ChunkResult(), count: bounds.count)
         results.withUnsafeMutableBufferPointer { slots in
             parallelFor(bounds.count) { index in
-                slots[index] = parseChunk(base, bounds[index], name: name, maxErrors: limit)
+                slots[index] = parseChunk(base, bounds[index], name: name, maxErrors: limit, allowed: allowed, rule: classes.rule)
             }
         }
 
@@ -81,7 +85,7 @@ public enum KaggleCSV {
     }
 
     /// Reads and parses a file; a missing or unreadable file is reported with its path.
-    public static func read(_ url: URL, maxErrors: Int = 20) throws -> (images: KaggleImages, sha256: String) {
+    public static func read(_ url: URL, maxErrors: Int = 20, classes: ClassNames = .signMNIST) throws -> (images: KaggleImages, sha256: String) {
         let data: Data
         do {
             data = try Data(contentsOf: url)
@@ -90,7 +94,7 @@ public enum KaggleCSV {
                                               message: "cannot read the file: \(readFailure(url))")], truncated: false)
         }
         return try data.withUnsafeBytes { bytes in
-            let images = try parse(bytes, name: url.path, maxErrors: maxErrors)
+            let images = try parse(bytes, name: url.path, maxErrors: maxErrors, classes: classes)
             return (images, sha256(of: bytes))
         }
     }
@@ -160,7 +164,7 @@ public enum KaggleCSV {
     }
 
     /// Parses whole lines in `range`. Line numbers in the result are relative to the range's start.
-    static func parseChunk(_ base: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, name: String, maxErrors: Int) -> ChunkResult {
+    static func parseChunk(_ base: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, name: String, maxErrors: Int, allowed: [Bool], rule: String) -> ChunkResult {
         var result = ChunkResult()
         let estimatedRows = range.count / 1800 + 1
         result.labels.reserveCapacity(estimatedRows)
@@ -206,9 +210,9 @@ public enum KaggleCSV {
                         let text = String(decoding: UnsafeBufferPointer(rebasing: base[fieldStart ..< stop]), as: UTF8.self)
                         fail(fieldStart, "expected an integer \(fieldRole(field)), found \(text.isEmpty ? "an empty field" : "'\(excerpt(text))'")")
                     } else if field == 0 {
-                        if negative || digits > 2 || !SignLetters.isValid(value) {
+                        if negative || digits > 3 || value > 255 || !allowed[value] {
                             let shown = String(decoding: UnsafeBufferPointer(rebasing: base[fieldStart ..< i]), as: UTF8.self)
-                            fail(fieldStart, "expected a label from 0 to 24 other than 9 (J needs motion), found \(excerpt(shown))")
+                            fail(fieldStart, "expected \(rule), found \(excerpt(shown))")
                         } else {
                             label = value
                         }

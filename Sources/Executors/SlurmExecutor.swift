@@ -1,4 +1,5 @@
 import Artifacts
+import Backbone
 import Foundation
 import Numerical
 import GRDB
@@ -26,13 +27,12 @@ public struct SlurmExecutor: StageExecutor {
 
     public func execute(_ stage: StageDefinition, _ context: StageContext) throws -> StageOutcome {
         guard stage.name == ExtractStage.definition.name else { return try LocalExecutor().execute(stage, context) }
-        let weights = try WeightsSpec(ExtractStage.effectiveWeights(context.parameters))
-        let batch = Int(context.parameters.values["batch"]!)!
+        let params = try ExtractStage.Params(context.parameters)
         let (_, inputMeta) = try PreprocessedStore.open(context.input!)
         var missing: [Int] = []
         for index in 0 ..< shards {
             let file = try Extract.Shard(index: index, count: shards).file(for: context.output)
-            if !(try Self.shardMatches(file, inputContent: inputMeta[Artifact.contentKey] ?? "", weights: weights, batch: batch)) {
+            if !(try Self.shardMatches(file, inputContent: inputMeta[Artifact.contentKey] ?? "", params: params)) {
                 unlink(file.path)
                 missing.append(index)
             }
@@ -44,17 +44,21 @@ public struct SlurmExecutor: StageExecutor {
         }
         let report = try Extract.merge(input: context.input!, output: context.output, shards: shards)
         for index in 0 ..< shards { unlink(try Extract.Shard(index: index, count: shards).file(for: context.output).path) }
-        return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": weights.description],
+        return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": params.effectiveWeightsText],
                             notes: ["executor": "slurm, \(shards) shards"])
     }
 
-    /// Whether a finished shard file was made from this input, these weights and this batch size.
-    static func shardMatches(_ file: URL, inputContent: String, weights: WeightsSpec, batch: Int) throws -> Bool {
+    /// Whether a finished shard file was made from this input with these parameters (backbone,
+    /// weights, batch size, layers, kept layer).
+    static func shardMatches(_ file: URL, inputContent: String, params: ExtractStage.Params) throws -> Bool {
         guard FileManager.default.fileExists(atPath: file.path),
               let (queue, meta) = try? Artifact.open(file, kind: Extract.shardKind, role: "a shard", versions: [FeaturesStore.schemaVersion]) else { return false }
         defer { try? queue.close() }
         let provenance = try FeaturesStore.backbone(queue)
-        return provenance["input_content_sha256"] == inputContent && provenance["weights"] == weights.description && meta["batch"] == String(batch)
+        let keep = params.keep.map { params.architecture.nodes[$0].name } ?? ""
+        return provenance["input_content_sha256"] == inputContent && provenance["weights"] == params.effectiveWeights.description
+            && meta["batch"] == String(params.batch) && provenance["layers"] == params.cut.description && (provenance["keep"] ?? "") == keep
+            && (provenance["backbone"] ?? Backbones.defaultName) == params.architecture.name
     }
 
     /// Submits shards `indexes` of `count` as one array job and waits for it.

@@ -171,7 +171,7 @@ public struct Comparison {
     </svg>{{/charts}}
     <p>{{#legend}}<span style="margin-right: 1.5em"><span class="swatch" style="background: {{color}}"></span>{{id}}: {{changes}}</span> {{/legend}}</p>
     {{#hasF1}}<h2>Per-class F1 on the test split</h2>
-    <table class="f1"><tr><th>letter</th>{{#experimentIds}}<th>exp {{id}}</th>{{/experimentIds}}</tr>
+    <table class="f1"><tr><th>class</th>{{#experimentIds}}<th>exp {{id}}</th>{{/experimentIds}}</tr>
     {{#f1}}<tr><th>{{letter}}</th>{{#cells}}<td style="background: {{color}}"{{#dark}} class="dark"{{/dark}}>{{value}}</td>{{/cells}}</tr>
     {{/f1}}</table>{{/hasF1}}
     </body></html>

@@ -3,7 +3,8 @@ import Foundation
 import Head
 import ONNXProto
 
-/// The whole classifier as one ONNX model: 28x28 grey images in, the letters' probabilities out, by
+/// The whole classifier as one ONNX model: SxS grey originals in (Sign MNIST: 28x28), the classes'
+/// probabilities out, by
 /// exactly the steps `predict` takes.
 ///
 ///   images         [N, 28, 28, 1] float32, grey levels 0-255 (the Kaggle CSV's pixels, NHWC)
@@ -14,13 +15,16 @@ import ONNXProto
 ///   Concat x3      [N, 3, S, S]   grey replicated; BGR = RGB for grey
 ///   Sub            caffe means    [103.939, 116.779, 123.68] per channel (BGR)
 ///   ResNet50       BatchNorm folded into every Conv, as far as the deepest layer the head reads
+///                  (ResNet-only: the graph is built of bottleneck blocks, `ResNet50.folded`)
 ///   GlobalAveragePool, Flatten per layer read; Concat in depth order
 ///   Sub, Div       the head's standardization (when it has one)
 ///   Gemm, Relu ... Gemm, Softmax
 ///   probabilities  [N, classes]
 public struct ClassifierGraph {
     public var size: Int
-    /// The resize from 28 as matrices: `rows[S x 28]`, `columns[S x 28]` (see `BilinearResize.matrices`).
+    /// The side of the grey originals the model takes (Sign MNIST: 28).
+    public var source: Int
+    /// The resize from the source side as matrices: `rows[S x source]`, `columns[S x source]` (see `BilinearResize.matrices`).
     public var resize: (rows: [Float], columns: [Float])
     public var stem: FoldedConvolution
     /// Each block's convolutions through the deepest layer read: projection (if any), reduce, 3x3, expand.
@@ -31,9 +35,10 @@ public struct ClassifierGraph {
     /// name -> value pairs for the model's metadata_props.
     public var metadata: [(String, String)]
 
-    public init(size: Int, resize: (rows: [Float], columns: [Float]), stem: FoldedConvolution, blocks: [[FoldedConvolution]], cut: Cut, standardization: Standardization?,
+    public init(size: Int, source: Int = 28, resize: (rows: [Float], columns: [Float]), stem: FoldedConvolution, blocks: [[FoldedConvolution]], cut: Cut, standardization: Standardization?,
                 network: DenseNetwork, metadata: [(String, String)]) {
         self.size = size
+        self.source = source
         self.resize = resize
         self.stem = stem
         self.blocks = blocks
@@ -78,16 +83,16 @@ public struct ClassifierGraph {
         // float), so at the many exact .5 values of this resize it rounds a few pixels an image the
         // other way (measured: 1-3 pixels off by one level, probabilities off by up to 4e-3). Two
         // products with preprocess's own weights are exact, in any runtime.
-        var columnsT = [Float](repeating: 0, count: 28 * size)
+        var columnsT = [Float](repeating: 0, count: source * size)
         for x in 0 ..< size {
-            for j in 0 ..< 28 { columnsT[j * size + x] = resize.columns[x * 28 + j] }
+            for j in 0 ..< source { columnsT[j * size + x] = resize.columns[x * source + j] }
         }
-        let across = graph.node("MatMul", [nchw, graph.constant("resize_columns", columnsT, dims: [28, size])], name: "resize_x")
-        let resized = graph.node("MatMul", [graph.constant("resize_rows", resize.rows, dims: [size, 28]), across], name: "resize")
+        let across = graph.node("MatMul", [nchw, graph.constant("resize_columns", columnsT, dims: [source, size])], name: "resize_x")
+        let resized = graph.node("MatMul", [graph.constant("resize_rows", resize.rows, dims: [size, source]), across], name: "resize")
         let rounded = graph.node("Round", [resized])
         let clipped = graph.node("Clip", [rounded, graph.constant("zero_f", [0], dims: []), graph.constant("max_f", [255], dims: [])])
         let rgb = graph.node("Concat", [clipped, clipped, clipped], [Attribute.int("axis", 1)], name: "replicate")
-        let caffe = graph.node("Sub", [rgb, graph.constant("caffe_means", ResNet50.bgrMeans, dims: [1, 3, 1, 1])], name: "caffe")
+        let caffe = graph.node("Sub", [rgb, graph.constant("caffe_means", InputPreprocessing.caffeMeans, dims: [1, 3, 1, 1])], name: "caffe")
 
         var x = Self.conv(&graph, caffe, stem, relu: true)
         x = graph.node("MaxPool", [x], [Attribute.ints("kernel_shape", [3, 3]), Attribute.ints("strides", [2, 2]),
@@ -99,7 +104,7 @@ public struct ClassifierGraph {
             let reduced = Self.conv(&graph, x, convs[0], relu: true)
             let spatial = Self.conv(&graph, reduced, convs[1], relu: true)
             let expanded = Self.conv(&graph, spatial, convs[2], relu: false)
-            let name = ResNet50.blockNames[index]
+            let name = cut.architecture.nodes[index].name
             x = graph.node("Relu", [graph.node("Add", [expanded, shortcut], name: name + "_add")], name: name)
             if cut.blocks.contains(index) {
                 pooled.append(graph.node("Flatten", [graph.node("GlobalAveragePool", [x], name: name + "_pool")], [Attribute.int("axis", 1)],
@@ -125,7 +130,7 @@ public struct ClassifierGraph {
         proto.name = "signtransfer"
         proto.node = graph.nodes
         proto.initializer = graph.initializers
-        proto.input = [tensorValue(Self.inputName, dims: [nil, 28, 28, 1])]
+        proto.input = [tensorValue(Self.inputName, dims: [nil, source, source, 1])]
         proto.output = [tensorValue(Self.outputName, dims: [nil, network.classCount])]
         var model = Onnx_ModelProto()
         model.irVersion = 8
@@ -135,7 +140,7 @@ public struct ClassifierGraph {
         model.opsetImport = [opset]
         model.producerName = "signtransfer"
         model.graph = proto
-        model.docString = "28x28 grey images (float32 N x 28 x 28 x 1, levels 0-255) to the probabilities of the letters in metadata 'letters'."
+        model.docString = "\(source)x\(source) grey images (float32 N x \(source) x \(source) x 1, levels 0-255) to the probabilities of the classes in metadata 'classes'."
         model.metadataProps = metadata.map { key, value in
             var entry = Onnx_StringStringEntryProto()
             entry.key = key

@@ -83,4 +83,25 @@ public struct BilinearResize: Sendable {
             }
         }
     }
+
+    /// Resizes an 8-bit image of `channels` (1: grey, replicated; 3: RGB, each channel on its own,
+    /// as tf.image.resize does) to RGB bytes `outputHeight x outputWidth x 3`, rounded half to even
+    /// and clipped.
+    public func resizeToRGB(_ input: UnsafeBufferPointer<UInt8>, channels: Int, into output: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(channels == 1 || channels == 3)
+        guard channels == 3 else { return resizeToBytes(input, channels: 3, into: output) }
+        precondition(input.count == inputWidth * inputHeight * 3 && output.count == outputWidth * outputHeight * 3)
+        let pixels = inputWidth * inputHeight
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pixels) { plane in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: outputWidth * outputHeight) { floats in
+                for channel in 0 ..< 3 {
+                    for pixel in 0 ..< pixels { plane[pixel] = input[pixel * 3 + channel] }
+                    resize(UnsafeBufferPointer(plane), into: floats)
+                    for (index, value) in floats.enumerated() {
+                        output[index * 3 + channel] = UInt8(min(255, max(0, value.rounded(.toNearestOrEven))))
+                    }
+                }
+            }
+        }
+    }
 }

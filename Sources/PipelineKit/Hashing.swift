@@ -26,6 +26,9 @@ public func sha256(ofFile url: URL) throws -> String {
 }
 
 /// SHA-256 of bytes already in memory.
+/// The 32 bytes of a SHA-256, for hashing into another hash.
+public func sha256Bytes(of bytes: UnsafeRawBufferPointer) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+
 public func sha256(of bytes: UnsafeRawBufferPointer) -> String {
     Array(SHA256.hash(data: bytes)).hexString
 }

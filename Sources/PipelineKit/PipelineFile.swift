@@ -406,4 +406,44 @@ public struct StageParameters: Sendable, Equatable {
     public var inputs: [String: URL] = [:]
 
     public init() {}
+
+    /// The canonical value of `key`; `fallback` for a parameter added after the values were
+    /// recorded. A key that is missing without one is an error naming it (checked values always
+    /// hold every declared key, so this means a stage asked for an undeclared one).
+    public func text(_ key: String, default fallback: String? = nil) throws(StageError) -> String {
+        guard let value = values[key] ?? fallback else { throw StageError("parameter \(key) has no value") }
+        return value
+    }
+
+    public func integer(_ key: String) throws(StageError) -> Int {
+        let text = try text(key)
+        guard let value = Int(text) else { throw StageError("parameter \(key): expected a whole number, found '\(text)'") }
+        return value
+    }
+
+    public func number(_ key: String, default fallback: String? = nil) throws(StageError) -> Double {
+        let text = try text(key, default: fallback)
+        guard let value = Double(text), value.isFinite else { throw StageError("parameter \(key): expected a number, found '\(text)'") }
+        return value
+    }
+
+    /// A comma-separated list of whole numbers; empty for none.
+    public func integers(_ key: String) throws(StageError) -> [Int] {
+        let text = try text(key)
+        guard !text.isEmpty else { return [] }
+        var values: [Int] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let value = Int(part) else { throw StageError("parameter \(key): expected whole numbers separated by commas, found '\(text)'") }
+            values.append(value)
+        }
+        return values
+    }
+
+    /// A value of a closed set (`RawRepresentable` by its spelling).
+    public func choice<Value: RawRepresentable>(_ key: String, as type: Value.Type, default fallback: String? = nil) throws(StageError) -> Value
+        where Value.RawValue == String {
+        let text = try text(key, default: fallback)
+        guard let value = Value(rawValue: text) else { throw StageError("parameter \(key): '\(text)' is not one of its choices") }
+        return value
+    }
 }

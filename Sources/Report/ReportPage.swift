@@ -26,6 +26,8 @@ public struct ReportPage {
     var bestEpoch: Int
     var evaluation: Evaluation?
     var mistakes: [Mistake]
+    /// The dataset's class names.
+    var names: ClassNames
     var provenance: [(String, [(String, String)])]
     var randomBackbone: Bool
     var weightsSource: String
@@ -34,13 +36,14 @@ public struct ReportPage {
     /// Where the backbone was cut and what was trained, in a sentence.
     var recipe: String
 
-    public init(history: [EpochRecord], bestEpoch: Int, evaluation: Evaluation?, mistakes: [Mistake],
+    public init(history: [EpochRecord], bestEpoch: Int, evaluation: Evaluation?, names: ClassNames = .signMNIST, mistakes: [Mistake],
                 provenance: [(String, [(String, String)])], randomBackbone: Bool, weightsSource: String, fallbackReason: String?, recipe: String) {
         self.recipe = recipe
         self.history = history
         self.bestEpoch = bestEpoch
         self.evaluation = evaluation
         self.mistakes = mistakes
+        self.names = names
         self.provenance = provenance
         self.randomBackbone = randomBackbone
         self.weightsSource = weightsSource
@@ -87,7 +90,7 @@ public struct ReportPage {
         ]
         if let fallbackReason { context["fallbackReason"] = fallbackReason }
         guard let evaluation else { return context }
-        let letters = evaluation.labels.map(SignLetters.letter)
+        let letters = evaluation.labels.map(names.name)
         let largest = max(evaluation.confusion.flatMap { $0 }.max() ?? 1, 1)
         context["evaluation"] = [
             "accuracy": String(format: "%.2f%%", evaluation.accuracy * 100),
@@ -102,12 +105,12 @@ public struct ReportPage {
                 }]
             },
             "perClass": evaluation.perClass.map { row in
-                ["letter": SignLetters.letter(row.label), "precision": String(format: "%.3f", row.precision),
+                ["letter": names.name(row.label), "precision": String(format: "%.3f", row.precision),
                  "recall": String(format: "%.3f", row.recall), "f1": String(format: "%.3f", row.f1), "support": row.support]
             },
             "mistakes": mistakes.map { mistake in
-                var entry: [String: Any] = ["id": mistake.id, "truth": SignLetters.letter(mistake.truth),
-                                            "predicted": SignLetters.letter(mistake.predicted),
+                var entry: [String: Any] = ["id": mistake.id, "truth": names.name(mistake.truth),
+                                            "predicted": names.name(mistake.predicted),
                                             "confidence": String(format: "%.1f%%", mistake.confidence * 100)]
                 // Absent rather than nil: mustache takes an Optional wrapped in Any as present.
                 if let png = mistake.png { entry["image"] = "data:image/png;base64," + png.base64EncodedString() }
@@ -155,12 +158,12 @@ public struct ReportPage {
     </svg>{{/charts}}
     <p><span style="color:#1f77b4">&#9632; train</span> <span style="color:#ff7f0e">&#9632; validation</span> <span style="color:#2ca02c">- - best epoch (weights kept)</span></p>
     {{#evaluation}}
-    <h2>Confusion matrix (rows: true letter, columns: predicted)</h2>
+    <h2>Confusion matrix (rows: true class, columns: predicted)</h2>
     <table class="confusion"><tr><th></th>{{#letters}}<th>{{.}}</th>{{/letters}}</tr>
     {{#confusion}}<tr><th>{{letter}}</th>{{#cells}}<td style="background:{{color}}"{{#dark}} class="dark"{{/dark}}>{{count}}</td>{{/cells}}</tr>{{/confusion}}
     </table>
     <h2>Per class</h2>
-    <table><tr><th>letter</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
+    <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>
     {{#perClass}}<tr><td>{{letter}}</td><td>{{precision}}</td><td>{{recall}}</td><td>{{f1}}</td><td>{{support}}</td></tr>{{/perClass}}
     </table>
     <h2>Most confident mistakes</h2>

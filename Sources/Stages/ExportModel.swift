@@ -13,21 +13,29 @@ public enum ExportModel {
         public var nodes: Int
         public var parameters: Int
         public var size: Int
-        public var letters: [String]
+        public var classes: [String]
     }
 
     /// Writes `output` (atomically: an unwritable or interrupted output leaves nothing behind).
     public static func run(head: URL, output: URL, weights: WeightsSpec? = nil) throws -> Report {
         let model = try HeadModel(head)
         let backbone = try model.backbone(file: head.path, weights: weights)
+        // The graph is ResNet50's bottleneck blocks (ClassifierGraph) on square grey originals.
+        guard backbone.architecture.name == ResNet50.architecture.name else {
+            throw StageError("\(head.path): export writes ResNet50 graphs; this head's backbone is \(backbone.architecture.name)")
+        }
+        guard let geometry = model.sourceGeometry, geometry.channels == 1, geometry.width == geometry.height else {
+            throw StageError("\(head.path): export takes square grey originals (Sign MNIST's 28x28); this head was trained on \(model.sourceGeometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "images of several sizes")")
+        }
+        let side = geometry.width
         let (stem, blocks) = try ResNet50.folded(backbone.weights, through: backbone.cut.deepest)
-        let letters = model.labels.map(SignLetters.letter)
+        let classes = model.names
         let params = model.params
         let metadata: [(String, String)] = [
-            ("letters", letters.joined(separator: ",")),
+            ("classes", classes.joined(separator: ",")),
             ("labels", model.labels.map(String.init).joined(separator: ",")),
-            ("input", "images: float32 N x 28 x 28 x 1, grey levels 0-255 (the Kaggle CSV's pixel columns, row-major)"),
-            ("output", "probabilities: float32 N x \(letters.count), in the order of 'letters'"),
+            ("input", "images: float32 N x \(side) x \(side) x 1, grey levels 0-255 (the originals' pixels, row-major)"),
+            ("output", "probabilities: float32 N x \(classes.count), in the order of 'classes'"),
             ("input_size", String(backbone.size)),
             ("layers", backbone.cut.description),
             ("fine_tune", params["fine_tune"] ?? "none"),
@@ -36,13 +44,13 @@ public enum ExportModel {
             ("random_backbone", params["backbone_random"] ?? "0"),
             ("signtransfer_version", toolVersion),
         ]
-        let resize = BilinearResize(from: (28, 28), to: (backbone.size, backbone.size)).matrices
-        let graph = ClassifierGraph(size: backbone.size, resize: resize, stem: stem, blocks: blocks, cut: backbone.cut,
+        let resize = BilinearResize(from: (side, side), to: (backbone.size, backbone.size)).matrices
+        let graph = ClassifierGraph(size: backbone.size, source: side, resize: resize, stem: stem, blocks: blocks, cut: backbone.cut,
                                     standardization: model.classifier.standardization, network: model.network, metadata: metadata)
         let proto = graph.model()
         let data = try proto.serializedData()
         try AtomicOutput.write(to: output, inputs: [head]) { try data.write(to: $0) }
         let parameters = proto.graph.initializer.reduce(0) { $0 + Int($1.dims.reduce(1, *)) }
-        return Report(bytes: data.count, nodes: proto.graph.node.count, parameters: parameters, size: backbone.size, letters: letters)
+        return Report(bytes: data.count, nodes: proto.graph.node.count, parameters: parameters, size: backbone.size, classes: classes)
     }
 }

@@ -7,7 +7,7 @@ import Numerical
 import PipelineKit
 import WeightsFetch
 
-/// The extract stage: preprocessed PNGs through the frozen ResNet50, cut at one or more block
+/// The extract stage: preprocessed PNGs through a frozen backbone, cut at one or more block
 /// outputs, to one pooled vector per image and layer (and, with `keep`, one layer's whole maps).
 ///
 /// Work goes into `.NAME.partial` beside the output, one transaction per batch, under `.NAME.lock`.
@@ -15,8 +15,6 @@ import WeightsFetch
 /// weights and batch size continues after them. The finished file is written by `VACUUM INTO`, so
 /// its bytes do not depend on how many runs it took.
 public enum Extract {
-    public static let architecture = "ResNet50 v1 (Keras), include_top=False, global average pooling"
-    public static let preprocessing = "caffe: RGB to BGR, minus [103.939, 116.779, 123.68], no scaling"
     /// Images per forward pass.
     public static let batchSizes = 1 ... 1024
 
@@ -31,13 +29,14 @@ public enum Extract {
         public var fallbackReason: String?
         /// The GEMM path (the CPU's best unless SIGNTRANSFER_GEMM=blas).
         public var kernel: GEMMKernel
-        /// The block outputs whose pooled vectors are stored; the network stops after the deepest.
+        /// The backbone and the block outputs whose pooled vectors are stored; the network stops
+        /// after the deepest.
         public var cut: Cut
-        /// A block output (index into `ResNet50.blockNames`) whose whole maps are stored too.
+        /// A block output (index into the backbone's nodes) whose whole maps are stored too.
         public var keep: Int?
 
         public init(input: URL, output: URL, weights: WeightsSpec = .imagenet, batch: Int = 32, showProgress: Bool = true,
-                    fallbackReason: String? = nil, kernel: GEMMKernel = .preferred, cut: Cut = .last, keep: Int? = nil) {
+                    fallbackReason: String? = nil, kernel: GEMMKernel = .preferred, cut: Cut = Backbones.standard.lastCut, keep: Int? = nil) {
             self.cut = cut
             self.keep = keep
             self.fallbackReason = fallbackReason
@@ -110,13 +109,14 @@ public enum Extract {
         guard batchSizes.contains(options.batch) else {
             throw StageError("--batch \(options.batch): choose \(batchSizes.lowerBound) to \(batchSizes.upperBound)")
         }
-        if let keep = options.keep, !ResNet50.blockNames.indices.contains(keep) {
-            throw StageError("--keep: block \(keep) is not one of ResNet50's \(ResNet50.blockNames.count) block outputs")
+        let cut = options.cut, architecture = cut.architecture
+        if let keep = options.keep, !architecture.nodes.indices.contains(keep) {
+            throw StageError("--keep: block \(keep) is not one of \(architecture.name)'s \(architecture.nodes.count) block outputs")
         }
-        let cut = options.cut, keptName = options.keep.map { ResNet50.blockNames[$0] } ?? ""
+        let keptName = options.keep.map { architecture.nodes[$0].name } ?? ""
         let (input, inputMeta) = try PreprocessedStore.open(options.input)
         let params = try PreprocessedStore.params(input)
-        guard let size = params["size"].flatMap(Int.init), size >= ResNet50.minimumSize else {
+        guard let size = params["size"].flatMap(Int.init), size >= architecture.minimumSize else {
             throw StageError("\(options.input.path): its params table has no usable size (found \(params["size"] ?? "none"))")
         }
         // The views table is carried into the output: checked now, not after every image has run.
@@ -132,8 +132,8 @@ public enum Extract {
         let lock = try FileLock(folder.appendingPathComponent(".\(name).lock"), what: final.finalURL.path)
         defer { lock.release() }
 
-        let weights = try options.weights.resolve(showProgress: options.showProgress)
-        let network = try ResNet50(weights: weights.provider, kernel: options.kernel, size: size)
+        let weights = try options.weights.resolve(for: architecture, showProgress: options.showProgress)
+        let network = try architecture.build(weights.provider, options.kernel, size)
         let weightsMD5 = try weights.md5
         // The kernel is part of the key: ours and OpenBLAS's differ in the last bits.
         let jobKey = Array("\(inputMeta[Artifact.contentKey] ?? "")|\(weightsMD5)|\(size)|\(options.batch)|\(shard?.description ?? "")|\(network.kernel.rawValue)|\(toolVersion)|\(cut)|\(keptName)".utf8)
@@ -153,7 +153,7 @@ public enum Extract {
         let workspace = network.makeWorkspace(count: options.batch, size: size)
         // One buffer per layer cut at, [batch x channels]; the kept maps [batch x side x side x channels].
         let pooled = cut.channels.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: options.batch * $0) }
-        let mapShape = options.keep.map { (side: ResNet50.blockSide($0, size: size), channels: ResNet50.blockChannels[$0]) }
+        let mapShape = options.keep.map { (side: architecture.nodes[$0].side(size), channels: architecture.nodes[$0].channels) }
         let mapFloats = mapShape.map { $0.side * $0.side * $0.channels } ?? 0
         let maps = UnsafeMutableBufferPointer<Float>.allocate(capacity: options.batch * mapFloats)
         defer {
@@ -162,7 +162,7 @@ public enum Extract {
         }
         for (range, _) in batches where range.upperBound > lastID {
             let images = try PreprocessedStore.images(input, ids: range)
-            try decode(images, size: size, into: workspace.input)
+            try decode(images, size: size, preprocessing: architecture.preprocessing, into: workspace.input)
             network.forward(workspace, count: images.count, taps: cut.blocks, into: pooled.map { $0.baseAddress! },
                             keep: options.keep.map { ($0, maps.baseAddress!) })
             try partial.write { db in
@@ -185,9 +185,12 @@ public enum Extract {
         progress?.finish()
 
         let provenance = ["weights": weights.source, "weights_md5": weightsMD5, "random": weights.isRandom ? "1" : "0",
-                          "input_size": String(size), "architecture": architecture, "preprocessing": preprocessing,
+                          "input_size": String(size), "architecture": architecture.title, "preprocessing": architecture.preprocessing.description,
+                          // Only for another backbone than ResNet50: its files are exactly as before.
+                          "backbone": architecture.name == Backbones.defaultName ? "" : architecture.name,
                           "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? "",
                           "gemm": network.kernel.rawValue, "layers": cut.description, "keep": keptName,
+                          "source_geometry": params["source_geometry"] ?? "",
                           // Only for bf16: a float extraction's file is exactly as before the option.
                           "precision": network.kernel == .avx512bf16 ? "bf16" : ""]
         var meta: [String: String] = [:]
@@ -195,7 +198,7 @@ public enum Extract {
             meta = [Artifact.kindKey: shardKind, "shard_index": String(shard.index), "shard_count": String(shard.count),
                     "batch": String(options.batch)]
         }
-        if shard == nil { try copyViews(from: input, into: partial) }
+        if shard == nil { try copyViews(from: input, file: options.input.path, into: partial) }
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance, meta: meta)
         return Report(images: total, resumed: resumed, contentSHA256: content, weightsSource: weights.source,
                       randomWeights: weights.isRandom, size: size, cut: cut)
@@ -253,7 +256,7 @@ public enum Extract {
         }
         let first = shards[0]
         for shard in shards {
-            for key in ["input_content_sha256", "weights_md5", "input_size", "layers", "keep"] where shard.provenance[key] != first.provenance[key] {
+            for key in ["input_content_sha256", "weights_md5", "input_size", "layers", "keep", "backbone"] where shard.provenance[key] != first.provenance[key] {
                 throw StageError("cannot merge: shard \(shard.index) has \(key) \(shard.provenance[key] ?? "none"), shard \(first.index) has \(first.provenance[key] ?? "none")")
             }
             guard shard.meta["shard_count"] == String(count), shard.meta["batch"] == first.meta["batch"] else {
@@ -328,11 +331,11 @@ public enum Extract {
         for shard in shards { try shard.queue.close() }
         var provenance = first.provenance
         if kernels.count > 1 { provenance["gemm"] = kernels.sorted().joined(separator: ", ") }
-        try copyViews(from: inputQueue, into: partial)
+        try copyViews(from: inputQueue, file: input.path, into: partial)
         let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance)
         return Report(images: expected.count, resumed: 0, contentSHA256: content, weightsSource: first.provenance["weights"] ?? "",
                       randomWeights: first.provenance["random"] == "1", size: Int(first.provenance["input_size"] ?? "") ?? 0,
-                      cut: (try? Cut(list: first.provenance["layers"] ?? "")) ?? .last)
+                      cut: try BackboneProvenance.cut(first.provenance["layers"], of: try BackboneProvenance.architecture(first.provenance, file: output.path), file: output.path, table: "backbone"))
     }
 
     /// The partial file of this job, or a fresh one when there is none or it belongs to another job.
@@ -353,7 +356,7 @@ public enum Extract {
     }
 
     /// Decodes PNGs on all cores straight into the network's input buffer, caffe-preprocessed.
-    static func decode(_ images: [PreprocessedStore.Image], size: Int, into input: UnsafeMutablePointer<Float>) throws {
+    static func decode(_ images: [PreprocessedStore.Image], size: Int, preprocessing: InputPreprocessing, into input: UnsafeMutablePointer<Float>) throws {
         var failures = [String?](repeating: nil, count: images.count)
         failures.withUnsafeMutableBufferPointer { failures in
             parallelFor(images.count) { index in
@@ -363,7 +366,7 @@ public enum Extract {
                         failures[index] = "image \(images[index].id) is \(bitmap.width)x\(bitmap.height), expected \(size)x\(size)"
                         return
                     }
-                    bitmap.pixels.withUnsafeBufferPointer { NetworkInput.tensor(rgb: $0, into: input + index * size * size * 3) }
+                    bitmap.pixels.withUnsafeBufferPointer { preprocessing.apply(rgb: $0, into: input + index * size * size * 3) }
                 } catch {
                     failures[index] = "image \(images[index].id): \(error.userMessage)"
                 }
@@ -372,9 +375,13 @@ public enum Extract {
         if let failure = failures.compactMap({ $0 }).first { throw StageError("preprocessed input: \(failure)") }
     }
 
-    /// The preprocessed file's `views` table (augmented views: which image each is a view of, and
-    /// how it was made), carried into the features file for train; nothing without views.
-    static func copyViews(from input: DatabaseQueue, into partial: DatabaseQueue) throws {
+    /// The preprocessed file's `classes` (the vocabulary) and `views` tables (augmented views: which
+    /// image each is a view of, and how it was made), carried into the features file for train.
+    static func copyViews(from input: DatabaseQueue, file: String, into partial: DatabaseQueue) throws {
+        try partial.write { db in
+            try db.execute(sql: "DROP TABLE IF EXISTS classes")
+            _ = try ClassesTable.copy(from: input, file: file, into: db)
+        }
         let rows = try input.read { db in try db.tableExists("views") ? try Row.fetchAll(db, sql: "SELECT * FROM views ORDER BY id") : nil }
         guard let rows else { return }
         try partial.write { db in
@@ -405,6 +412,13 @@ public enum Extract {
                 hasher.update(row["layer"] as String)
                 for key in ["height", "width", "channels"] { hasher.update(integer: Int64(row[key] as Int)) }
                 (row["data"] as Data).withUnsafeBytes { hasher.update($0) }
+            }
+            // The class names decide train's report and predict's answers.
+            if let classes = try ClassesTable.read(db, file: "features") {
+                for (label, name) in classes.entries {
+                    hasher.update(integer: Int64(label))
+                    hasher.update(name)
+                }
             }
             // Which rows are views of which image decides what train does with them.
             if try db.tableExists("views") {

@@ -14,32 +14,81 @@ public enum ExtractStage {
         ParameterSpec("fallback", .checkedText { $0.isEmpty ? nil : weightsProblem($0) }, default: "", help: "Weights to use only when the ImageNet weights cannot be had (no network, nothing cached), e.g. random:0; said loudly and recorded."),
         ParameterSpec("batch", .integer(Extract.batchSizes), default: "32",
                       help: "Images per forward pass, \(Extract.batchSizes.lowerBound) to \(Extract.batchSizes.upperBound)."),
-        ParameterSpec("layers", .choiceList(ResNet50.blockNames, count: 1 ... ResNet50.blockNames.count), default: Cut.last.description,
-                      help: "Where to cut the backbone: block outputs by their Keras names (\(Cut.choices)), comma-separated; each image gets one pooled vector per layer, and the network stops after the deepest."),
-        ParameterSpec("keep", .choiceList(ResNet50.blockNames, count: 0 ... 1), default: "",
-                      help: "A block output whose whole feature maps are stored too (float16), for fine-tuning the blocks above it: conv4_block6_out for `train --fine-tune conv5`. Empty for none.", value: "layer"),
+        ParameterSpec("backbone", .choice(Backbones.names), default: Backbones.defaultName,
+                      help: "The ImageNet network the features come from: \(Backbones.names.joined(separator: ", ")).", addedLater: true),
+        ParameterSpec("layers", .choiceList(Backbones.allNodeNames, count: 0 ... Backbones.allNodeNames.count), default: "",
+                      help: "Where to cut the backbone: block outputs by their Keras names (resnet50: \(Cut.choices(Backbones.standard))), comma-separated; each image gets one pooled vector per layer, and the network stops after the deepest. Empty: the backbone's end (resnet50: conv5_block3_out)."),
+        ParameterSpec("keep", .choiceList(Backbones.allNodeNames, count: 0 ... 1), default: "",
+                      help: "A block output whose whole feature maps are stored too (float16), for fine-tuning the blocks above it: conv4_block6_out for `train --fine-tune conv5` on resnet50. Empty for none.", value: "layer"),
         ParameterSpec("precision", .choice(["fp32", "bf16"]), default: "fp32",
-                      help: "bf16: every convolution's products are of bf16 values (vdpbf16ps, AVX512_BF16), summed in float (the 3x3s' Winograd transforms stay float). Refused on a CPU without AVX512_BF16.",
+                      help: "bf16: every convolution's products are of bf16 values (vdpbf16ps, AVX512_BF16), summed in float (the 3x3s run Winograd with bf16 products too; its transforms stay float). Refused on a CPU without AVX512_BF16.",
                       addedLater: true),
     ]
 
-    /// The GEMM kernel checked parameters ask for: the preferred float one, or the bf16 one when
-    /// this CPU has it (otherwise an error saying so: no silent fallback).
-    public static func kernel(_ parameters: StageParameters) throws -> GEMMKernel {
-        try GEMMKernel.checkSelection()
-        guard parameters.values["precision"] == "bf16" else { return .preferred }
-        guard GEMMKernel.available.contains(.avx512bf16) else {
-            throw StageError("--precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps), which bf16 extraction needs; use --precision fp32")
+    /// The stage's checked parameters, typed: built once from canonical values, the one way to the
+    /// stage's options (pipeline, command line, shards and Slurm alike).
+    public struct Params: Sendable {
+        public var architecture: Architecture
+        public var weights: WeightsSpec
+        /// nil: no fallback.
+        public var fallback: WeightsSpec?
+        public var batch: Int
+        public var cut: Cut
+        /// Index of the node whose whole maps are stored, or nil.
+        public var keep: Int?
+        public var bf16: Bool
+        /// The weights and fallback values as written (what the fingerprint's environment records).
+        let weightsText: String, fallbackText: String
+
+        public init(_ parameters: StageParameters) throws {
+            architecture = try Backbones.named(try parameters.text("backbone", default: Backbones.defaultName))
+            weightsText = try parameters.text("weights")
+            weights = try WeightsSpec(weightsText)
+            fallbackText = try parameters.text("fallback", default: "")
+            fallback = fallbackText.isEmpty ? nil : try WeightsSpec(fallbackText)
+            batch = try parameters.integer("batch")
+            let layers = try parameters.text("layers", default: "")
+            cut = layers.isEmpty ? architecture.lastCut : try Cut(list: layers, of: architecture)
+            let keep = try parameters.text("keep", default: "")
+            if keep.isEmpty {
+                self.keep = nil
+            } else {
+                guard let index = architecture.nodeIndex(keep) else {
+                    throw StageError("keep: \(keep) is not a block output of \(architecture.name); choose from \(Cut.choices(architecture))")
+                }
+                self.keep = index
+            }
+            bf16 = try parameters.text("precision", default: "fp32") == "bf16"
         }
-        return .avx512bf16
+
+        /// The GEMM kernel they ask for: the preferred float one, or the bf16 one when this CPU has
+        /// it (otherwise an error saying so: no silent fallback).
+        public func kernel() throws -> GEMMKernel {
+            try GEMMKernel.checkSelection()
+            guard bf16 else { return .preferred }
+            guard GEMMKernel.available.contains(.avx512bf16) else {
+                throw StageError("--precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps), which bf16 extraction needs; use --precision fp32")
+            }
+            return .avx512bf16
+        }
+
+        /// The weights a run would use now: ImageNet when its file is cached (or there is no
+        /// fallback, so the run will try to download it), else the fallback.
+        public var effectiveWeights: WeightsSpec {
+            if weights == .imagenet, let fallback, !ImageNetWeights(architecture).isCached { return fallback }
+            return weights
+        }
+
+        /// `effectiveWeights` as written.
+        public var effectiveWeightsText: String { effectiveWeights == weights ? weightsText : fallbackText }
+
+        /// Extract's options for these parameters.
+        public func options(input: URL, output: URL, weights: WeightsSpec? = nil, fallbackReason: String? = nil, showProgress: Bool = true) throws -> Extract.Options {
+            Extract.Options(input: input, output: output, weights: weights ?? self.weights, batch: batch, showProgress: showProgress,
+                            fallbackReason: fallbackReason, kernel: try kernel(), cut: cut, keep: keep)
+        }
     }
 
-    /// The cut and the kept layer a stage's checked parameters name.
-    public static func cut(_ parameters: StageParameters) throws -> (cut: Cut, keep: Int?) {
-        let cut = try Cut(list: parameters.values["layers"] ?? Cut.last.description)
-        let keep = parameters.values["keep"].flatMap { ResNet50.blockNames.firstIndex(of: $0) }
-        return (cut, keep)
-    }
     /// What is wrong with a weights value, or nil: the same rule as `WeightsSpec`'s.
     @Sendable static func weightsProblem(_ text: String) -> String? {
         guard text.hasPrefix("random:"), UInt64(text.dropFirst("random:".count)) == nil else { return text.isEmpty ? "expected imagenet, a Keras .h5 file or random:SEED, found nothing" : nil }
@@ -52,34 +101,39 @@ public enum ExtractStage {
     public static let definition = StageDefinition(
         name: "extract",
         // 2: Winograd and our own GEMM changed the features' last bits. 3: a row per layer (cut anywhere).
-        version: 3,
+        // 4: the classes table, in the content hash (the vectors are the same bytes).
+        version: 4,
         parameters: parameters,
         output: "features.sqlite",
         reads: ["preprocessed.sqlite"],
         // The GEMM kernel decides the features' last bits: a run on another kernel (another CPU, or
         // SIGNTRANSFER_GEMM) does not count as the same computation.
-        environment: { parameters in ["weights used": effectiveWeights(parameters), "gemm": (try? kernel(parameters))?.rawValue ?? "unavailable"] },
+        environment: { parameters in
+            let params = try? Params(parameters)
+            return ["weights used": params?.effectiveWeightsText ?? "unavailable", "gemm": (try? params?.kernel())??.rawValue ?? "unavailable"]
+        },
+        check: { parameters in
+            do { _ = try Params(parameters) } catch { return error.userMessage }
+            return nil
+        },
         run: { context in
-            let requested = try WeightsSpec(context.parameters.values["weights"]!)
-            let fallback = context.parameters.values["fallback"].flatMap { $0.isEmpty ? nil : $0 }
-            let batch = Int(context.parameters.values["batch"]!)!
+            let params = try Params(context.parameters)
             var notes: [String: String] = [:]
-            var used = requested
-            if requested == .imagenet, !ImageNetWeights.isCached, let fallback {
+            var used = params.weights
+            let published = ImageNetWeights(params.architecture)
+            if params.weights == .imagenet, !published.isCached, let fallback = params.fallback {
                 do {
-                    _ = try ImageNetWeights.locate(showProgress: true)
+                    _ = try published.locate(showProgress: true)
                 } catch {
-                    used = try WeightsSpec(fallback)
+                    used = fallback
                     let message = "the ImageNet weights cannot be had (\(error.userMessage)); using the fallback \(fallback): the features are NOT ImageNet features"
                     context.log("extract: warning: \(message)")
                     notes["weights_fallback"] = message
                 }
             }
-            let (cut, keep) = try cut(context.parameters)
-            let report = try Extract.run(.init(input: context.input!, output: context.output, weights: used, batch: batch,
-                                               fallbackReason: notes["weights_fallback"], kernel: try kernel(context.parameters), cut: cut, keep: keep))
+            let report = try Extract.run(try params.options(input: context.input!, output: context.output, weights: used, fallbackReason: notes["weights_fallback"]))
             if report.randomWeights { context.log("extract: warning: the features come from a RANDOM backbone (\(report.weightsSource))") }
-            return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": used.description], notes: notes)
+            return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images, environment: ["weights used": used == params.weights ? params.weightsText : params.fallbackText], notes: notes)
         })
 
     /// One shard of the pipeline's extract stage (`extract --pipeline FILE --shard K/N`, or a
@@ -92,24 +146,12 @@ public enum ExtractStage {
             .applying(settings.map { try ParameterSetting(parsing: $0) }, knownStages: PipelineStages.names)
         if let workspace { file.artifacts = URL(fileURLWithPath: workspace).standardizedFileURL }
         let runner = try PipelineRunner(file: file, stages: PipelineStages.all)
-        let parameters = try runner.file.parameters(of: definition.name, specs: definition.parameters)
+        let params = try Params(try runner.file.parameters(of: definition.name, specs: definition.parameters))
         guard let upstream = runner.upstream(of: definition), let record = runner.manifest.stages[upstream] else {
             throw StageError("extract needs the output of preprocess, which the manifest does not record: run preprocess first")
         }
-        let weights = try WeightsSpec(effectiveWeights(parameters))
-        let (cut, keep) = try cut(parameters)
-        let report = try Extract.run(.init(input: URL(fileURLWithPath: record.output.path), output: runner.output(of: definition),
-                                           weights: weights, batch: Int(parameters.values["batch"]!)!, kernel: try kernel(parameters), cut: cut, keep: keep),
-                                     shard: shard)
+        let report = try Extract.run(try params.options(input: URL(fileURLWithPath: record.output.path), output: runner.output(of: definition),
+                                                        weights: params.effectiveWeights), shard: shard)
         print("extract \(shard): \(report.images) images, content \(report.contentSHA256.prefix(12))")
-    }
-
-    /// The weights a run would use now: ImageNet when its file is cached (or there is no fallback, so
-    /// the run will try to download it), else the fallback.
-    public static func effectiveWeights(_ parameters: StageParameters) -> String {
-        let weights = parameters.values["weights"] ?? "imagenet"
-        let fallback = parameters.values["fallback"] ?? ""
-        if weights == "imagenet", !fallback.isEmpty, !ImageNetWeights.isCached { return fallback }
-        return weights
     }
 }

@@ -10,9 +10,12 @@ public enum Ingest {
         public var splits: [(name: String, file: URL)]
         public var output: URL
         public var maxErrors: Int
+        /// The labels' names: what the rows' labels may be, stored as the dataset's vocabulary.
+        public var classes: ClassNames
 
-        public init(splits: [(name: String, file: URL)], output: URL, maxErrors: Int = 20) {
+        public init(splits: [(name: String, file: URL)], output: URL, maxErrors: Int = 20, classes: ClassNames = .signMNIST) {
             self.splits = splits
+            self.classes = classes
             self.output = output
             self.maxErrors = maxErrors
         }
@@ -44,7 +47,7 @@ public enum Ingest {
         var truncated = false
         for (name, file) in options.splits {
             do {
-                let (images, hash) = try KaggleCSV.read(file, maxErrors: max(1, options.maxErrors - errors.count))
+                let (images, hash) = try KaggleCSV.read(file, maxErrors: max(1, options.maxErrors - errors.count), classes: options.classes)
                 parsed.append(ImagesStore.Split(name: name, path: file.path, sha256: hash, images: images))
             } catch let failure as LocatedErrors {
                 errors += failure.errors
@@ -56,7 +59,7 @@ public enum Ingest {
             throw LocatedErrors(Array(errors.prefix(options.maxErrors)), truncated: truncated || errors.count > options.maxErrors)
         }
 
-        let content = try output.write { try ImagesStore.write(parsed, to: $0) }
+        let content = try output.write { try ImagesStore.write(parsed, classes: options.classes, to: $0) }
         let summaries = parsed.map { split in
             SplitSummary(name: split.name, path: split.path, sha256: split.sha256, rows: split.images.count,
                          classCounts: split.images.labels.reduce(into: [:]) { $0[Int($1), default: 0] += 1 })
@@ -76,6 +79,7 @@ public enum Ingest {
             guard seen.insert(name).inserted else { throw StageError("split '\(name)' is given twice") }
         }
         guard options.maxErrors >= 1 else { throw StageError("--max-errors must be at least 1") }
+        if let problem = options.classes.problem { throw StageError("--classes: \(problem)") }
     }
 
     /// Identical images inside a split inflate it; identical images across splits leak test data into

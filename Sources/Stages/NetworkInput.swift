@@ -1,38 +1,42 @@
 import Backbone
 import Imaging
 
-/// The one path from a 28x28 grey image to the network's input, in two halves because the pipeline
-/// stores the middle (preprocess keeps `rgb` as a lossless PNG, extract turns it into the tensor),
-/// while predict does both at once. Each half exists once, here.
+/// The one path from a stored image (grey or RGB, any side) to the network's input, in two halves
+/// because the pipeline stores the middle (preprocess keeps `rgb` as a lossless PNG, extract turns it
+/// into the tensor), while predict does both at once. Each half exists once, here.
 public struct NetworkInput: Sendable {
     /// The network's input side.
     public let size: Int
-    let resize: BilinearResize
+    /// The resize for the geometry most images have (the dataset's); others get their own.
+    let usual: BilinearResize
 
-    public init(size: Int) {
+    public init(size: Int, from source: (width: Int, height: Int) = (28, 28)) {
         self.size = size
-        resize = BilinearResize(from: (28, 28), to: (size, size))
+        usual = BilinearResize(from: source, to: (size, size))
     }
 
     /// Bytes of one input image: `size x size x 3`.
     public var rgbCount: Int { size * size * 3 }
 
-    /// First half: resized with tf.image.resize's bilinear semantics, rounded half to even, clipped,
-    /// replicated to RGB: `grey[28 x 28]` in, `rgb[size x size x 3]` out.
-    public func rgb(grey: UnsafeBufferPointer<UInt8>, into rgb: UnsafeMutableBufferPointer<UInt8>) {
-        precondition(grey.count == 28 * 28 && rgb.count == rgbCount)
-        resize.resizeToBytes(grey, channels: 3, into: rgb)
+    /// First half: resized with tf.image.resize's bilinear semantics (aspect not kept), rounded half
+    /// to even, clipped, grey replicated to RGB: `pixels[height x width x channels]` in,
+    /// `rgb[size x size x 3]` out.
+    public func rgb(_ pixels: UnsafeBufferPointer<UInt8>, width: Int, height: Int, channels: Int, into rgb: UnsafeMutableBufferPointer<UInt8>) {
+        precondition(pixels.count == width * height * channels && rgb.count == rgbCount)
+        let resize = usual.inputWidth == width && usual.inputHeight == height ? usual : BilinearResize(from: (width, height), to: (size, size))
+        resize.resizeToRGB(pixels, channels: channels, into: rgb)
     }
 
-    /// Second half: Keras's caffe preprocessing (BGR, ImageNet means subtracted) into the network's
-    /// input floats, `size x size x 3`.
-    public static func tensor(rgb: UnsafeBufferPointer<UInt8>, into input: UnsafeMutablePointer<Float>) {
-        ResNet50.preprocess(rgb: rgb, into: input)
+    /// Second half: the backbone's own preprocessing (ResNet50: Keras's caffe mode) into the
+    /// network's input floats, `size x size x 3`.
+    public static func tensor(rgb: UnsafeBufferPointer<UInt8>, preprocessing: InputPreprocessing, into input: UnsafeMutablePointer<Float>) {
+        preprocessing.apply(rgb: rgb, into: input)
     }
 
-    /// Both halves: what the network sees for a 28x28 grey image. `scratch` holds `rgbCount` bytes.
-    public func tensor(grey: UnsafeBufferPointer<UInt8>, scratch: UnsafeMutableBufferPointer<UInt8>, into input: UnsafeMutablePointer<Float>) {
-        rgb(grey: grey, into: scratch)
-        Self.tensor(rgb: UnsafeBufferPointer(scratch), into: input)
+    /// Both halves: what the network sees for an image. `scratch` holds `rgbCount` bytes.
+    public func tensor(_ pixels: UnsafeBufferPointer<UInt8>, width: Int, height: Int, channels: Int, preprocessing: InputPreprocessing,
+                       scratch: UnsafeMutableBufferPointer<UInt8>, into input: UnsafeMutablePointer<Float>) {
+        rgb(pixels, width: width, height: height, channels: channels, into: scratch)
+        Self.tensor(rgb: UnsafeBufferPointer(scratch), preprocessing: preprocessing, into: input)
     }
 }

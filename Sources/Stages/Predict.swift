@@ -5,9 +5,21 @@ import Imaging
 import PipelineKit
 import WeightsFetch
 
-/// Classifies new images with a trained head, through exactly the training path: 28x28 grey, the
-/// stored size and resize, replication to RGB, the same backbone weights, the head.
+/// Classifies new images with a trained head, through exactly the training path: the dataset's
+/// geometry (Sign MNIST: 28x28 grey), the stored size and resize, grey replicated to RGB, the same
+/// backbone and weights, the head. Answers are the dataset's class names.
 public final class Predictor {
+    /// An 8-bit image: `height x width x channels` bytes (1 or 3 channels).
+    public struct Picture: Sendable {
+        public var pixels: [UInt8]
+        public var width: Int, height: Int, channels: Int
+
+        public init(pixels: [UInt8], width: Int, height: Int, channels: Int) {
+            precondition(pixels.count == width * height * channels)
+            (self.pixels, self.width, self.height, self.channels) = (pixels, width, height, channels)
+        }
+    }
+
     public struct Prediction: Sendable {
         /// (label, probability), most probable first.
         public var top: [(label: Int, probability: Float)]
@@ -17,8 +29,12 @@ public final class Predictor {
     public let model: HeadModel
     public let size: Int
     public let weightsSource: String
-    let network: ResNet50
+    let network: any FeatureNetwork
     let input: NetworkInput
+    let preprocessing: InputPreprocessing
+    /// The geometry every training original had (what a new picture is reduced to first), or nil
+    /// when they varied (a new picture goes straight to the network's size, as they did).
+    public let sourceGeometry: (width: Int, height: Int, channels: Int)?
     /// Where the head reads the backbone: the network runs this far and no further.
     public let cut: Cut
 
@@ -31,16 +47,23 @@ public final class Predictor {
         cut = backbone.cut
         self.size = backbone.size
         weightsSource = backbone.source
-        network = try ResNet50(weights: backbone.weights, size: backbone.size)
-        input = NetworkInput(size: backbone.size)
+        network = try backbone.architecture.build(backbone.weights, .preferred, backbone.size)
+        preprocessing = backbone.architecture.preprocessing
+        sourceGeometry = model.sourceGeometry
+        input = NetworkInput(size: backbone.size, from: sourceGeometry.map { ($0.width, $0.height) } ?? (backbone.size, backbone.size))
+    }
+
+    /// The class name of output label `label`.
+    public func name(_ label: Int) -> String {
+        model.labels.firstIndex(of: label).map { model.names[$0] } ?? String(label)
     }
 
     /// The head's input for the `count` images in `workspace.input`: each layer of the cut pooled,
     /// concatenated per image in depth order, as train read them.
-    func features(_ workspace: ResNet50.Workspace, count: Int) -> [Float] {
+    func features(_ workspace: any NetworkWorkspace, count: Int) -> [Float] {
         let parts = cut.channels.map { UnsafeMutablePointer<Float>.allocate(capacity: count * $0) }
         defer { parts.forEach { $0.deallocate() } }
-        network.forward(workspace, count: count, taps: cut.blocks, into: parts)
+        network.forward(workspace, count: count, taps: cut.blocks, into: parts, keep: nil)
         var out = [Float](repeating: 0, count: count * cut.dimension)
         out.withUnsafeMutableBufferPointer { out in
             var offset = 0
@@ -54,14 +77,20 @@ public final class Predictor {
         return out
     }
 
-    /// A picture as the training data were: 8-bit grey, 28x28 (area-averaged down or up to it).
-    public static func greyscale28(png data: Data) throws -> [UInt8] {
-        let bitmap = try PNG.decode(data, channels: 1)
-        return areaResize(bitmap.pixels, width: bitmap.width, height: bitmap.height, to: 28)
+    /// A PNG as the training originals were: reduced (area-averaged) to their one geometry when they
+    /// had one of a single channel (Sign MNIST's 28x28 grey), else decoded to RGB as it is.
+    public func picture(png data: Data) throws -> Picture {
+        if let geometry = sourceGeometry, geometry.channels == 1, geometry.width == geometry.height {
+            let bitmap = try PNG.decode(data, channels: 1)
+            return Picture(pixels: areaResize(bitmap.pixels, width: bitmap.width, height: bitmap.height, to: geometry.width),
+                           width: geometry.width, height: geometry.height, channels: 1)
+        }
+        let bitmap = try PNG.decode(data, channels: 3)
+        return Picture(pixels: bitmap.pixels, width: bitmap.width, height: bitmap.height, channels: 3)
     }
 
-    /// Predicts 28x28 grey images (784 bytes each), in batches of `batch`.
-    public func predict(_ images: [[UInt8]], top: Int = 3, batch: Int = 32) -> [Prediction] {
+    /// Predicts pictures, in batches of `batch`.
+    public func predict(_ images: [Picture], top: Int = 3, batch: Int = 32) -> [Prediction] {
         var predictions: [Prediction] = []
         let workspace = network.makeWorkspace(count: min(batch, max(images.count, 1)), size: size)
         let pixels = input.rgbCount
@@ -69,8 +98,11 @@ public final class Predictor {
             let chunk = images[start ..< min(start + workspace.count, images.count)]
             var rgb = [UInt8](repeating: 0, count: pixels)
             for (index, image) in chunk.enumerated() {
-                image.withUnsafeBufferPointer { grey in
-                    rgb.withUnsafeMutableBufferPointer { input.tensor(grey: grey, scratch: $0, into: workspace.input + index * pixels) }
+                image.pixels.withUnsafeBufferPointer { source in
+                    rgb.withUnsafeMutableBufferPointer {
+                        input.tensor(source, width: image.width, height: image.height, channels: image.channels, preprocessing: preprocessing,
+                                     scratch: $0, into: workspace.input + index * pixels)
+                    }
                 }
             }
             var features = features(workspace, count: chunk.count)

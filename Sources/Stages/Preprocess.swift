@@ -6,7 +6,9 @@ import Imaging
 import Numerical
 import PipelineKit
 
-/// The preprocess stage: 28x28 grey images in, `S x S` RGB PNGs out, with a contact sheet to look at.
+/// The preprocess stage: stored images (any side, grey or RGB) in, `S x S` RGB PNGs out, with a
+/// contact sheet to look at. The content hash covers the pixels, not the PNG bytes (which depend on
+/// the zlib installed).
 public enum Preprocess {
     public static let sizes = 32 ... 512
     public static let method = "bilinear, half-pixel centres, no antialiasing (tf.image.resize)"
@@ -16,10 +18,10 @@ public enum Preprocess {
         public var input: URL
         public var output: URL
         public var size: Int
-        /// Where to write PNG files named SPLIT-ID-LETTER.png, and how many at most.
+        /// Where to write PNG files named SPLIT-ID-CLASS.png, and how many at most.
         public var export: URL?
         public var exportLimit: Int?
-        /// Export the 28x28 grey originals rather than the resized images.
+        /// Export the originals as ingested rather than the resized images.
         public var exportOriginals: Bool
         public var showProgress: Bool
         /// Augmented views per training image (0: none, and the output is exactly as without the
@@ -62,16 +64,21 @@ public enum Preprocess {
 
     public static func run(_ options: Options) throws -> Report {
         guard sizes.contains(options.size) else {
-            throw StageError("--size \(options.size) is out of range: choose \(sizes.lowerBound) to \(sizes.upperBound) (ResNet50 was trained at 224)")
+            throw StageError("--size \(options.size) is out of range: choose \(sizes.lowerBound) to \(sizes.upperBound) (the ImageNet backbones were trained at 224)")
         }
         let (input, inputMeta) = try ImagesStore.open(options.input)
+        let classes = try ImagesStore.classes(input)
+        let geometry = try ImagesStore.geometry(input)
+        if options.augment > 0, !(geometry.map { $0.width == $0.height && $0.channels == 1 } ?? false) {
+            throw StageError("--augment: views are drawn on square grey originals of one size (Sign MNIST's 28x28); \(options.input.path) holds \(geometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "images of several sizes")")
+        }
         let total = try input.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM images") ?? 0 }
         guard total > 0 else { throw StageError("\(options.input.path): the input holds no images") }
         if let export = options.export {
             try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
         }
         let size = options.size
-        let network = NetworkInput(size: size)
+        let network = NetworkInput(size: size, from: geometry.map { ($0.width, $0.height) } ?? (size, size))
         let progress = options.showProgress ? ProgressBar("preprocess", total: total) : nil
         let thumbnailSide = min(size, 56)
         var sheetRows: [Int: [[UInt8]]] = [:]
@@ -86,7 +93,10 @@ public enum Preprocess {
 
         try AtomicOutput.write(to: options.output, inputs: [options.input]) { temporary in
             let output = try Artifact.create(at: temporary)
-            try output.write { try PreprocessedStore.createTables($0) }
+            try output.write { db in
+                try PreprocessedStore.createTables(db)
+                try ClassesTable.write(db, classes, into: &hasher)
+            }
             try ImagesStore.forEachBatch(input, batch: 256) { images in
                 // Thumbnails only for the images that will go on the contact sheet.
                 var wanted = [Bool](repeating: false, count: images.count)
@@ -95,27 +105,29 @@ public enum Preprocess {
                     wanted[index] = true
                     planned[image.label, default: 0] += 1
                 }
-                let (encoded, thumbnails) = try encode(count: images.count, size: size, network: network, thumbnailSide: thumbnailSide,
-                                                       grey: { images[$0].pixels }, wanted: { wanted[$0] })
+                let (encoded, digests, thumbnails) = try encode(count: images.count, size: size, network: network, thumbnailSide: thumbnailSide,
+                                                                image: { (images[$0].pixels, images[$0].width, images[$0].height, images[$0].channels) },
+                                                                wanted: { wanted[$0] })
                 try output.write { db in
                     let insert = try db.cachedStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)")
                     for (image, png) in zip(images, encoded) {
                         try insert.execute(arguments: [image.id, image.split, image.label, size, size, 3, png])
                     }
                 }
-                for (image, png) in zip(images, encoded) {
+                for (image, digest) in zip(images, digests) {
                     hasher.update(integer: Int64(image.id))
                     hasher.update(image.split)
                     hasher.update(integer: Int64(image.label))
-                    png.withUnsafeBytes { hasher.update($0) }
+                    hasher.update(digest)
                 }
                 for (index, image) in images.enumerated() where wanted[index] {
                     sheetRows[image.label, default: []].append(thumbnails[index])
                 }
                 if let export = options.export {
                     for (image, png) in zip(images, encoded) where exported < (options.exportLimit ?? .max) {
-                        let name = "\(image.split)-\(image.id)-\(SignLetters.letter(image.label)).png"
-                        let bytes = options.exportOriginals ? try PNG.encode(Bitmap(width: 28, height: 28, channels: 1, pixels: image.pixels)) : png
+                        let name = "\(image.split)-\(image.id)-\(fileNamePart(classes.name(image.label))).png"
+                        let bytes = options.exportOriginals
+                            ? try PNG.encode(Bitmap(width: image.width, height: image.height, channels: image.channels, pixels: image.pixels)) : png
                         try bytes.write(to: export.appendingPathComponent(name), options: .atomic)
                         exported += 1
                     }
@@ -131,7 +143,9 @@ public enum Preprocess {
             try output.write { db in
                 try db.execute(sql: "CREATE INDEX images_split ON images(split, id)")
                 var params = ["size": String(size), "channels": "3", "resize": method, "rounding": rounding,
-                              "input_content_sha256": inputMeta[Artifact.contentKey] ?? ""]
+                              "input_content_sha256": inputMeta[Artifact.contentKey] ?? "",
+                              // What predict reduces a new picture to first, as the training images were.
+                              "source_geometry": geometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "varied"]
                 if options.augment > 0 {
                     params["augment"] = String(options.augment)
                     params["augment_seed"] = String(options.augmentSeed)
@@ -148,32 +162,41 @@ public enum Preprocess {
 
         let sheetURL = contactSheetURL(for: options.output)
         let sheet = viewSheet.isEmpty
-            ? ContactSheet.make(rows: sheetRows.keys.sorted().map { (SignLetters.letter($0), sheetRows[$0]!) }, tile: thumbnailSide, perRow: 8)
-            : ContactSheet.make(rows: viewSheet.keys.sorted().map { (SignLetters.letter($0), viewSheet[$0]!) }, tile: thumbnailSide,
+            ? ContactSheet.make(rows: sheetRows.keys.sorted().map { (classes.name($0), sheetRows[$0]!) }, tile: thumbnailSide, perRow: 8)
+            : ContactSheet.make(rows: viewSheet.keys.sorted().map { (classes.name($0), viewSheet[$0]!) }, tile: thumbnailSide,
                                 perRow: min(options.augment, sheetViews) + 1)
         try AtomicOutput.write(to: sheetURL, inputs: [options.input]) { try PNG.encode(sheet).write(to: $0) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: options.output.path)[.size] as? Int) ?? 0
         return Report(images: total + viewRows, views: viewRows, outputBytes: bytes, contentSHA256: hasher.finalize(), contactSheet: sheetURL, exported: exported)
     }
 
-    /// Images `0 ..< count` (`grey(i)`, 28x28) resized, replicated and PNG-encoded on all cores, with
-    /// a contact-sheet thumbnail of those `wanted(i)` says: the one path of the originals and the views.
-    static func encode(count: Int, size: Int, network: NetworkInput, thumbnailSide: Int, grey: (Int) -> [UInt8],
-                       wanted: (Int) -> Bool) throws -> (png: [Data], thumbnails: [[UInt8]]) {
+    /// Images `0 ..< count` (`image(i)`: pixels, width, height, channels) resized to RGB and
+    /// PNG-encoded on all cores, each with the SHA-256 of its RGB pixels (what the content hash
+    /// covers), and a contact-sheet thumbnail of those `wanted(i)` says: the one path of the
+    /// originals and the views.
+    static func encode(count: Int, size: Int, network: NetworkInput, thumbnailSide: Int,
+                       image: (Int) -> (pixels: [UInt8], width: Int, height: Int, channels: Int),
+                       wanted: (Int) -> Bool) throws -> (png: [Data], digests: [[UInt8]], thumbnails: [[UInt8]]) {
         var encoded = [Data](repeating: Data(), count: count)
+        var digests = [[UInt8]](repeating: [], count: count)
         var thumbnails = [[UInt8]](repeating: [], count: count)
         let chunks = min(count, coreCount * 4)
         // One slot per chunk: the chunks run at once, so they must not share a variable.
         var failures = [Error?](repeating: nil, count: chunks)
         encoded.withUnsafeMutableBufferPointer { slots in
+          digests.withUnsafeMutableBufferPointer { digests in
             thumbnails.withUnsafeMutableBufferPointer { thumbs in
                 failures.withUnsafeMutableBufferPointer { failures in
                     parallelFor(chunks) { chunk in
                         var rgb = [UInt8](repeating: 0, count: size * size * 3)
                         for index in stride(from: chunk, to: count, by: chunks) {
-                            grey(index).withUnsafeBufferPointer { grey in
-                                rgb.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) }
+                            let source = image(index)
+                            source.pixels.withUnsafeBufferPointer { pixels in
+                                rgb.withUnsafeMutableBufferPointer {
+                                    network.rgb(pixels, width: source.width, height: source.height, channels: source.channels, into: $0)
+                                }
                             }
+                            digests[index] = rgb.withUnsafeBytes { sha256Bytes(of: $0) }
                             do {
                                 slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)
                             } catch {
@@ -186,9 +209,15 @@ public enum Preprocess {
                     }
                 }
             }
+          }
         }
         if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
-        return (encoded, thumbnails)
+        return (encoded, digests, thumbnails)
+    }
+
+    /// A class name as part of a file name: letters, digits, '-' and '_' kept, anything else '_'.
+    static func fileNamePart(_ name: String) -> String {
+        String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(64))
     }
 
     /// Views shown per letter on the contact sheet, beside the original.
@@ -219,8 +248,9 @@ public enum Preprocess {
                 onSheet.insert(index)
                 letters.insert(image.label)
             }
-            let (encoded, thumbnails) = try encode(count: count, size: size, network: network, thumbnailSide: thumbnailSide,
-                                                   grey: { Augment.apply(transforms[$0], to: images[$0 / views].pixels, side: 28) },
+            let side = images.first?.width ?? 28
+            let (encoded, digests, thumbnails) = try encode(count: count, size: size, network: network, thumbnailSide: thumbnailSide,
+                                                            image: { (Augment.apply(transforms[$0], to: images[$0 / views].pixels, side: side), side, side, 1) },
                                                    wanted: { $0 % views < sheetViews && onSheet.contains($0 / views) })
             try output.write { db in
                 let insert = try db.cachedStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -231,7 +261,7 @@ public enum Preprocess {
                     hasher.update(integer: Int64(id))
                     hasher.update(image.split)
                     hasher.update(integer: Int64(image.label))
-                    png.withUnsafeBytes { hasher.update($0) }
+                    hasher.update(digests[index])
                     viewRecords.append((id, image.id, index % views + 1, transforms[index]))
                 }
             }
@@ -239,7 +269,9 @@ public enum Preprocess {
                 viewRecords.append((image.id, image.id, 0, .identity))
                 if onSheet.contains(index) {
                     var original = [UInt8](repeating: 0, count: size * size * 3)
-                    image.pixels.withUnsafeBufferPointer { grey in original.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) } }
+                    image.pixels.withUnsafeBufferPointer { grey in
+                        original.withUnsafeMutableBufferPointer { network.rgb(grey, width: image.width, height: image.height, channels: 1, into: $0) }
+                    }
                     sheet[image.label] = [ContactSheet.thumbnail(original, size: size, channels: 3, side: thumbnailSide)]
                         + thumbnails[index * views ..< index * views + min(views, sheetViews)]
                 }

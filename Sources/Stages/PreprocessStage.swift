@@ -20,28 +20,44 @@ public enum PreprocessStage {
         ParameterSpec("augment_seed", .integer(0 ... Int(Int32.max)), default: "0", help: "Views: the seed they are drawn with.", addedLater: true),
     ]
 
-    /// The augmentation the canonical values ask for: (views, ranges, seed).
-    public static func augmentation(_ parameters: StageParameters) -> (views: Int, ranges: Augment.Ranges, seed: UInt64) {
-        let values = parameters.values
-        func number(_ key: String) -> Double { values[key].flatMap(Double.init) ?? 0 }
-        return (Int(values["augment"] ?? "0") ?? 0,
-                Augment.Ranges(rotation: number("rotation"), translation: number("translation"), scale: number("scale"),
-                               brightness: number("brightness"), contrast: number("contrast"), flip: values["flip"] == "on"),
-                UInt64(values["augment_seed"] ?? "0") ?? 0)
+    /// The stage's checked parameters, typed: built once from canonical values, the one way to
+    /// `Preprocess.Options`.
+    public struct Params: Sendable {
+        public var size: Int
+        /// Views per training image, their ranges and seed.
+        public var views: Int
+        public var ranges: Augment.Ranges
+        public var seed: UInt64
+
+        public init(_ parameters: StageParameters) throws {
+            size = try parameters.integer("size")
+            views = Int(try parameters.number("augment", default: "0"))
+            ranges = Augment.Ranges(rotation: try parameters.number("rotation", default: "10"), translation: try parameters.number("translation", default: "2"),
+                                    scale: try parameters.number("scale", default: "0.1"), brightness: try parameters.number("brightness", default: "0.1"),
+                                    contrast: try parameters.number("contrast", default: "0.2"),
+                                    flip: try parameters.text("flip", default: "off") == "on")
+            seed = UInt64(try parameters.number("augment_seed", default: "0"))
+        }
+
+        public func options(input: URL, output: URL, export: URL? = nil, exportLimit: Int? = nil, exportOriginals: Bool = false) -> Preprocess.Options {
+            Preprocess.Options(input: input, output: output, size: size, export: export, exportLimit: exportLimit, exportOriginals: exportOriginals,
+                               augment: views, ranges: ranges, augmentSeed: seed)
+        }
     }
 
     public static let definition = StageDefinition(
         name: "preprocess",
-        version: 1,
+        // 2: the content hash covers each image's RGB pixels (not its PNG bytes, which depend on zlib)
+        // and the classes table.
+        version: 2,
         parameters: parameters,
         output: "preprocessed.sqlite",
         sideOutputs: [Preprocess.contactSheetName],
         reads: ["images.sqlite"],
         run: { context in
-            let augmentation = augmentation(context.parameters)
-            let report = try Preprocess.run(.init(input: context.input!, output: context.output, size: Int(context.parameters.values["size"]!)!,
-                                                  augment: augmentation.views, ranges: augmentation.ranges, augmentSeed: augmentation.seed))
-            if report.views > 0 { context.log("preprocess: \(report.views) views of the training images (\(augmentation.views) each)") }
+            let params = try Params(context.parameters)
+            let report = try Preprocess.run(params.options(input: context.input!, output: context.output))
+            if report.views > 0 { context.log("preprocess: \(report.views) views of the training images (\(params.views) each)") }
             context.log("preprocess: contact sheet \(report.contactSheet.path)")
             return StageOutcome(contentSHA256: report.contentSHA256, rows: report.images)
         })

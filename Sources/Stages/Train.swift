@@ -11,18 +11,22 @@ import Report
 import WeightsFetch
 
 /// The train stage: cached features in, a trained head, its evaluation and a report out; with
-/// fine-tuning, conv5 trained with the head on the kept conv4_block6_out maps.
+/// fine-tuning, conv5 trained with the head on the kept conv4_block6_out maps. `run` is load,
+/// train, evaluate, write (HeadStore.write), report.
 public enum Train {
-    /// Training the backbone's top stage with the head (`--fine-tune conv5`).
+    /// Training the backbone's top part with the head (`--fine-tune conv5`).
     public struct FineTuning: Sendable, Equatable {
-        /// The most epochs of the second phase (conv5 and the head together).
+        /// The part trained, as the backbone names it (`Architecture.fineTunable`).
+        public var part: String
+        /// The most epochs of the second phase (the part and the head together).
         public var epochs: Int
-        /// Adam's learning rate in the second phase, for conv5 and the head alike.
+        /// Adam's learning rate in the second phase, for the part and the head alike.
         public var learningRate: Float
         /// What the second phase's products multiply.
         public var precision: FineTunePrecision
 
-        public init(epochs: Int = 10, learningRate: Float = 1e-5, precision: FineTunePrecision = .fp32) {
+        public init(part: String = TopStage.name, epochs: Int = 10, learningRate: Float = 1e-5, precision: FineTunePrecision = .fp32) {
+            self.part = part
             self.epochs = epochs
             self.learningRate = learningRate
             self.precision = precision
@@ -35,29 +39,24 @@ public enum Train {
     public struct Options {
         public var input: URL
         public var output: URL
-        public var training: TrainingOptions
-        /// The layers whose pooled vectors (concatenated in depth order) the head is trained on.
-        public var cut: Cut
-        /// nil: the head alone on frozen features.
-        public var fineTune: FineTuning?
-        /// How augmented views are used, when the features have them.
-        public var views: Views.Mode
+        /// The stage's parameters: training options, layers, fine-tuning, views; their canonical
+        /// values are the head's provenance.
+        public var params: TrainStage.Params
         /// The preprocess output whose images the report shows; nil looks beside the input.
         public var images: URL?
         /// Receives one line per epoch and the other messages of the run.
         public var log: (String) -> Void
 
-        public init(input: URL, output: URL, training: TrainingOptions = TrainingOptions(), cut: Cut = .last, fineTune: FineTuning? = nil,
-                    views: Views.Mode = .sample, images: URL? = nil, log: @escaping (String) -> Void = { _ in }) {
-            self.views = views
-            self.cut = cut
-            self.fineTune = fineTune
+        public init(input: URL, output: URL, params: TrainStage.Params, images: URL? = nil, log: @escaping (String) -> Void = { _ in }) {
             self.input = input
             self.output = output
-            self.training = training
+            self.params = params
             self.images = images
             self.log = log
         }
+
+        public var training: TrainingOptions { params.training }
+        public var fineTune: FineTuning? { params.fineTune }
     }
 
     public struct Report: Sendable {
@@ -72,51 +71,113 @@ public enum Train {
         public var randomBackbone: Bool
     }
 
+    /// What training reads: the features file's rows for the cut, its backbone and vocabulary.
+    struct Input {
+        var queue: DatabaseQueue
+        var contentSHA256: String
+        /// The features file's provenance (its `backbone` table).
+        var backbone: [String: String]
+        var architecture: Architecture
+        var cut: Cut
+        var names: ClassNames
+        var data: Loaded
+        var trainRows: [Int]
+        var testRows: [Int]
+        /// The labels the head's outputs stand for, ascending.
+        var classes: [Int]
+        var views: Views?
+        var random: Bool { backbone["random"] == "1" }
+    }
+
+    /// What training made: the head, and the fine-tuned part with its maps when it was kept.
+    struct Trained {
+        var result: TrainingResult
+        var tuned: (stage: TopStage, maps: (_ rows: [Int]) -> StoredMaps)?
+    }
+
+    struct Evaluated {
+        var predictions: [(row: Int, predicted: Int, confidence: Float, probabilities: [Float])] = []
+        var evaluation: Evaluation?
+    }
+
+    /// Load, train, evaluate, write the head, then metrics.json and report.html beside it.
     public static func run(_ options: Options) throws -> Report {
-        try validate(options.training)
-        let (queue, featuresMeta) = try FeaturesStore.open(options.input)
-        let backbone = try FeaturesStore.backbone(queue)
         let inputs = [options.input] + (options.images.map { [$0] } ?? [])
         let output = try AtomicOutput(options.output, inputs: inputs)
-        let metricsURL = output.finalURL.deletingLastPathComponent().appendingPathComponent(metricsName)
-        let reportURL = output.finalURL.deletingLastPathComponent().appendingPathComponent(reportName)
+        let input = try load(options)
+        let trained = try train(input, options)
+        let evaluated = try evaluate(input, trained, options)
+        let params = provenance(input, trained, options)
+        let content = try output.write { try HeadStore.write(contents(input, trained, evaluated, params: params), to: $0) }
+        let folder = output.finalURL.deletingLastPathComponent()
+        let metricsURL = folder.appendingPathComponent(metricsName), reportURL = folder.appendingPathComponent(reportName)
+        let metricsJSON = MetricsFile(result: trained.result, classes: input.classes, names: input.names, evaluation: evaluated.evaluation, params: params)
+        try AtomicOutput.write(to: metricsURL, inputs: inputs) { try metricsJSON.encoded().write(to: $0) }
+        try writeReport(input, trained, evaluated, params: params, options: options, to: reportURL, inputs: inputs)
+        return Report(classes: input.classes, history: trained.result.history, bestEpoch: trained.result.bestEpoch, evaluation: evaluated.evaluation,
+                      contentSHA256: content, metricsURL: metricsURL, reportURL: reportURL, randomBackbone: input.random)
+    }
 
+    /// The features file opened and checked against what the options ask: the layers held, the
+    /// kept maps for fine-tuning, two classes at least, a head that fits in memory.
+    static func load(_ options: Options) throws -> Input {
+        let file = options.input.path
+        let (queue, featuresMeta) = try FeaturesStore.open(options.input)
+        let backbone = try FeaturesStore.backbone(queue)
+        let architecture = try BackboneProvenance.architecture(backbone, file: file)
+        let cut: Cut
+        do {
+            cut = options.params.layers.isEmpty ? architecture.lastCut : try Cut(options.params.layers, of: architecture)
+        } catch {
+            throw StageError("--layers: \(error.message) (the features in \(file) come from \(architecture.name))")
+        }
         let held = FeaturesStore.layers(backbone).pooled
-        if let missing = options.cut.names.first(where: { !held.contains($0) }) {
-            throw StageError("\(options.input.path) holds the pooled outputs of \(held.joined(separator: ", ")), not \(missing): run extract with --layers \((held + options.cut.names.filter { !held.contains($0) }).joined(separator: ",")) first")
+        if let missing = cut.names.first(where: { !held.contains($0) }) {
+            throw StageError("\(file) holds the pooled outputs of \(held.joined(separator: ", ")), not \(missing): run extract with --layers \((held + cut.names.filter { !held.contains($0) }).joined(separator: ",")) first")
         }
-        if options.fineTune?.precision == .bf16, !GEMMKernel.available.contains(.avx512bf16) {
-            throw StageError("--fine-tune-precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps), which bf16 fine-tuning needs; use --fine-tune-precision fp32")
-        }
-        if options.fineTune != nil {
-            guard options.cut == .last else {
-                throw StageError("fine-tuning \(TopStage.name) trains the head on its output, \(TopStage.outputLayer): leave --layers at its default (asked for \(options.cut))")
+        if let fineTune = options.fineTune {
+            if fineTune.precision == .bf16, !GEMMKernel.available.contains(.avx512bf16) {
+                throw StageError("--fine-tune-precision bf16: this CPU has no AVX512_BF16 (vdpbf16ps), which bf16 fine-tuning needs; use --fine-tune-precision fp32")
             }
-            guard FeaturesStore.layers(backbone).kept == TopStage.inputLayer else {
-                throw StageError("\(options.input.path) keeps no \(TopStage.inputLayer) maps (it keeps \(FeaturesStore.layers(backbone).kept ?? "none")): fine-tuning \(TopStage.name) trains on them; run extract with --keep \(TopStage.inputLayer) first")
+            guard let part = architecture.fineTunable, part.name == fineTune.part, part.name == TopStage.name else {
+                throw StageError("--fine-tune \(fineTune.part): \(architecture.name) offers \(architecture.fineTunable.map { "only --fine-tune \($0.name)" } ?? "no fine-tuning"); train the head alone (--fine-tune none)")
+            }
+            guard cut == architecture.lastCut else {
+                throw StageError("fine-tuning \(part.name) trains the head on its output, \(TopStage.outputLayer): leave --layers at its default (asked for \(cut))")
+            }
+            guard FeaturesStore.layers(backbone).kept == part.input else {
+                throw StageError("\(file) keeps no \(part.input) maps (it keeps \(FeaturesStore.layers(backbone).kept ?? "none")): fine-tuning \(part.name) trains on them; run extract with --keep \(part.input) first")
             }
         }
-        let data = try load(queue, cut: options.cut, file: options.input.path)
+        let data = try load(queue, cut: cut, file: file)
+        let names = try FeaturesStore.classes(queue) ?? ClassNames(Set(data.labels).sorted().map { ($0, String($0)) })
         let trainRows = data.splits.indices.filter { data.splits[$0] == "train" }
-        guard !trainRows.isEmpty else { throw StageError("\(options.input.path): there is no train split to learn from") }
+        guard !trainRows.isEmpty else { throw StageError("\(file): there is no train split to learn from") }
         let classes = Array(Set(trainRows.map { data.labels[$0] })).sorted()
         guard classes.count >= 2 else {
-            throw StageError("\(options.input.path): the train split has a single class (\(SignLetters.letter(classes[0]))): a classifier needs at least two")
+            throw StageError("\(file): the train split has a single class (\(names.name(classes[0]))): a classifier needs at least two")
         }
-        let classIndex = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
-        let dimension = data.dimension
-        if let problem = options.training.memoryProblem(dimension: dimension, classes: classes.count,
-                                                         batchRows: options.training.batchSize(rows: trainRows.count)) {
-            throw StageError("\(options.input.path): \(problem)")
+        let training = options.training
+        if let problem = training.memoryProblem(dimension: data.dimension, classes: classes.count, batchRows: training.batchSize(rows: trainRows.count)) {
+            throw StageError("\(file): \(problem)")
         }
-        let views = try self.views(queue, data: data, trainRows: trainRows, mode: options.views, file: options.input.path)
-        if let views {
+        let views = try self.views(queue, data: data, trainRows: trainRows, mode: options.params.views, file: file)
+        return Input(queue: queue, contentSHA256: featuresMeta[Artifact.contentKey] ?? "", backbone: backbone, architecture: architecture, cut: cut,
+                     names: names, data: data, trainRows: trainRows, testRows: data.splits.indices.filter { data.splits[$0] == "test" },
+                     classes: classes, views: views)
+    }
+
+    /// The head on the frozen features; with fine-tuning, then the top part and the head together.
+    static func train(_ input: Input, _ options: Options) throws -> Trained {
+        let data = input.data, dimension = data.dimension, trainRows = input.trainRows
+        let classIndex = Dictionary(uniqueKeysWithValues: input.classes.enumerated().map { ($1, $0) })
+        if let views = input.views {
             let count = trainRows.count - views.originals.count
             options.log("\(count) augmented views of \(views.originals.count) training images: \(views.mode == .sample ? "each epoch trains on one of each image's views (the original among them), drawn anew" : "each epoch trains on all of them"); validation on originals only")
         }
         let trainFeatures = gatherRows(data.features, rows: trainRows, dimension: dimension)
-        if backbone["random"] == "1" {
-            options.log("warning: these features come from a RANDOM backbone (\(backbone["weights"] ?? "random")), not ImageNet weights")
+        if input.random {
+            options.log("warning: these features come from a RANDOM backbone (\(input.backbone["weights"] ?? "random")), not ImageNet weights")
         }
         let logEpoch = { (epoch: EpochRecord) in
             var line = String(format: "epoch %3d  loss %.4f  accuracy %.4f", epoch.epoch, epoch.loss, epoch.accuracy)
@@ -125,166 +186,132 @@ public enum Train {
             }
             options.log(line + String(format: "  %.2f s", epoch.seconds))
         }
-        let result: TrainingResult
-        var tuned: (stage: TopStage, maps: (_ rows: [Int]) -> StoredMaps)?
-        if let fineTune = options.fineTune {
-            let stage = try TopStage(weights: try backboneWeights(backbone, file: options.input.path).provider)
-            guard let size = backbone["input_size"].flatMap(Int.init), size >= ResNet50.minimumSize else {
-                throw StageError("\(options.input.path): table backbone gives no usable input_size (\(backbone["input_size"] ?? "none"))")
-            }
-            let side = ResNet50.blockSide(ResNet50.blockNames.firstIndex(of: TopStage.inputLayer)!, size: size)
-            let maps = { (rows: [Int]) in
-                StoredMaps(queue: queue, file: options.input.path, layer: TopStage.inputLayer, ids: rows.map { data.ids[$0] }, side: side,
-                           channels: TopStage.inputChannels)
-            }
-            let labels = trainRows.map { classIndex[data.labels[$0]]! }
-            options.log("first the head on the frozen features: \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(TopStage.outputLayer)")
-            let frozen = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: classes.count,
-                                       options: options.training, views: views, onEpoch: logEpoch)
-            try refuseDivergence(frozen, options, fineTuning: false)
-            options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head, from its epoch \(frozen.bestEpoch), on the \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)): up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)\(fineTune.precision == .bf16 ? ", products in bf16" : "")")
-            let outcome = try FineTuner.train(stage: stage, head: frozen, source: maps(trainRows), labels: labels, options: options.training,
-                                              epochs: fineTune.epochs, learningRate: fineTune.learningRate, views: views,
-                                              precision: fineTune.precision, onEpoch: logEpoch)
-            result = outcome.head
-            if outcome.improved {
-                tuned = (outcome.stage, maps)
-            } else {
-                options.log("fine-tuning did not beat the frozen head's best validation loss (epoch \(frozen.bestEpoch)): kept the frozen \(TopStage.name) and that head")
-            }
-        } else {
-            options.log("training on \(trainRows.count) images, \(classes.count) classes, \(dimension) features from \(options.cut.names.joined(separator: " + "))")
-            result = Trainer.train(features: trainFeatures, labels: trainRows.map { classIndex[data.labels[$0]]! },
-                                   dimension: dimension, classCount: classes.count, options: options.training, views: views, onEpoch: logEpoch)
+        let labels = trainRows.map { classIndex[data.labels[$0]]! }
+        let validationCount = Int((Double(trainRows.count) * options.training.validation).rounded())
+        let held = options.training.validation > 0 ? " (about \(validationCount) of them held out for validation)" : ""
+        guard let fineTune = options.fineTune else {
+            options.log("training on \(trainRows.count) images\(held), \(input.classes.count) classes, \(dimension) features from \(input.cut.names.joined(separator: " + "))")
+            let result = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: input.classes.count,
+                                       options: options.training, views: input.views, onEpoch: logEpoch)
+            try refuseDivergence(result, options, fineTuning: false)
+            if result.stoppedEarly { options.log("stopped early after epoch \(result.history.count); restored the weights of epoch \(result.bestEpoch)") }
+            return Trained(result: result, tuned: nil)
         }
-        try refuseDivergence(result, options, fineTuning: options.fineTune != nil)
-        if result.stoppedEarly { options.log("stopped early after epoch \(result.history.count); restored the weights of epoch \(result.bestEpoch)") }
+        let file = options.input.path
+        let stage = try TopStage(weights: try backboneWeights(input.backbone, architecture: input.architecture, file: file).provider)
+        guard let size = input.backbone["input_size"].flatMap(Int.init), size >= input.architecture.minimumSize,
+              let node = input.architecture.nodeIndex(TopStage.inputLayer) else {
+            throw StageError("\(file): table backbone gives no usable input_size (\(input.backbone["input_size"] ?? "none"))")
+        }
+        let side = input.architecture.nodes[node].side(size)
+        let queue = input.queue
+        let maps = { (rows: [Int]) in
+            StoredMaps(queue: queue, file: file, layer: TopStage.inputLayer, ids: rows.map { data.ids[$0] }, side: side, channels: TopStage.inputChannels)
+        }
+        options.log("first the head on the frozen features: \(trainRows.count) images\(held), \(input.classes.count) classes, \(dimension) features from \(TopStage.outputLayer)")
+        let frozen = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: input.classes.count,
+                                   options: options.training, views: input.views, onEpoch: logEpoch)
+        try refuseDivergence(frozen, options, fineTuning: false)
+        options.log("fine-tuning \(TopStage.name) (its \(stage.convs.count) convolutions' kernels and biases; BatchNorm frozen) with the head, from its epoch \(frozen.bestEpoch), on the \(TopStage.inputLayer) maps (\(side)x\(side)x\(TopStage.inputChannels)): up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)\(fineTune.precision == .bf16 ? ", products in bf16" : "")")
+        let outcome = try FineTuner.train(stage: stage, head: frozen, source: maps(trainRows), labels: labels, options: options.training,
+                                          epochs: fineTune.epochs, learningRate: fineTune.learningRate, views: input.views,
+                                          precision: fineTune.precision, onEpoch: logEpoch)
+        try refuseDivergence(outcome.head, options, fineTuning: true)
+        if outcome.head.stoppedEarly { options.log("stopped early after epoch \(outcome.head.history.count); restored the weights of epoch \(outcome.head.bestEpoch)") }
+        guard outcome.improved else {
+            options.log("fine-tuning did not beat the frozen head's best validation loss (epoch \(frozen.bestEpoch)): kept the frozen \(TopStage.name) and that head")
+            return Trained(result: outcome.head, tuned: nil)
+        }
+        return Trained(result: outcome.head, tuned: (outcome.stage, maps))
+    }
 
-        let testRows = data.splits.indices.filter { data.splits[$0] == "test" }
-        var predictions: [(row: Int, predicted: Int, confidence: Float, probabilities: [Float])] = []
-        var evaluation: Evaluation?
-        if testRows.isEmpty {
+    /// The test split through the trained head (fine-tuned: the test images' maps through the
+    /// trained part, as predict runs it); nothing without a test split.
+    static func evaluate(_ input: Input, _ trained: Trained, _ options: Options) throws -> Evaluated {
+        let testRows = input.testRows, classes = input.classes, data = input.data
+        guard !testRows.isEmpty else {
             options.log("no test split: evaluation skipped")
-        } else {
-            // Fine-tuned: the test images' maps through the trained conv5, as predict runs it.
-            let probabilities = try tuned.map { try FineTuner.predict(stage: $0.stage, classifier: result.classifier, source: $0.maps(testRows),
-                                                                    rows: Array(testRows.indices)) }
-                ?? Trainer.predict(result.classifier, features: data.features, rows: testRows, dimension: dimension)
-            for (index, row) in testRows.enumerated() {
-                let p = Array(probabilities[index * classes.count ..< (index + 1) * classes.count])
-                let best = p.indices.max { p[$0] < p[$1] }!
-                predictions.append((row, classes[best], p[best], p))
+            return Evaluated()
+        }
+        let result = trained.result
+        let probabilities = try trained.tuned.map { try FineTuner.predict(stage: $0.stage, classifier: result.classifier, source: $0.maps(testRows),
+                                                                        rows: Array(testRows.indices)) }
+            ?? Trainer.predict(result.classifier, features: data.features, rows: testRows, dimension: data.dimension)
+        var evaluated = Evaluated()
+        for (index, row) in testRows.enumerated() {
+            let p = Array(probabilities[index * classes.count ..< (index + 1) * classes.count])
+            let best = p.indices.max { p[$0] < p[$1] }!
+            evaluated.predictions.append((row, classes[best], p[best], p))
+        }
+        let evaluation = Evaluation(truth: testRows.map { data.labels[$0] }, predicted: evaluated.predictions.map(\.predicted))
+        evaluated.evaluation = evaluation
+        options.log(String(format: "test: accuracy %.4f, macro-F1 %.4f on %d images", evaluation.accuracy, evaluation.macroF1, testRows.count))
+        return evaluated
+    }
+
+    /// The head's params: the stage's canonical values (the layers as the cut resolved them), what
+    /// the run did beyond them, and the backbone's provenance prefixed `backbone_`.
+    static func provenance(_ input: Input, _ trained: Trained, _ options: Options) -> [String: String] {
+        var params = options.params.values
+        params["layers"] = input.cut.description
+        params["optimizer"] = "adam (beta1 0.9, beta2 0.999, epsilon 1e-7)"
+        if let views = input.views {
+            params["views_used"] = "\(views.mode.rawValue) (\(input.trainRows.count - views.originals.count) views of \(views.originals.count) images)"
+        }
+        if options.fineTune != nil { params["fine_tuned"] = trained.tuned == nil ? "0 (no epoch beat the frozen head)" : "1" }
+        for (key, value) in input.backbone { params["backbone_\(key)"] = value }
+        params["features_content_sha256"] = input.contentSHA256
+        return params
+    }
+
+    /// The head file's rows.
+    static func contents(_ input: Input, _ trained: Trained, _ evaluated: Evaluated, params: [String: String]) -> HeadStore.Contents {
+        let result = trained.result, data = input.data
+        var metrics = ["best_epoch": String(result.bestEpoch), "epochs_run": String(result.history.count),
+                       "stopped_early": result.stoppedEarly ? "1" : "0", "train_images": String(result.trainCount),
+                       "validation_images": String(result.validationCount), "test_images": String(input.testRows.count),
+                       "evaluated": evaluated.evaluation == nil ? "0" : "1"]
+        if let evaluation = evaluated.evaluation {
+            metrics["accuracy"] = String(evaluation.accuracy)
+            metrics["macro_f1"] = String(evaluation.macroF1)
+        }
+        var confusion: [(truth: Int, predicted: Int, count: Int)] = []
+        if let evaluation = evaluated.evaluation {
+            for (t, truth) in evaluation.labels.enumerated() {
+                for (p, predicted) in evaluation.labels.enumerated() { confusion.append((truth, predicted, evaluation.confusion[t][p])) }
             }
-            evaluation = Evaluation(truth: testRows.map { data.labels[$0] }, predicted: predictions.map(\.predicted))
-            options.log(String(format: "test: accuracy %.4f, macro-F1 %.4f on %d images", evaluation!.accuracy, evaluation!.macroF1, testRows.count))
         }
+        return HeadStore.Contents(
+            labels: input.classes, names: input.names,
+            layers: result.network.layers.map { HeadStore.Stored.Layer(inputs: $0.inputs, outputs: $0.outputs, weights: $0.weights, bias: $0.bias) },
+            standardization: result.standardization.map { ($0.mean, $0.deviation) },
+            backboneWeights: (trained.tuned?.stage.convs ?? []).map { ($0.name, $0.kernel, $0.bias) },
+            history: result.history.map { HeadStore.Contents.Epoch(epoch: $0.epoch, loss: $0.loss, accuracy: $0.accuracy, validationLoss: $0.validationLoss,
+                                                                   validationAccuracy: $0.validationAccuracy, seconds: $0.seconds) },
+            predictions: evaluated.predictions.map { HeadStore.Contents.Prediction(id: data.ids[$0.row], split: data.splits[$0.row], label: data.labels[$0.row],
+                                                                                  predicted: $0.predicted, confidence: Double($0.confidence), probabilities: $0.probabilities) },
+            metrics: metrics,
+            perClass: evaluated.evaluation?.perClass.map { HeadStore.Contents.ClassFigures(label: $0.label, precision: $0.precision, recall: $0.recall, f1: $0.f1, support: $0.support) } ?? [],
+            confusion: confusion, params: params)
+    }
 
-        var headParams = paramsDictionary(options.training)
-        headParams["layers"] = options.cut.description
-        headParams["fine_tune"] = options.fineTune == nil ? "none" : TopStage.name
-        // Only with views, so that a head without them is exactly as before.
-        if let views { headParams["views"] = "\(views.mode.rawValue) (\(trainRows.count - views.originals.count) views of \(views.originals.count) images)" }
-        if let fineTune = options.fineTune {
-            headParams["fine_tune_learning_rate"] = String(fineTune.learningRate)
-            headParams["fine_tune_epochs"] = String(fineTune.epochs)
-            // Only for bf16, so that a float fine-tuning's head is exactly as before the option.
-            if fineTune.precision == .bf16 { headParams["fine_tune_precision"] = "bf16" }
-            headParams["fine_tuned"] = tuned == nil ? "0 (no epoch beat the frozen head)" : "1"
-        }
-        var params = headParams
-        for (key, value) in backbone { params["backbone_\(key)"] = value }
-        params["features_content_sha256"] = featuresMeta[Artifact.contentKey] ?? ""
-        var hasher = ContentHasher()
-        try output.write { temporary in
-            let db = try Artifact.create(at: temporary)
-            try db.write { db in
-                try HeadStore.createTables(db)
-                for (index, label) in classes.enumerated() {
-                    try db.execute(sql: "INSERT INTO classes VALUES (?, ?, ?)", arguments: [index, label, SignLetters.letter(label)])
-                    hasher.update(integer: Int64(label))
-                }
-                for (index, layer) in result.network.layers.enumerated() {
-                    let weights = HeadStore.floats(layer.weights), bias = HeadStore.floats(layer.bias)
-                    try db.execute(sql: "INSERT INTO layers VALUES (?, ?, ?, ?, ?)", arguments: [index, layer.inputs, layer.outputs, weights, bias])
-                    hasher.update(weights)
-                    hasher.update(bias)
-                }
-                if let standardization = result.standardization {
-                    for d in 0 ..< standardization.dimension {
-                        try db.execute(sql: "INSERT INTO standardization VALUES (?, ?, ?)",
-                                       arguments: [d, Double(standardization.mean[d]), Double(standardization.deviation[d])])
-                    }
-                    hasher.update(HeadStore.floats(standardization.mean))
-                    hasher.update(HeadStore.floats(standardization.deviation))
-                }
-                for conv in tuned?.stage.convs ?? [] {
-                    let kernel = HeadStore.floats(conv.kernel), bias = HeadStore.floats(conv.bias)
-                    try db.execute(sql: "INSERT INTO backbone_weights VALUES (?, ?, ?)", arguments: [conv.name, kernel, bias])
-                    hasher.update(conv.name)
-                    hasher.update(kernel)
-                    hasher.update(bias)
-                }
-                for record in result.history {
-                    try db.execute(sql: "INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)", arguments: [record.epoch, record.loss, record.accuracy,
-                                                                                               record.validationLoss, record.validationAccuracy, record.seconds])
-                }
-                for prediction in predictions {
-                    let id = data.ids[prediction.row]
-                    let probabilities = HeadStore.floats(prediction.probabilities)
-                    try db.execute(sql: "INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?)",
-                                   arguments: [id, data.splits[prediction.row], data.labels[prediction.row], prediction.predicted,
-                                               Double(prediction.confidence), probabilities])
-                    hasher.update(integer: Int64(id))
-                    hasher.update(integer: Int64(prediction.predicted))
-                    hasher.update(probabilities)
-                }
-                var metrics = ["best_epoch": String(result.bestEpoch), "epochs_run": String(result.history.count),
-                               "stopped_early": result.stoppedEarly ? "1" : "0", "train_images": String(result.trainCount),
-                               "validation_images": String(result.validationCount), "test_images": String(testRows.count),
-                               "evaluated": evaluation == nil ? "0" : "1"]
-                if let evaluation {
-                    metrics["accuracy"] = String(evaluation.accuracy)
-                    metrics["macro_f1"] = String(evaluation.macroF1)
-                    for row in evaluation.perClass {
-                        try db.execute(sql: "INSERT INTO per_class VALUES (?, ?, ?, ?, ?, ?)",
-                                       arguments: [row.label, SignLetters.letter(row.label), row.precision, row.recall, row.f1, row.support])
-                    }
-                    for (t, truth) in evaluation.labels.enumerated() {
-                        for (p, predicted) in evaluation.labels.enumerated() where evaluation.confusion[t][p] > 0 {
-                            try db.execute(sql: "INSERT INTO confusion VALUES (?, ?, ?)", arguments: [truth, predicted, evaluation.confusion[t][p]])
-                        }
-                    }
-                }
-                for (key, value) in metrics.sorted(by: { $0.key < $1.key }) {
-                    try db.execute(sql: "INSERT INTO metrics VALUES (?, ?)", arguments: [key, value])
-                }
-                for (key, value) in params.sorted(by: { $0.key < $1.key }) {
-                    try db.execute(sql: "INSERT INTO params VALUES (?, ?)", arguments: [key, value])
-                    hasher.update(key)
-                    hasher.update(value)
-                }
-                try Artifact.writeMeta(db, [Artifact.kindKey: HeadStore.kind, Artifact.schemaKey: HeadStore.schemaVersion,
-                                            Artifact.contentKey: hasher.finalize(), Artifact.toolKey: toolVersion])
-            }
-            try db.close()
-        }
-
-        let metricsJSON = MetricsFile(result: result, classes: classes, evaluation: evaluation, params: params)
-        try AtomicOutput.write(to: metricsURL, inputs: inputs) { try metricsJSON.encoded().write(to: $0) }
-
+    /// report.html: curves, evaluation, the most confident mistakes with their pictures, provenance.
+    static func writeReport(_ input: Input, _ trained: Trained, _ evaluated: Evaluated, params: [String: String], options: Options,
+                            to reportURL: URL, inputs: [URL]) throws {
+        let data = input.data, result = trained.result
         let imagesURL = options.images ?? options.input.deletingLastPathComponent().appendingPathComponent("preprocessed.sqlite")
-        let mistakes = predictions.filter { $0.predicted != data.labels[$0.row] }.sorted { $0.confidence > $1.confidence }.prefix(12)
+        let mistakes = evaluated.predictions.filter { $0.predicted != data.labels[$0.row] }.sorted { $0.confidence > $1.confidence }.prefix(12)
         let pictures = (try? mistakePictures(imagesURL, ids: mistakes.map { data.ids[$0.row] })) ?? [:]
-        let html = try ReportPage(history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
+        let headParams = params.filter { !$0.key.hasPrefix("backbone_") && $0.key != "features_content_sha256" }
+        let html = try ReportPage(history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluated.evaluation, names: input.names,
                                   mistakes: mistakes.map { ReportPage.Mistake(id: data.ids[$0.row], truth: data.labels[$0.row],
                                                                               predicted: $0.predicted, confidence: Double($0.confidence),
                                                                               png: pictures[data.ids[$0.row]]) },
-                                  provenance: provenance(features: options.input, images: imagesURL, backbone: backbone, head: headParams),
-                                  randomBackbone: backbone["random"] == "1", weightsSource: backbone["weights"] ?? "unknown",
-                                  fallbackReason: backbone["weights_fallback"], recipe: recipe(options, fineTuned: tuned != nil) + augmentation(views)).render()
+                                  provenance: provenance(features: options.input, images: imagesURL, backbone: input.backbone, head: headParams),
+                                  randomBackbone: input.random, weightsSource: input.backbone["weights"] ?? "unknown",
+                                  fallbackReason: input.backbone["weights_fallback"],
+                                  recipe: recipe(options, cut: input.cut, fineTuned: trained.tuned != nil) + augmentation(input.views)).render()
         try AtomicOutput.write(to: reportURL, inputs: inputs) { try Data(html.utf8).write(to: $0) }
-        return Report(classes: classes, history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluation,
-                      contentSHA256: hasher.finalize(), metricsURL: metricsURL, reportURL: reportURL, randomBackbone: backbone["random"] == "1")
     }
 
     /// A run whose loss became NaN or infinite is an error that says what to change; nothing is written.
@@ -330,40 +357,26 @@ public enum Train {
     }
 
     /// Where the backbone was cut and what was trained, for the report.
-    static func recipe(_ options: Options, fineTuned: Bool) -> String {
+    static func recipe(_ options: Options, cut: Cut, fineTuned: Bool) -> String {
         if let fineTune = options.fineTune {
             let outcome = fineTuned ? "kept: it beat the frozen head's validation loss" : "not kept: no epoch beat the frozen head's validation loss, so the stored model is the frozen one"
             return "Recipe: the head trained on the frozen backbone's end, then \(TopStage.name) fine-tuned with it (its 10 convolutions' kernels and biases, BatchNorm frozen; up to \(fineTune.epochs) epochs at learning rate \(fineTune.learningRate)) on the \(TopStage.inputLayer) maps extract kept; the backbone below conv5 frozen. Fine-tuning \(outcome)."
         }
-        let cut = options.cut == .last ? "its end, \(options.cut)" : options.cut.names.joined(separator: " + ")
-        return "Recipe: the backbone frozen and cut at \(cut) (\(options.cut.dimension) features, globally averaged); the head alone trained."
+        let place = cut == cut.architecture.lastCut ? "its end, \(cut)" : cut.names.joined(separator: " + ")
+        return "Recipe: the \(cut.architecture.name) backbone frozen and cut at \(place) (\(cut.dimension) features, globally averaged); the head alone trained."
     }
 
     /// The weights the features were extracted with, as their provenance names them, checked by
     /// MD5: fine-tuning starts from exactly those.
-    static func backboneWeights(_ backbone: [String: String], file: String) throws -> ResolvedWeights {
+    static func backboneWeights(_ backbone: [String: String], architecture: Architecture, file: String) throws -> ResolvedWeights {
         guard let source = backbone["weights"], let md5 = backbone["weights_md5"] else {
             throw StageError("\(file): table backbone does not name the weights the features came from (weights, weights_md5)")
         }
-        let resolved = try WeightsSpec(source).resolve(showProgress: true)
+        let resolved = try WeightsSpec(source).resolve(for: architecture, showProgress: true)
         guard try resolved.md5 == md5 else {
             throw StageError("\(file): the features came from the weights \(source) with MD5 \(md5), but that file now has MD5 \(try resolved.md5): extract again, or restore the file")
         }
         return resolved
-    }
-
-    /// Options given in code are held to the same limits as the pipeline file and the command line.
-    static func validate(_ options: TrainingOptions) throws {
-        let parameters = try StageParameters.fromCommandLine(paramsDictionary(options), specs: TrainStage.parameters)
-        if let problem = TrainStage.definition.check(parameters) { throw StageError(problem) }
-    }
-
-    public static func paramsDictionary(_ options: TrainingOptions) -> [String: String] {
-        ["hidden": options.hidden.map(String.init).joined(separator: ","), "dropout": String(options.dropout), "epochs": String(options.epochs),
-         "batch": String(options.batch), "learning_rate": String(options.learningRate), "validation": String(options.validation),
-         "patience": String(options.patience), "seed": String(options.seed), "standardize": options.standardize.rawValue,
-         "schedule": options.schedule.rawValue, "weight_decay": String(options.weightDecay),
-         "optimizer": "adam (beta1 0.9, beta2 0.999, epsilon 1e-7)"]
     }
 
     struct Loaded {
@@ -460,7 +473,7 @@ public enum Train {
 /// `metrics.json` beside head.sqlite: the figures a script would want, without SQLite.
 struct MetricsFile: Encodable {
     struct PerClass: Encodable {
-        var label: Int, letter: String, precision: Double, recall: Double, f1: Double, support: Int
+        var label: Int, name: String, precision: Double, recall: Double, f1: Double, support: Int
     }
 
     var evaluated: Bool
@@ -475,16 +488,16 @@ struct MetricsFile: Encodable {
     var history: [[String: Double]]
     var params: [String: String]
 
-    init(result: TrainingResult, classes: [Int], evaluation: Evaluation?, params: [String: String]) {
+    init(result: TrainingResult, classes: [Int], names: ClassNames, evaluation: Evaluation?, params: [String: String]) {
         evaluated = evaluation != nil
         accuracy = evaluation?.accuracy
         macroF1 = evaluation?.macroF1
         bestEpoch = result.bestEpoch
         epochsRun = result.history.count
-        self.classes = classes.map(SignLetters.letter)
-        perClass = evaluation?.perClass.map { PerClass(label: $0.label, letter: SignLetters.letter($0.label), precision: $0.precision,
+        self.classes = classes.map(names.name)
+        perClass = evaluation?.perClass.map { PerClass(label: $0.label, name: names.name($0.label), precision: $0.precision,
                                                        recall: $0.recall, f1: $0.f1, support: $0.support) } ?? []
-        confusionLabels = evaluation?.labels.map(SignLetters.letter) ?? []
+        confusionLabels = evaluation?.labels.map(names.name) ?? []
         confusion = evaluation?.confusion ?? []
         history = result.history.map { record in
             var entry = ["epoch": Double(record.epoch), "loss": record.loss, "accuracy": record.accuracy, "seconds": record.seconds]

@@ -24,10 +24,10 @@ public enum TrainStage {
         ParameterSpec("validation", .number(0 ... 0.9), default: "0.1", help: "Fraction of each class's training images held out for validation."),
         ParameterSpec("patience", .integer(0 ... 100_000), default: "5", help: "Epochs without a better validation loss before stopping; 0 never stops early."),
         ParameterSpec("seed", .integer(0 ... Int.max), default: "0", help: "Seed for the initial weights, the validation split, shuffling and dropout."),
-        ParameterSpec("layers", .choiceList(ResNet50.blockNames, count: 1 ... ResNet50.blockNames.count), default: Cut.last.description,
-                      help: "The block outputs whose pooled vectors the head is trained on, concatenated (each dimension standardized); extract must have stored them (its --layers)."),
-        ParameterSpec("fine_tune", .choice(["none", TopStage.name]), default: "none",
-                      help: "none trains the head alone on frozen features; conv5 then trains conv5's three blocks with it (Keras's recipe: the head first, then both at a low rate), on the conv4_block6_out maps extract kept (--keep conv4_block6_out), BatchNorm frozen."),
+        ParameterSpec("layers", .choiceList(Backbones.allNodeNames, count: 0 ... Backbones.allNodeNames.count), default: "",
+                      help: "The block outputs whose pooled vectors the head is trained on, concatenated (each dimension standardized); extract must have stored them (its --layers). Empty: the backbone's end."),
+        ParameterSpec("fine_tune", .choice(["none"] + Backbones.all.compactMap(\.fineTunable?.name)), default: "none",
+                      help: "none trains the head alone on frozen features; conv5 (resnet50) then trains conv5's three blocks with it (Keras's recipe: the head first, then both at a low rate), on the conv4_block6_out maps extract kept (--keep conv4_block6_out), BatchNorm frozen."),
         ParameterSpec("fine_tune_epochs", .integer(1 ... 100_000), default: "10",
                       help: "With --fine-tune: the most epochs of the second phase, conv5 and the head together (the first trains the head alone, as without it)."),
         // Keras's fine-tuning guide's rate: at 1e-4 the first fine-tuning epoch undid the frozen head's
@@ -41,40 +41,53 @@ public enum TrainStage {
                       help: "With augmented views (preprocess --augment): sample trains each epoch on one view of each training image, drawn anew (the original among them); all on every view. Validation uses originals only.", addedLater: true),
     ]
 
-    /// Checked parameters (`StageParameters` from a pipeline file or a command line) as training options.
-    public static func options(_ parameters: StageParameters) -> TrainingOptions {
-        let values = parameters.values
-        var options = TrainingOptions()
-        options.hidden = values["hidden"]!.split(separator: ",").map { Int($0)! }
-        options.dropout = Float(values["dropout"]!)!
-        options.epochs = Int(values["epochs"]!)!
-        options.batch = Int(values["batch"]!)!
-        options.learningRate = Float(values["learning_rate"]!)!
-        options.schedule = LearningRateSchedule(rawValue: values["schedule"]!)!
-        options.weightDecay = Float(values["weight_decay"]!)!
-        options.standardize = StandardizeMode(rawValue: values["standardize"]!)!
-        options.validation = Double(values["validation"]!)!
-        options.patience = Int(values["patience"]!)!
-        options.seed = UInt64(values["seed"]!)!
-        return options
-    }
+    /// The stage's checked parameters, typed: built once from canonical values (a pipeline file's, a
+    /// command line's, or code's through the same specs), the one way to `Train.Options`; the head's
+    /// provenance is written from `values`.
+    public struct Params: Sendable {
+        /// The canonical values they were built from.
+        public let values: [String: String]
+        public var training: TrainingOptions
+        /// The layers' names, in any order; empty: the backbone's end.
+        public var layers: [String]
+        /// nil: the head alone on frozen features.
+        public var fineTune: Train.FineTuning?
+        public var views: Views.Mode
 
-    /// The layers checked parameters name.
-    public static func cut(_ parameters: StageParameters) throws -> Cut {
-        try Cut(list: parameters.values["layers"] ?? Cut.last.description)
-    }
+        public init(_ parameters: StageParameters) throws {
+            values = parameters.values
+            var training = TrainingOptions()
+            training.hidden = try parameters.integers("hidden")
+            training.dropout = Float(try parameters.number("dropout"))
+            training.epochs = try parameters.integer("epochs")
+            training.batch = try parameters.integer("batch")
+            training.learningRate = Float(try parameters.number("learning_rate"))
+            training.schedule = try parameters.choice("schedule", as: LearningRateSchedule.self)
+            training.weightDecay = Float(try parameters.number("weight_decay"))
+            training.standardize = try parameters.choice("standardize", as: StandardizeMode.self)
+            training.validation = try parameters.number("validation")
+            training.patience = try parameters.integer("patience")
+            training.seed = UInt64(try parameters.integer("seed"))
+            self.training = training
+            let layers = try parameters.text("layers", default: "")
+            self.layers = layers.isEmpty ? [] : layers.split(separator: ",").map(String.init)
+            if try parameters.text("fine_tune") == "none" {
+                fineTune = nil
+            } else {
+                fineTune = Train.FineTuning(part: try parameters.text("fine_tune"), epochs: try parameters.integer("fine_tune_epochs"),
+                                            learningRate: Float(try parameters.number("fine_tune_learning_rate")),
+                                            precision: try parameters.choice("fine_tune_precision", as: FineTunePrecision.self, default: "fp32"))
+            }
+            views = try parameters.choice("views", as: Views.Mode.self, default: Views.Mode.sample.rawValue)
+        }
 
-    /// How augmented views are used.
-    public static func views(_ parameters: StageParameters) -> Views.Mode {
-        Views.Mode(rawValue: parameters.values["views"] ?? "") ?? .sample
-    }
-
-    /// Whether checked parameters ask for fine-tuning, and how.
-    public static func fineTune(_ parameters: StageParameters) -> Train.FineTuning? {
-        guard parameters.values["fine_tune"] == TopStage.name else { return nil }
-        return Train.FineTuning(epochs: Int(parameters.values["fine_tune_epochs"] ?? "10") ?? 10,
-                                learningRate: Float(parameters.values["fine_tune_learning_rate"] ?? "1e-05") ?? 1e-5,
-                                precision: FineTunePrecision(rawValue: parameters.values["fine_tune_precision"] ?? "") ?? .fp32)
+        /// From values by key, as code gives them (`["epochs": "5"]`), through the same specs and
+        /// checks as a pipeline file or a command line; the rest at their defaults.
+        public init(_ given: [String: String] = [:]) throws {
+            let parameters = try StageParameters.fromCommandLine(given, specs: TrainStage.parameters)
+            if let problem = TrainStage.definition.check(parameters) { throw StageError(problem) }
+            try self.init(parameters)
+        }
     }
 
     public static let definition = StageDefinition(
@@ -87,14 +100,20 @@ public enum TrainStage {
         sideOutputs: [Train.metricsName, Train.reportName],
         reads: ["features.sqlite"],
         check: { parameters in
-            // The head's own size, before the data is known (rows decide the rest, at run time).
-            guard let cut = try? cut(parameters) else { return nil }
-            let options = options(parameters)
-            return options.memoryProblem(dimension: cut.dimension, classes: 2, batchRows: 0)
+            // The head's own size, before the data is known (rows decide the rest, at run time), for
+            // the widest backbone that has these layers.
+            let params: Params
+            do { params = try Params(parameters) } catch { return error.userMessage }
+            let dimensions = Backbones.all.compactMap { architecture in
+                params.layers.isEmpty ? architecture.lastCut.dimension : (try? Cut(params.layers, of: architecture))?.dimension
+            }
+            guard let dimension = dimensions.min() else {
+                return "layers: \(params.layers.joined(separator: ",")) are not the block outputs of any one backbone"
+            }
+            return params.training.memoryProblem(dimension: dimension, classes: 2, batchRows: 0)
         },
         run: { context in
-            let report = try Train.run(.init(input: context.input!, output: context.output, training: options(context.parameters),
-                                             cut: try cut(context.parameters), fineTune: fineTune(context.parameters), views: views(context.parameters),
+            let report = try Train.run(.init(input: context.input!, output: context.output, params: try Params(context.parameters),
                                              log: { context.log("train: " + $0) }))
             context.log("train: report \(report.reportURL.path)")
             var notes = ["report": report.reportURL.path]

@@ -74,16 +74,18 @@ final class Pending<Value: Sendable>: @unchecked Sendable {
 }
 
 extension WeightsSpec {
-    public func resolve(showProgress: Bool = true) throws -> ResolvedWeights {
+    /// The weights of `architecture` this names, ready to build it from.
+    public func resolve(for architecture: Architecture, showProgress: Bool = true) throws -> ResolvedWeights {
         switch self {
         case let .random(seed):
-            return ResolvedWeights(source: description, digest: Pending(description), isRandom: true, provider: RandomWeights(seed: seed))
+            return ResolvedWeights(source: description, digest: Pending(description), isRandom: true, provider: architecture.randomWeights(seed))
         case let .file(url):
             let provider = try KerasWeightsFile(url)
             return ResolvedWeights(source: url.path, digest: Pending { try cachedFileMD5(url) }, isRandom: false, provider: provider)
         case .imagenet:
-            let url = try ImageNetWeights.locate(showProgress: showProgress)
-            return ResolvedWeights(source: "imagenet", digest: Pending(ImageNetWeights.md5), isRandom: false, provider: try KerasWeightsFile(url))
+            let published = ImageNetWeights(architecture)
+            let url = try published.locate(showProgress: showProgress)
+            return ResolvedWeights(source: "imagenet", digest: Pending(published.md5), isRandom: false, provider: try KerasWeightsFile(url))
         }
     }
 }
@@ -122,14 +124,21 @@ public func fileMD5(_ url: URL) throws -> String {
     return Array(hasher.finalize()).hexString
 }
 
-/// The official Keras ResNet50 notop weights: found in Keras's cache or ours, else downloaded once.
-public enum ImageNetWeights {
-    public static let fileName = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    public static let md5 = "4d473c1dd8becc155b73f8504c6f6626"
+/// A backbone's official Keras ImageNet notop weights: found in Keras's cache or ours, else
+/// downloaded once. Which file, its MD5 and where Keras publishes it come from the backbone's
+/// `Architecture`.
+public struct ImageNetWeights: Sendable {
+    public let published: PublishedWeights
+
+    public init(_ architecture: Architecture) { published = architecture.weights }
+    public init(_ published: PublishedWeights) { self.published = published }
+
+    public var fileName: String { published.fileName }
+    public var md5: String { published.md5 }
     /// Where Keras publishes them; SIGNTRANSFER_WEIGHTS_URL overrides it (a mirror, or a test server).
-    public static var url: URL {
-        if let override = ProcessInfo.processInfo.environment["SIGNTRANSFER_WEIGHTS_URL"] { return URL(string: override)! }
-        return URL(string: "https://storage.googleapis.com/tensorflow/keras-applications/resnet/\(fileName)")!
+    public var url: URL {
+        if let override = ProcessInfo.processInfo.environment["SIGNTRANSFER_WEIGHTS_URL"], let url = URL(string: override) { return url }
+        return URL(string: published.url)!
     }
 
     static var home: URL { URL(fileURLWithPath: ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()) }
@@ -145,19 +154,19 @@ public enum ImageNetWeights {
     public static var kerasCache: URL { home.appendingPathComponent(".keras/models") }
 
     /// The first cached copy whose MD5 is right, or a fresh download into our cache.
-    public static func locate(showProgress: Bool) throws -> URL {
+    public func locate(showProgress: Bool) throws -> URL {
         if let cached = cachedCopy { return cached }
         return try download(from: url, showProgress: showProgress)
     }
 
     /// Whether a good copy sits in Keras's cache or ours: one with the wrong MD5 must not keep a
     /// pipeline from its fallback.
-    public static var isCached: Bool { cachedCopy != nil }
+    public var isCached: Bool { cachedCopy != nil }
 
     /// A copy in Keras's cache or ours whose MD5 is right (remembered by path, size, mtime and inode,
     /// so asking again costs a stat); a damaged copy does not count.
-    public static var cachedCopy: URL? {
-        for folder in [kerasCache, cacheFolder] {
+    public var cachedCopy: URL? {
+        for folder in [Self.kerasCache, Self.cacheFolder] {
             let candidate = folder.appendingPathComponent(fileName)
             if FileManager.default.fileExists(atPath: candidate.path), (try? cachedFileMD5(candidate)) == md5 {
                 return candidate
@@ -168,11 +177,11 @@ public enum ImageNetWeights {
 
     /// Downloads to a temporary file in the cache folder, checks the MD5, then renames into place: a
     /// cut-off or wrong download never becomes the cached file.
-    public static func download(from source: URL, into folder: URL = cacheFolder, expectedMD5: String = md5,
-                                showProgress: Bool) throws -> URL {
+    public func download(from source: URL, into folder: URL = cacheFolder, expectedMD5: String? = nil, showProgress: Bool) throws -> URL {
+        let expectedMD5 = expectedMD5 ?? md5
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let destination = folder.appendingPathComponent(fileName)
-        let byHand = "Without a network, download \(Self.url.absoluteString) by hand (MD5 \(md5)) and put it at \(destination.path) or in \(kerasCache.path)/."
+        let byHand = "Without a network, download \(url.absoluteString) by hand (MD5 \(md5)) and put it at \(destination.path) or in \(Self.kerasCache.path)/."
         return try AtomicOutput.write(to: destination) { temporary -> URL in
             do {
                 try Downloader(showProgress: showProgress).fetch(source, to: temporary)

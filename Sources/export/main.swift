@@ -8,7 +8,7 @@ import WeightsFetch
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write a trained classifier as one ONNX model: 28x28 grey images in, the letters' probabilities out.",
+        abstract: "Write a trained classifier as one ONNX model: the dataset's grey originals in (Sign MNIST: 28x28), the classes' probabilities out.",
         usage: "export (--pipeline <file> | --model <head.sqlite>) --output <model.onnx> [--weights <weights>]",
         discussion: """
             The model takes float32 images, N x 28 x 28 x 1, grey levels 0-255 (the Kaggle CSV's pixels), \
@@ -18,7 +18,7 @@ struct ExportCommand: ParsableCommand {
             to even and clipping, replication to three channels, Keras's caffe \
             preprocessing, ResNet50 with BatchNorm folded as far as the head reads (with a fine-tuned \
             conv5 when the head has one), the pooling, the standardization and the dense head with \
-            softmax. Opset 17. The letters (output order) and the provenance are in the model's \
+            softmax. Opset 17. The class names (output order) and the provenance are in the model's \
             metadata. The backbone weights must be those the head was trained with (MD5 checked).
             """)
 
@@ -43,7 +43,7 @@ struct ExportCommand: ParsableCommand {
         }
         let report = try ExportModel.run(head: head, output: URL(fileURLWithPath: output), weights: try weights.map(WeightsSpec.init))
         print(String(format: "wrote %@: %.1f MB, %d nodes, %d parameters; input images N x 28 x 28 x 1 (float32, 0-255) resized to %dx%d; output probabilities of %@",
-                     output, Double(report.bytes) / 1e6, report.nodes, report.parameters, report.size, report.size, report.letters.joined(separator: " ")))
+                     output, Double(report.bytes) / 1e6, report.nodes, report.parameters, report.size, report.size, report.classes.joined(separator: " ")))
     }
 }
 

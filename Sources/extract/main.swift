@@ -9,7 +9,7 @@ import WeightsFetch
 struct ExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extract",
-        abstract: "Run the preprocessed images through a frozen ResNet50: a pooled vector per image and layer cut at.",
+        abstract: "Run the preprocessed images through a frozen ImageNet backbone: a pooled vector per image and layer cut at.",
         discussion: """
             `extract [run] --input preprocessed.sqlite --output features.sqlite --weights imagenet|PATH|random:SEED \
             [--batch 32] [--layers conv4_block6_out,conv5_block3_out] [--keep conv4_block6_out] [--shard K/N] [--pipeline FILE]` extracts (`extract run --help` explains every option); \
@@ -96,10 +96,8 @@ struct Run: ParsableCommand {
         // Checked by the same rules as the pipeline file's extract stage.
         let parameters = try StageParameters.fromArguments(self.parameters, specs: ExtractStage.commandLineParameters)
         let started = Date()
-        let (cut, keep) = try ExtractStage.cut(parameters)
-        let report = try Extract.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),
-                                           weights: try WeightsSpec(parameters.values["weights"]!), batch: Int(parameters.values["batch"]!)!,
-                                           kernel: try ExtractStage.kernel(parameters), cut: cut, keep: keep), shard: shard)
+        let params = try ExtractStage.Params(parameters)
+        let report = try Extract.run(try params.options(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output)), shard: shard)
         let seconds = Date().timeIntervalSince(started)
         if report.randomWeights {
             FileHandle.standardError.write(Data("warning: features come from a RANDOM backbone (\(report.weightsSource)), not ImageNet weights\n".utf8))

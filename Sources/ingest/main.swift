@@ -8,11 +8,13 @@ import ToolSupport
 struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest",
-        abstract: "Read Sign Language MNIST CSVs (Kaggle layout) into images.sqlite.",
+        abstract: "Read Kaggle-layout image CSVs (Sign Language MNIST, MNIST) into images.sqlite.",
         discussion: """
             Each CSV has an optional header 'label,pixel1,...,pixel784' and one image a row: a label \
-            (0-24, not 9) and 784 grey levels. Errors are printed as FILE:LINE:COLUMN; on any error \
-            nothing is written and an earlier output stays as it was.
+            and 784 grey levels (28x28). The labels' names are the dataset's vocabulary, stored with \
+            the images: --classes sign-mnist (0-24 as A-Y, not 9), digits (0-9), or a file of names. \
+            Errors are printed as FILE:LINE:COLUMN; on any error nothing is written and an earlier \
+            output stays as it was.
             """)
 
     @Option(help: ArgumentHelp("The training split's CSV.", valueName: "file"))
@@ -26,6 +28,9 @@ struct IngestCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
     var output: String = "images.sqlite"
+
+    @Option(help: ArgumentHelp("The labels' names: sign-mnist, digits, or a file with one name a line (line 1 names label 0).", valueName: "sign-mnist|digits|file"))
+    var classes: String = "sign-mnist"
 
     @Option(help: "How many input errors to report before stopping.")
     var maxErrors: Int = 20
@@ -47,10 +52,11 @@ struct IngestCommand: ParsableCommand {
             splits.append((String(entry[..<equals]), URL(fileURLWithPath: String(entry[entry.index(after: equals)...]))))
         }
         let started = Date()
-        let report = try Ingest.run(.init(splits: splits, output: URL(fileURLWithPath: output), maxErrors: maxErrors))
+        let names = try ClassNames.named(classes)
+        let report = try Ingest.run(.init(splits: splits, output: URL(fileURLWithPath: output), maxErrors: maxErrors, classes: names))
         for split in report.splits {
             print("\(split.name): \(split.rows) images from \(split.path) (sha256 \(split.sha256.prefix(12)))")
-            let counts = split.classCounts.keys.sorted().map { "\(SignLetters.letter($0)) \(split.classCounts[$0]!)" }
+            let counts = split.classCounts.keys.sorted().map { "\(names.name($0)) \(split.classCounts[$0]!)" }
             print("  \(split.classCounts.count) classes: " + counts.joined(separator: "  "))
         }
         for warning in report.warnings { printError("warning: \(warning)") }

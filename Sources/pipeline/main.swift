@@ -140,7 +140,7 @@ struct Status: ParsableCommand {
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Attach every stage's SQLite output in one session: list the tables, or run a query across them.",
-        discussion: "The outputs are attached under their stage names: ingest, preprocess, extract, train. Example: --sql \"SELECT p.id, i.letter, t.predicted FROM train.predictions t JOIN ingest.images i USING (id) JOIN preprocess.images p USING (id) LIMIT 5\"")
+        discussion: "The outputs are attached under their stage names: ingest, preprocess, extract, train. Example: --sql \"SELECT t.id, c.name AS truth, t.predicted FROM train.predictions t JOIN ingest.classes c ON c.label = t.label LIMIT 5\"")
 
     @Argument(help: "The pipeline file (YAML).")
     var file: String

@@ -13,10 +13,12 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Classify PNG images (or Kaggle CSV rows) with a trained pipeline's head.",
         discussion: """
-            Pictures of any size, grey or colour, 8 or 16 bit, are converted to grey and reduced to 28x28 \
-            by area averaging, then take exactly the training path: the stored size and resize, \
-            replication to RGB, the backbone weights the head was trained with, the head. A file that \
-            cannot be read is reported and the others are still predicted; the exit status is then 1.
+            Pictures of any size, grey or colour, 8 or 16 bit, are first made what the training \
+            originals were (for Sign MNIST: converted to grey and reduced to 28x28 by area averaging), \
+            then take exactly the training path: the stored size and resize, grey replicated to RGB, \
+            the backbone and weights the head was trained with, the head. Answers are the dataset's \
+            class names. A file that cannot be read is reported and the others are still predicted; \
+            the exit status is then 1.
             """)
 
     @Option(help: ArgumentHelp("A pipeline file: its trained head is used.", valueName: "file"))
@@ -28,7 +30,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Rows in the Kaggle CSV layout to predict; prints the accuracy.", valueName: "file"))
     var csv: String?
 
-    @Option(help: "How many letters to show per image.")
+    @Option(help: "How many classes to show per image, most probable first.")
     var top: Int = 3
 
     @Flag(help: "Print JSON instead of a table.")
@@ -50,13 +52,17 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         let predictor = try Predictor(head: try headURL())
-        var names: [String] = [], inputs: [[UInt8]] = [], truth: [Int?] = []
+        var names: [String] = [], inputs: [Predictor.Picture] = [], truth: [Int?] = []
         var failed = false
         for path in images {
             do {
+                var isFolder: ObjCBool = false
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+                    throw StageError("a folder, not an image: give the PNG files in it (e.g. \(path)/*.png)")
+                }
                 guard let data = FileManager.default.contents(atPath: path) else { throw StageError("no such file, or not readable") }
                 guard !data.isEmpty else { throw StageError("the file is empty") }
-                inputs.append(try Predictor.greyscale28(png: data))
+                inputs.append(try predictor.picture(png: data))
                 names.append(path)
                 truth.append(nil)
             } catch {
@@ -65,9 +71,14 @@ struct PredictCommand: ParsableCommand {
             }
         }
         if let csv {
-            let (rows, _) = try KaggleCSV.read(URL(fileURLWithPath: csv))
+            let side = KaggleImages.side
+            guard let geometry = predictor.sourceGeometry, geometry.width == side, geometry.height == side, geometry.channels == 1 else {
+                throw StageError("--csv: the head was trained on \(predictor.sourceGeometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "images of several sizes") originals, not the CSV's \(side)x\(side) grey")
+            }
+            let vocabulary = ClassNames(zip(predictor.model.labels, predictor.model.names).map { ($0, $1) })
+            let (rows, _) = try KaggleCSV.read(URL(fileURLWithPath: csv), classes: vocabulary)
             for row in 0 ..< rows.count {
-                inputs.append(Array(rows.image(row)))
+                inputs.append(Predictor.Picture(pixels: Array(rows.image(row)), width: side, height: side, channels: 1))
                 names.append("\(csv):\(rows.lines[row])")
                 truth.append(Int(rows.labels[row]))
             }
@@ -75,7 +86,7 @@ struct PredictCommand: ParsableCommand {
         let predictions = predictor.predict(inputs, top: top)
         if json {
             let entries: [[String: Any]] = zip(names, predictions).map { name, prediction in
-                ["input": name, "top": prediction.top.map { ["letter": SignLetters.letter($0.label), "label": $0.label, "probability": Double($0.probability)] }]
+                ["input": name, "top": prediction.top.map { ["class": predictor.name($0.label), "label": $0.label, "probability": Double($0.probability)] }]
             }
             let data = try JSONSerialization.data(withJSONObject: ["weights": predictor.weightsSource, "size": predictor.size, "predictions": entries],
                                                   options: [.prettyPrinted, .sortedKeys])
@@ -84,7 +95,7 @@ struct PredictCommand: ParsableCommand {
             let width = max(5, names.map(\.count).max() ?? 0)
             print("image".padding(toLength: width, withPad: " ", startingAt: 0) + "  " + (1 ... top).map { "top-\($0)      " }.joined())
             for (name, prediction) in zip(names, predictions) {
-                let cells = prediction.top.map { "\(SignLetters.letter($0.label)) \(String(format: "%.3f", $0.probability))".padding(toLength: 11, withPad: " ", startingAt: 0) }
+                let cells = prediction.top.map { "\(predictor.name($0.label)) \(String(format: "%.3f", $0.probability))".padding(toLength: max(11, predictor.model.names.map(\.count).max()! + 7), withPad: " ", startingAt: 0) }
                 print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + cells.joined())
             }
         }

@@ -44,18 +44,15 @@ struct PreprocessCommand: ParsableCommand {
             return try PipelineRunner.runAlone("preprocess", of: PipelineStages.all, pipeline: pipeline)
         }
         // The size is checked by the same rule as the pipeline file's.
-        let values = try StageParameters.fromArguments(parameters, specs: PreprocessStage.parameters)
-        let size = Int(values.values["size"]!)!
-        let augmentation = PreprocessStage.augmentation(values)
+        let params = try PreprocessStage.Params(try StageParameters.fromArguments(parameters, specs: PreprocessStage.parameters))
+        let size = params.size
         let started = Date()
-        let report = try Preprocess.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), size: size,
-                                              export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit,
-                                              exportOriginals: originals, augment: augmentation.views, ranges: augmentation.ranges,
-                                              augmentSeed: augmentation.seed))
+        let report = try Preprocess.run(params.options(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output),
+                                                       export: export.map { URL(fileURLWithPath: $0) }, exportLimit: limit, exportOriginals: originals))
         let seconds = Date().timeIntervalSince(started)
         print(String(format: "wrote %@: %d images at %dx%d, %.1f MB, content %@, %.2f s (%.0f images/s)", output, report.images, size, size,
                      Double(report.outputBytes) / 1e6, String(report.contentSHA256.prefix(12)), seconds, Double(report.images) / seconds))
-        if report.views > 0 { print("\(report.views) of the rows are augmented views of the training images (\(augmentation.views) each)") }
+        if report.views > 0 { print("\(report.views) of the rows are augmented views of the training images (\(params.views) each)") }
         print("contact sheet: \(report.contactSheet.path)")
         if let export { print("exported \(report.exported) PNG files to \(export)") }
     }

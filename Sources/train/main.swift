@@ -48,9 +48,9 @@ struct TrainCommand: ParsableCommand {
             return try PipelineRunner.runAlone("train", of: PipelineStages.all, pipeline: pipeline)
         }
         let parameters = try StageParameters.fromArguments(self.parameters, specs: TrainStage.parameters)
-        let options = TrainStage.options(parameters)
-        let report = try Train.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), training: options,
-                                         cut: try TrainStage.cut(parameters), fineTune: TrainStage.fineTune(parameters), views: TrainStage.views(parameters), images: images.map { URL(fileURLWithPath: $0) }, log: { print($0) }))
+        if let problem = TrainStage.definition.check(parameters) { throw StageError(problem) }
+        let report = try Train.run(.init(input: URL(fileURLWithPath: input), output: URL(fileURLWithPath: output), params: try TrainStage.Params(parameters),
+                                         images: images.map { URL(fileURLWithPath: $0) }, log: { print($0) }))
         print("wrote \(output), \(report.metricsURL.path), \(report.reportURL.path)")
     }
 }

@@ -56,7 +56,7 @@ func preprocessedSample(size: Int) throws -> (folder: URL, preprocessed: URL) {
         let (folder, preprocessed) = try preprocessedSample(size: 32)
         defer { try? FileManager.default.removeItem(at: folder) }
         let output = folder.appendingPathComponent("features.sqlite")
-        let cut = try Cut(["conv5_block3_out", "conv3_block4_out", "conv4_block6_out"])
+        let cut = try Cut(["conv5_block3_out", "conv3_block4_out", "conv4_block6_out"], of: ResNet50.architecture)
         let keep = ResNet50.blockNames.firstIndex(of: "conv4_block6_out")!
         _ = try Extract.run(.init(input: preprocessed, output: output, weights: .file(try Fixtures.parityWeights()), batch: 16, showProgress: false,
                                   cut: cut, keep: keep))

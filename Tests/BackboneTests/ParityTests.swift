@@ -47,7 +47,7 @@ import WeightsFetch
         let width = ResNet50.blockChannels.reduce(0, +)
         #expect(expected.shape == [4, width])
         let network = try #require(try Self.networks.get()[kernel])
-        let all = try Cut(ResNet50.blockNames)
+        let all = try Cut(ResNet50.blockNames, of: ResNet50.architecture)
         let ours = pooled(network, cut: all, rgb: inputs.bytes, count: 4, size: size)
         var offset = 0, worstRatio: Float = 0
         defer { print("every block at \(size) (\(kernel)): worst layer max |ours - keras| / largest = \(worstRatio)") }
@@ -67,7 +67,7 @@ import WeightsFetch
         // A cut at one layer stops there and gives the very values the full pass gave (on our
         // kernels; OpenBLAS promises no bits from one call to the next, only Keras's bar).
         for block in [0, 2, 3, 12] {
-            let alone = pooled(network, cut: try Cut([ResNet50.blockNames[block]]), rgb: inputs.bytes, count: 4, size: size)
+            let alone = pooled(network, cut: try Cut([ResNet50.blockNames[block]], of: ResNet50.architecture), rgb: inputs.bytes, count: 4, size: size)
             if kernel == .blas {
                 let largest = ours[block].map(abs).max()!, worst = zip(alone[0], ours[block]).map { abs($0 - $1) }.max()!
                 #expect(worst <= 1e-4 * largest, "\(ResNet50.blockNames[block]) alone at \(size): \(worst) of \(largest)")
@@ -111,17 +111,17 @@ struct ForgetMean: BackboneWeights {
     /// image's features are exactly those it gets alone (every output is one fixed chain of sums).
     @Test(arguments: GEMMKernel.available.filter { $0 != .blas })
     func featuresDoNotDependOnTheBatch(kernel: GEMMKernel) throws {
-        let network = try ResNet50(weights: RandomWeights(seed: 3), kernel: kernel)
+        let network = try ResNet50(weights: ResNet50.randomWeights(seed: 3), kernel: kernel)
         let pixels = 224 * 224 * 3
         let rgb: [UInt8] = (0 ..< 7 * pixels).map { UInt8(truncatingIfNeeded: ($0 * 2_654_435_761) >> 13) }
         let together = network.features(rgb: rgb, count: 7, size: 224)
-        let workspace = network.makeWorkspace(count: 1, size: 224)
+        let workspace = network.makeResNetWorkspace(count: 1, size: 224)
         for image in 0 ..< 7 {
             let alone = network.features(rgb: Array(rgb[image * pixels ..< (image + 1) * pixels]), count: 1, size: 224, workspace: workspace)
             #expect(Array(together[image * 2048 ..< (image + 1) * 2048]) == alone, "image \(image)")
         }
         // The same for a cut inside conv2, which never leaves the steps, and for the kept maps.
-        let cut = try Cut(["conv2_block1_out", "conv2_block3_out"])
+        let cut = try Cut(["conv2_block1_out", "conv2_block3_out"], of: ResNet50.architecture)
         let side = ResNet50.blockSide(1, size: 224), mapFloats = side * side * 256
         var maps = [Float](repeating: 0, count: 7 * mapFloats)
         let early = maps.withUnsafeMutableBufferPointer { pooled(network, cut: cut, rgb: rgb, count: 7, size: 224, keep: (1, $0.baseAddress!)) }
@@ -171,7 +171,7 @@ struct ForgetMean: BackboneWeights {
 func pooled(_ network: ResNet50, cut: Cut, rgb: [UInt8], count: Int, size: Int,
             keep: (block: Int, into: UnsafeMutablePointer<Float>)? = nil) -> [[Float]] {
     let workspace = network.makeWorkspace(count: count, size: size)
-    rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
+    rgb.withUnsafeBufferPointer { ResNet50.architecture.preprocessing.apply(rgb: $0, into: workspace.input) }
     let parts = cut.channels.map { UnsafeMutablePointer<Float>.allocate(capacity: count * $0) }
     defer { parts.forEach { $0.deallocate() } }
     network.forward(workspace, count: count, taps: cut.blocks, into: parts, keep: keep)

@@ -108,9 +108,9 @@ private func message(_ body: () throws -> Void) -> String {
 @Suite struct RandomBackbone {
     @Test func seededAndFinite() throws {
         let rgb: [UInt8] = (0 ..< 2 * 32 * 32 * 3).map { (index: Int) -> UInt8 in UInt8(truncatingIfNeeded: index * 31) }
-        let a = try ResNet50(weights: RandomWeights(seed: 7)).features(rgb: rgb, count: 2, size: 32)
-        let b = try ResNet50(weights: RandomWeights(seed: 7)).features(rgb: rgb, count: 2, size: 32)
-        let c = try ResNet50(weights: RandomWeights(seed: 8)).features(rgb: rgb, count: 2, size: 32)
+        let a = try ResNet50(weights: ResNet50.randomWeights(seed: 7)).features(rgb: rgb, count: 2, size: 32)
+        let b = try ResNet50(weights: ResNet50.randomWeights(seed: 7)).features(rgb: rgb, count: 2, size: 32)
+        let c = try ResNet50(weights: ResNet50.randomWeights(seed: 8)).features(rgb: rgb, count: 2, size: 32)
         #expect(a == b)
         #expect(a != c)
         #expect(a.allSatisfy { $0.isFinite && $0 >= 0 })
@@ -152,10 +152,10 @@ private func message(_ body: () throws -> Void) -> String {
         defer { server.stop() }
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let url = try ImageNetWeights.download(from: server.url, into: folder, expectedMD5: try md5(body), showProgress: false)
-        #expect(url == folder.appendingPathComponent(ImageNetWeights.fileName))
+        let url = try ImageNetWeights(ResNet50.architecture).download(from: server.url, into: folder, expectedMD5: try md5(body), showProgress: false)
+        #expect(url == folder.appendingPathComponent(ImageNetWeights(ResNet50.architecture).fileName))
         #expect(try Data(contentsOf: url) == body)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == [ImageNetWeights.fileName])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == [ImageNetWeights(ResNet50.architecture).fileName])
     }
 
     @Test func wrongChecksumIsDiscarded() throws {
@@ -163,7 +163,7 @@ private func message(_ body: () throws -> Void) -> String {
         defer { server.stop() }
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let text = message { _ = try ImageNetWeights.download(from: server.url, into: folder, expectedMD5: "0123", showProgress: false) }
+        let text = message { _ = try ImageNetWeights(ResNet50.architecture).download(from: server.url, into: folder, expectedMD5: "0123", showProgress: false) }
         #expect(text.contains("expected 0123; the download was discarded"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
@@ -173,11 +173,11 @@ private func message(_ body: () throws -> Void) -> String {
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let text = message {
-            _ = try ImageNetWeights.download(from: URL(string: "http://127.0.0.1:\(port)/w.h5")!, into: folder, expectedMD5: "x", showProgress: false)
+            _ = try ImageNetWeights(ResNet50.architecture).download(from: URL(string: "http://127.0.0.1:\(port)/w.h5")!, into: folder, expectedMD5: "x", showProgress: false)
         }
         #expect(text.contains("could not download the ImageNet weights from http://127.0.0.1:\(port)/w.h5"))
         #expect(text.contains("by hand"))
-        #expect(text.contains(folder.appendingPathComponent(ImageNetWeights.fileName).path))
+        #expect(text.contains(folder.appendingPathComponent(ImageNetWeights(ResNet50.architecture).fileName).path))
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
 
@@ -186,7 +186,7 @@ private func message(_ body: () throws -> Void) -> String {
         defer { server.stop() }
         let folder = try Fixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let text = message { _ = try ImageNetWeights.download(from: server.url, into: folder, expectedMD5: try md5(body), showProgress: false) }
+        let text = message { _ = try ImageNetWeights(ResNet50.architecture).download(from: server.url, into: folder, expectedMD5: try md5(body), showProgress: false) }
         #expect(text.contains("could not download") || text.contains("discarded"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }

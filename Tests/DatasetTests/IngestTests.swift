@@ -34,7 +34,7 @@ import Testing
         let sources = try queue.read { try Row.fetchAll($0, sql: "SELECT split, sha256, rows FROM sources ORDER BY split") }
         #expect(sources.map { $0["rows"] as Int } == [11, 188])
         #expect(sources[1]["sha256"] as String == (try sha256(ofFile: train)))
-        let letters = try queue.read { try String.fetchAll($0, sql: "SELECT DISTINCT letter FROM images WHERE label = 24") }
+        let letters = try queue.read { try String.fetchAll($0, sql: "SELECT name FROM classes WHERE label = 24") }
         #expect(letters == ["Y"])
     }
 

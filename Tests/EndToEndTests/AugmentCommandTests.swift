@@ -20,7 +20,7 @@ import Testing
         // Every test image is evaluated, and only those: no view is a prediction.
         let head = pipeline.artifacts.appendingPathComponent("head.sqlite")
         #expect(try sqliteValue(head, "SELECT count(*) FROM predictions") == "11")
-        #expect(try sqliteValue(head, "SELECT value FROM params WHERE key = 'views'") == "sample (376 views of 188 images)")
+        #expect(try sqliteValue(head, "SELECT value FROM params WHERE key = 'views_used'") == "sample (376 views of 188 images)")
         let report = try String(contentsOf: pipeline.artifacts.appendingPathComponent("report.html"), encoding: .utf8)
         #expect(report.contains("Augmentation: 376 views of the 188 training images (2 each"))
         #expect(report.contains("augment_ranges"), "the report's provenance gives the ranges")

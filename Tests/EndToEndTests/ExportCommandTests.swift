@@ -46,7 +46,7 @@ import Testing
         }
 
         let metadata = Dictionary(uniqueKeysWithValues: model.metadataProps.map { ($0.key, $0.value) })
-        #expect(metadata["letters"]?.split(separator: ",").count == classes)
+        #expect(metadata["classes"]?.split(separator: ",").count == classes)
         #expect(metadata["layers"] == "conv3_block4_out,conv4_block6_out")
         #expect(metadata["weights"] == "random:4" && metadata["input_size"] == "32" && metadata["random_backbone"] == "1")
         #expect(metadata["weights_md5"] == (try sqliteValue(folder.appendingPathComponent("head.sqlite"), "SELECT value FROM params WHERE key = 'backbone_weights_md5'")))

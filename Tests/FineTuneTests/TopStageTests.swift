@@ -38,7 +38,7 @@ struct KerasStep: Decodable {
         let inputs = try NPY(Fixtures.parity.appendingPathComponent("inputs_64.npy"))
         let keep = ResNet50.blockNames.firstIndex(of: TopStage.inputLayer)!
         let workspace = network.makeWorkspace(count: 4, size: 64)
-        inputs.bytes.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
+        inputs.bytes.withUnsafeBufferPointer { ResNet50.architecture.preprocessing.apply(rgb: $0, into: workspace.input) }
         let stage = try TopStage(weights: weights)
         let top = stage.makeWorkspace(capacity: 4, side: 4)
         var features = [Float](repeating: 0, count: 4 * 2048)

@@ -16,6 +16,8 @@ func writeFeatures(_ url: URL, rows: [(split: String, label: Int, vector: [Float
     let queue = try Artifact.create(at: url)
     try queue.write { db in
         try FeaturesStore.createTables(db)
+        var ignored = ContentHasher()
+        try ClassesTable.write(db, .signMNIST, into: &ignored)
         for (index, row) in rows.enumerated() {
             try db.execute(sql: "INSERT INTO features VALUES (?, ?, ?, 'conv5_block3_out', ?)",
                            arguments: [index + 1, row.split, row.label, row.vector.withUnsafeBufferPointer { FeaturesStore.encode($0) }])
@@ -166,7 +168,7 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
         options.epochs = 15
         var lines: [String] = []
         let output = folder.appendingPathComponent("head.sqlite")
-        let report = try Train.run(.init(input: input, output: output, training: options, log: { lines.append($0) }))
+        let report = try Train.run(.init(input: input, output: output, params: try trainParams(options), log: { lines.append($0) }))
         #expect(report.classes == [0, 1, 2, 24])
         #expect(report.evaluation!.accuracy > 0.9)
         #expect(lines.filter { $0.hasPrefix("epoch") }.count == report.history.count)
@@ -177,7 +179,7 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
         #expect(model.network.layers.map(\.outputs) == [256, 4])
         let (queue, _) = try HeadStore.open(output)
         #expect(try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM predictions") } == 40)
-        #expect(try queue.read { try String.fetchOne($0, sql: "SELECT letter FROM classes WHERE idx = 3") } == "Y")
+        #expect(try queue.read { try String.fetchOne($0, sql: "SELECT name FROM classes WHERE idx = 3") } == "Y")
 
         let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: report.metricsURL)) as! [String: Any]
         #expect(metrics["accuracy"] as? Double == report.evaluation!.accuracy)
@@ -189,7 +191,7 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
         #expect(html.contains("macro-F1"))
 
         // Same features, same seed: the same head.
-        let again = try Train.run(.init(input: input, output: folder.appendingPathComponent("again.sqlite"), training: options))
+        let again = try Train.run(.init(input: input, output: folder.appendingPathComponent("again.sqlite"), params: try trainParams(options)))
         #expect(again.contentSHA256 == report.contentSHA256)
     }
 
@@ -200,7 +202,7 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
         try writeFeatures(input, rows: clusterRows(train: 40, test: 8), random: true)
         var options = TrainingOptions()
         options.epochs = 2
-        let report = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), training: options))
+        let report = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), params: try trainParams(options)))
         #expect(report.randomBackbone)
         let html = try String(contentsOf: report.reportURL, encoding: .utf8)
         #expect(html.contains("class=\"banner\""))
@@ -215,7 +217,7 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
         var options = TrainingOptions()
         options.epochs = 2
         var lines: [String] = []
-        let report = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), training: options, log: { lines.append($0) }))
+        let report = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), params: try trainParams(options), log: { lines.append($0) }))
         #expect(report.evaluation == nil)
         #expect(lines.contains("no test split: evaluation skipped"))
         #expect(try String(contentsOf: report.reportURL, encoding: .utf8).contains("No test split"))
@@ -228,7 +230,7 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
             let input = folder.appendingPathComponent("f-\(UUID().uuidString).sqlite")
             try writeFeatures(input, rows: rows)
             do {
-                _ = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite")))
+                _ = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), params: try trainParams(TrainingOptions())))
                 return "no error"
             } catch {
                 return "\(error)"
@@ -260,7 +262,7 @@ func clusterRows(train: Int, test: Int, labels: [Int] = [0, 1, 2, 3], seed: UInt
         options.hidden = [64]  // of 64 units, some overflow to infinity; the next layer's sums of them are NaN
         options.standardize = .none
         options.epochs = 3
-        let error = #expect(throws: StageError.self) { try Train.run(.init(input: input, output: output, training: options)) }
+        let error = #expect(throws: StageError.self) { try Train.run(.init(input: input, output: output, params: try trainParams(options))) }
         #expect(error?.description.contains("training diverged in epoch 1: the loss became NaN or infinite") == true, "\(String(describing: error))")
         #expect(error?.description.contains("try a smaller --learning-rate (it was 0.001) or --standardize zscore") == true)
         #expect(!FileManager.default.fileExists(atPath: output.path))
@@ -288,7 +290,7 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
         defer { try? FileManager.default.removeItem(at: folder) }
         let input = folder.appendingPathComponent("features.sqlite")
         try writeFeatures(input, rows: rows)
-        let report = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), training: options))
+        let report = try Train.run(.init(input: input, output: folder.appendingPathComponent("head.sqlite"), params: try trainParams(options)))
         return try #require(report.evaluation).accuracy
     }
 
@@ -353,7 +355,7 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
         var options = TrainingOptions()
         options.epochs = 3
         options.standardize = mode
-        let report = try Train.run(.init(input: input, output: output, training: options))
+        let report = try Train.run(.init(input: input, output: output, params: try trainParams(options)))
         let model = try HeadModel(output)
         #expect(model.params["standardize"] == mode.rawValue)
         #expect((model.classifier.standardization == nil) == (mode == .none))
@@ -393,14 +395,15 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
         try writeFeatures(features, rows: clusterRows(train: 40, test: 8))
         var options = TrainingOptions()
         options.epochs = 2
-        _ = try Train.run(.init(input: features, output: head, training: options))
+        _ = try Train.run(.init(input: features, output: head, params: try trainParams(options)))
         return (folder, features, head)
     }
 
     @Test(arguments: [
         ("UPDATE layers SET bias = zeroblob(3) WHERE layer = 1", "table layers, a row: bias: expected 16 bytes, found 3"),
         ("DELETE FROM classes", "the head has no classes or no layers"),
-        ("UPDATE classes SET label = 9 WHERE idx = 0", "table classes, a row: label: expected a Sign MNIST label (0 to 24, not 9), found 9"),
+        ("UPDATE classes SET label = -1 WHERE idx = 0", "table classes, a row: label: expected a label from 0 to 1048575, found -1"),
+        ("UPDATE classes SET name = 'B' WHERE idx = 0", "table classes: the class name 'B' is given to two labels"),
     ])
     func aDamagedHeadIsRefused(edit: String, expected: String) throws {
         let (folder, _, head) = try trained()
@@ -426,8 +429,8 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
         let (folder, features, _) = try trained()
         defer { try? FileManager.default.removeItem(at: folder) }
         try DatabaseQueue(path: features.path).write { try $0.execute(sql: "UPDATE features SET label = 99 WHERE id = 3") }
-        let error = #expect(throws: StageError.self) { try Train.run(.init(input: features, output: folder.appendingPathComponent("again.sqlite"))) }
-        #expect(error?.description.contains("table features, row id 3: label: expected a Sign MNIST label (0 to 24, not 9), found 99") == true,
+        let error = #expect(throws: StageError.self) { try Train.run(.init(input: features, output: folder.appendingPathComponent("again.sqlite"), params: try trainParams(TrainingOptions()))) }
+        #expect(error?.description.contains("table features, row id 3: label: 99 is none of the file's classes") == true,
                 "\(error?.description ?? "no error")")
     }
 }
@@ -480,4 +483,15 @@ func shiftedClusterRows(offset: Float, scale: Float, train: Int = 1000, test: In
         let plain = Trainer.train(features: features, labels: labels, dimension: 2048, classCount: 4, options: options)
         #expect(plain.validationRows.count == 40)
     }
+}
+
+/// Training options as the train stage's parameters, through the same specs and checks as a
+/// pipeline file (every field of `TrainingOptions` that has a parameter).
+func trainParams(_ options: TrainingOptions) throws -> Stages.TrainStage.Params {
+    try Stages.TrainStage.Params([
+        "hidden": options.hidden.map(String.init).joined(separator: ","), "dropout": String(options.dropout), "epochs": String(options.epochs),
+        "batch": String(options.batch), "learning_rate": String(options.learningRate), "validation": String(options.validation),
+        "patience": String(options.patience), "seed": String(options.seed), "standardize": options.standardize.rawValue,
+        "schedule": options.schedule.rawValue, "weight_decay": String(options.weightDecay),
+    ])
 }

@@ -19,7 +19,10 @@ import Testing
     @Test(arguments: [
         ("UPDATE images SET pixels = zeroblob(100) WHERE id = 5", "table images, row id 5: pixels: expected 784 bytes, found 100"),
         ("UPDATE images SET pixels = 'text' WHERE id = 6", "table images, row id 6: pixels: expected a blob, found the text 'text'"),
-        ("UPDATE images SET label = 99 WHERE id = 7", "table images, row id 7: label: expected a Sign MNIST label (0 to 24, not 9), found 99"),
+        ("UPDATE images SET label = 99 WHERE id = 7", "table images, row id 7: label: 99 is none of the file's classes"),
+        ("UPDATE images SET width = 0 WHERE id = 10", "table images, row id 10: width, height, channels: expected sides from 1 to 32768 and 1 or 3 channels, found 0, 28, 1"),
+        ("UPDATE images SET channels = 3 WHERE id = 11", "table images, row id 11: pixels: expected 2352 bytes, found 784"),
+        ("UPDATE classes SET name = 'B' WHERE label = 0", "table classes: the class name 'B' is given to two labels"),
         ("UPDATE images SET label = 'seven' WHERE id = 8", "table images, row id 8: label: expected an integer, found the text 'seven'"),
         ("UPDATE images SET split = 'a/../b' WHERE id = 9", "table images, row id 9: split: expected a split name"),
     ])

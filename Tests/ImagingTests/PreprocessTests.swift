@@ -168,7 +168,7 @@ func ingestedSample() throws -> (folder: URL, images: URL) {
             #expect(transform == Augment.draw(ranges, seed: 4, id: sourceId, view: view))
             var rgb = [UInt8](repeating: 0, count: 32 * 32 * 3)
             Augment.apply(transform, to: original.pixels, side: 28).withUnsafeBufferPointer { grey in
-                rgb.withUnsafeMutableBufferPointer { network.rgb(grey: grey, into: $0) }
+                rgb.withUnsafeMutableBufferPointer { network.rgb(grey, width: 28, height: 28, channels: 1, into: $0) }
             }
             #expect(try PNG.decode(image.png, channels: 3).pixels == rgb, "view \(view) of image \(sourceId)")
         }

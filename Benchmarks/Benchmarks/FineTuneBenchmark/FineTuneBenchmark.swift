@@ -9,7 +9,7 @@ import Numerical
 /// README compares with Keras: 2x2 maps (32x32 images) and 4x4 (64x64). Seeded random weights: the
 /// cost does not depend on the values.
 func step(_ benchmark: Benchmark, side: Int) throws {
-    var stage = try TopStage(weights: RandomWeights(seed: 1))
+    var stage = try TopStage(weights: ResNet50.randomWeights(seed: 1))
     let workspace = stage.makeWorkspace(capacity: 64, side: side)
     var generator = SplitMix64(seed: 2)
     for i in 0 ..< 64 * side * side * TopStage.inputChannels { workspace.input[i] = Float(max(0, generator.nextNormal())) }

@@ -45,10 +45,10 @@ let benchmarks: @Sendable () -> Void = {
     for (size, count) in [(224, 32), (64, 64)] {
         for (precision, kernel) in kernels {
         Benchmark("ResNet50 forward \(precision), batch \(count) at \(size)x\(size) (images/s = \(count) / time)") { benchmark in
-            let network = try ResNet50(weights: RandomWeights(seed: 0), kernel: kernel, size: size)
+            let network = try ResNet50(weights: ResNet50.randomWeights(seed: 0), kernel: kernel, size: size)
             let workspace = network.makeWorkspace(count: count, size: size)
             let rgb = (0 ..< count * size * size * 3).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
-            rgb.withUnsafeBufferPointer { ResNet50.preprocess(rgb: $0, into: workspace.input) }
+            rgb.withUnsafeBufferPointer { ResNet50.architecture.preprocessing.apply(rgb: $0, into: workspace.input) }
             var features = [Float](repeating: 0, count: count * 2048)
             benchmark.startMeasurement()
             features.withUnsafeMutableBufferPointer { network.forward(workspace, count: count, into: $0.baseAddress!) }
