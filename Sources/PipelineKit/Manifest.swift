@@ -83,7 +83,14 @@ public struct Manifest: Codable, Sendable {
 
     /// The file's SHA-256, from the state table when the file's size, modification time, inode and
     /// change time are as recorded; otherwise hashed and recorded. nil when the file does not exist.
+    /// A folder's is the SHA-256 of its listing, as DVC hashes a folder: every regular file under it
+    /// (symbolic links followed, hidden files included), by path relative to the folder with `/`, in
+    /// byte order, each with its own SHA-256 (from the state table like any file's).
     public mutating func sha256(of url: URL) throws -> String? {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue {
+            return try folderSHA256(url)
+        }
         guard let stamp = FileStamp(url) else { return nil }
         if let known = files[url.path], let changed = known.changed,
            FileStamp(size: known.size, modified: known.modified, inode: known.inode, changed: changed) == stamp {
@@ -92,5 +99,30 @@ public struct Manifest: Codable, Sendable {
         let hash = try PipelineKit.sha256(ofFile: url)
         files[url.path] = FileState(size: stamp.size, modified: stamp.modified, inode: stamp.inode, changed: stamp.changed, sha256: hash)
         return hash
+    }
+
+    mutating func folderSHA256(_ folder: URL) throws -> String {
+        guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey], options: []) else {
+            throw StageError("\(folder.path): the folder cannot be listed")
+        }
+        let base = folder.resolvingSymlinksInPath().standardizedFileURL.path
+        var entries: [(path: String, url: URL)] = []
+        var seen = Set<String>()
+        for case let url as URL in walker {
+            let resolved = url.resolvingSymlinksInPath()
+            guard (try? resolved.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true else { continue }
+            // A symbolic link loop or a second link to a file is listed once, by its first path.
+            guard seen.insert(url.standardizedFileURL.path).inserted else { continue }
+            var relative = url.standardizedFileURL.path
+            if relative.hasPrefix(base + "/") { relative.removeFirst(base.count + 1) }
+            entries.append((relative, url))
+        }
+        var hasher = ContentHasher()
+        for entry in entries.sorted(by: { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }) {
+            guard let hash = try sha256(of: entry.url) else { throw StageError("\(entry.url.path): disappeared while the folder was hashed") }
+            hasher.update(entry.path)
+            hasher.update(hash)
+        }
+        return hasher.finalize()
     }
 }
