@@ -66,19 +66,46 @@ public struct Manifest: Codable, Sendable {
         do {
             let decoder = JSONDecoder()
             decoder.dateDecodingStrategy = .iso8601
-            return try decoder.decode(Manifest.self, from: Data(contentsOf: url))
+            let stored = try decoder.decode(Manifest.self, from: Data(contentsOf: url))
+            let folder = url.deletingLastPathComponent().standardizedFileURL
+            return stored.mappingPaths { $0.hasPrefix("/") ? $0 : folder.appendingPathComponent($0).standardizedFileURL.path }
         } catch {
             throw StageError("\(url.path): the manifest cannot be read (\(error.userMessage)); delete it to rebuild every stage")
         }
     }
 
-    /// Replaces the manifest atomically.
+    /// Replaces the manifest atomically. Paths inside its folder are written relative to it, so that
+    /// an artifacts folder can be moved or copied whole (its files are then hashed once again, their
+    /// inodes being new, and found up to date).
     public func save(_ url: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.dateEncodingStrategy = .iso8601
-        let data = try encoder.encode(self)
+        let folder = url.deletingLastPathComponent().standardizedFileURL.path + "/"
+        let data = try encoder.encode(mappingPaths { $0.hasPrefix(folder) ? String($0.dropFirst(folder.count)) : $0 })
         try AtomicOutput.write(to: url) { try data.write(to: $0) }
+    }
+
+    /// The manifest with every path (outputs, side outputs, inputs, the state table's keys) mapped.
+    func mappingPaths(_ map: (String) -> String) -> Manifest {
+        var copy = self
+        copy.files = Dictionary(files.map { (map($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
+        copy.stages = stages.mapValues { record in
+            var record = record
+            record.output.path = map(record.output.path)
+            record.sideOutputs = record.sideOutputs?.mapValues { side in
+                var side = side
+                side.path = map(side.path)
+                return side
+            }
+            record.inputs = record.inputs.mapValues { input in
+                var input = input
+                input.path = map(input.path)
+                return input
+            }
+            return record
+        }
+        return copy
     }
 
     /// The file's SHA-256, from the state table when the file's size, modification time, inode and
