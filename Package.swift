@@ -65,12 +65,11 @@ let package = Package(
         .target(name: "WeightsFetch", dependencies: ["Backbone", "PipelineKit", "Numerical", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Stages",
-            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "FineTune", "Export", "Report", "WeightsFetch", "PipelineKit", "Numerical",
-                           .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["Dataset", "Artifacts", "Imaging", "Backbone", "Head", "FineTune", "Export", "Report", "WeightsFetch", "PipelineKit", "Numerical"]
         ),
         // Variants, sweeps, the experiments log's use, comparison and the cache's gc (`pipeline`).
         .target(name: "Experiments", dependencies: ["Artifacts", "PipelineKit", "Numerical", .product(name: "Mustache", package: "swift-mustache")]),
-        .target(name: "Executors", dependencies: ["Stages", "Artifacts", "WeightsFetch", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Executors", dependencies: ["Stages", "Artifacts", "WeightsFetch", "PipelineKit"]),
 
         // The executables: parse arguments, call a stage.
         .target(

@@ -2,7 +2,6 @@ import Artifacts
 import Backbone
 import Foundation
 import Numerical
-import GRDB
 import PipelineKit
 import Stages
 import WeightsFetch

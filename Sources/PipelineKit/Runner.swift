@@ -194,9 +194,26 @@ public final class PipelineRunner {
 
     func definition(_ name: String) -> StageDefinition? { stages.first { $0.name == name } }
 
-    /// The stage whose output `stage` reads (the stages read one artifact each today).
+    /// The stage whose output `stage` reads first: its `context.input`.
     public func upstream(of stage: StageDefinition) -> String? {
-        stage.reads.first.flatMap { read in stages.first { $0.output == read }?.name }
+        upstreams(of: stage).first
+    }
+
+    /// Every stage whose output `stage` reads, in the order of its `reads`.
+    public func upstreams(of stage: StageDefinition) -> [String] {
+        stage.reads.compactMap { read in stages.first { $0.output == read }?.name }
+    }
+
+    /// The content of every output `stage` reads, as the manifest records them now: one part of the
+    /// fingerprint (each read's content, comma-separated; nil for a stage that reads none, and a
+    /// missing record as empty, so that it differs from any content).
+    func upstreamContent(of stage: StageDefinition) -> String? {
+        let upstreams = upstreams(of: stage)
+        guard !upstreams.isEmpty else { return nil }
+        let contents = upstreams.map { manifest.stages[$0]?.output.content }
+        // One read that was never run: nil, as before several reads were possible.
+        if contents.count == 1 { return contents[0] }
+        return contents.map { $0 ?? "" }.joined(separator: ",")
     }
 
     func fingerprint(_ stage: StageDefinition, parameters: StageParameters, environment: [String: String],
@@ -230,7 +247,7 @@ public final class PipelineRunner {
     /// The fingerprint `stage` would be made under now: its cache key.
     func currentFingerprint(_ stage: StageDefinition) throws -> String {
         let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
-        let upstreamContent = upstream(of: stage).flatMap { manifest.stages[$0]?.output.content }
+        let upstreamContent = upstreamContent(of: stage)
         return fingerprint(stage, parameters: parameters, environment: stage.environment(parameters), inputs: try currentInputs(parameters), upstream: upstreamContent)
     }
 
@@ -252,8 +269,8 @@ public final class PipelineRunner {
         let parameters = try file.parameters(of: stage.name, specs: stage.parameters)
         let environment = stage.environment(parameters)
         let inputs = try currentInputs(parameters)
-        let upstream = self.upstream(of: stage)
-        let upstreamContent = upstream.flatMap { manifest.stages[$0]?.output.content }
+        let upstream = upstreams(of: stage).isEmpty ? nil : upstreams(of: stage).joined(separator: " and ")
+        let upstreamContent = upstreamContent(of: stage)
         let now = fingerprint(stage, parameters: parameters, environment: environment, inputs: inputs, upstream: upstreamContent)
         guard let record = manifest.stages[stage.name] else {
             return StageStatus(stage: stage.name, upToDate: false, reasons: ["never run"], fingerprint: now)
@@ -372,7 +389,7 @@ public final class PipelineRunner {
         }) else { return nil }
         // The upstream content it was made from is part of the key; checked again, as the record
         // came from disk.
-        guard record.upstreamContent == upstream(of: stage).flatMap({ manifest.stages[$0]?.output.content }) else {
+        guard record.upstreamContent == upstreamContent(of: stage) else {
             log("\(stage.name): the cache's copy names another input; running instead")
             return nil
         }
@@ -391,17 +408,17 @@ public final class PipelineRunner {
         // The input is what the manifest says the upstream stage wrote, whether the whole pipeline
         // runs or this stage alone.
         var input: URL?
-        var upstreamContent: String?
-        if let upstream = upstream(of: stage) {
+        for upstream in upstreams(of: stage) {
             guard let record = manifest.stages[upstream] else {
                 throw StageError("\(stage.name) needs the output of \(upstream), which the manifest \(manifestURL.path) does not record: run \(upstream) first")
             }
-            input = URL(fileURLWithPath: record.output.path)
-            upstreamContent = record.output.content
+            let url = URL(fileURLWithPath: record.output.path)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw StageError("\(stage.name) needs \(url.path), which is missing: run \(upstream) first")
+            }
+            if input == nil { input = url }
         }
-        if let input, !FileManager.default.fileExists(atPath: input.path) {
-            throw StageError("\(stage.name) needs \(input.path), which is missing: run \(upstream(of: stage) ?? "the previous stage") first")
-        }
+        let upstreamContent = upstreamContent(of: stage)
         let inputs = try currentInputs(parameters)
         let started = Date()
         let outputURL = output(of: stage)

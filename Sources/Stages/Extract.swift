@@ -1,7 +1,6 @@
 import Artifacts
 import Backbone
 import Foundation
-import GRDB
 import Imaging
 import Numerical
 import PipelineKit
@@ -97,8 +96,8 @@ public enum Extract {
     /// The input's batches as id ranges, `batch` images each in id order: the very batches a
     /// one-process run makes. A shard takes batches b with b % N == K, so every image goes through
     /// the network in the same company as in one process, and the merged features are identical.
-    static func batches(_ input: DatabaseQueue, batch: Int) throws -> [(ids: ClosedRange<Int>, count: Int)] {
-        let ids = try input.read { try Int.fetchAll($0, sql: "SELECT id FROM images ORDER BY id") }
+    static func batches(_ input: ArtifactFile, batch: Int) throws -> [(ids: ClosedRange<Int>, count: Int)] {
+        let ids = try PreprocessedStore.imageIDs(input)
         return stride(from: 0, to: ids.count, by: batch).map { start in
             let end = min(start + batch, ids.count)
             return (ids[start] ... ids[end - 1], end - start)
@@ -120,7 +119,7 @@ public enum Extract {
             throw StageError("\(options.input.path): its params table has no usable size (found \(params["size"] ?? "none"))")
         }
         // The views table is carried into the output: checked now, not after every image has run.
-        _ = try input.read { try PreprocessedStore.views($0, file: options.input.path) }
+        _ = try FeaturesStore.views(input)
         var batches = try self.batches(input, batch: options.batch)
         guard !batches.isEmpty else { throw StageError("\(options.input.path): the input holds no images") }
         if let shard { batches = batches.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element) }
@@ -140,10 +139,8 @@ public enum Extract {
             .withUnsafeBytes { sha256(of: $0) }
 
         let partialURL = folder.appendingPathComponent(".\(name).partial")
-        let partial = try openPartial(partialURL, jobKey: jobKey)
-        let (resumed, lastID) = try partial.read { db in
-            (try Int.fetchOne(db, sql: "SELECT count(*) FROM features") ?? 0, try Int.fetchOne(db, sql: "SELECT max(id) FROM features") ?? 0)
-        }
+        let partial = try FeaturesPartial(partialURL, jobKey: jobKey)
+        let (resumed, lastID) = try partial.progress()
         let progress = options.showProgress ? ProgressBar(shard.map { "extract \($0)" } ?? "extract", total: total) : nil
         if resumed > 0 {
             if options.showProgress { FileHandle.standardError.write(Data("extract: resuming after \(resumed) images done by an earlier run\n".utf8)) }
@@ -165,21 +162,20 @@ public enum Extract {
             try decode(images, size: size, preprocessing: architecture.preprocessing, into: workspace.input)
             network.forward(workspace, count: images.count, taps: cut.blocks, into: pooled.map { $0.baseAddress! },
                             keep: options.keep.map { ($0, maps.baseAddress!) })
-            try partial.write { db in
-                let insert = try db.cachedStatement(sql: "INSERT INTO features VALUES (?, ?, ?, ?, ?)")
-                let insertMap = try db.cachedStatement(sql: "INSERT INTO maps VALUES (?, ?, ?, ?, ?, ?)")
-                for (row, image) in images.enumerated() {
-                    for (tap, name) in cut.names.enumerated() {
-                        let channels = cut.channels[tap]
-                        let vector = UnsafeBufferPointer(rebasing: pooled[tap][row * channels ..< (row + 1) * channels])
-                        try insert.execute(arguments: [image.id, image.split, image.label, name, FeaturesStore.encode(vector)])
-                    }
-                    if let mapShape {
-                        let map = UnsafeBufferPointer(rebasing: maps[row * mapFloats ..< (row + 1) * mapFloats])
-                        try insertMap.execute(arguments: [image.id, keptName, mapShape.side, mapShape.side, mapShape.channels, FeaturesStore.encodeHalf(map)])
-                    }
+            var rows: [FeaturesStore.FeatureRow] = [], mapRows: [FeaturesStore.MapRow] = []
+            for (row, image) in images.enumerated() {
+                for (tap, name) in cut.names.enumerated() {
+                    let channels = cut.channels[tap]
+                    let vector = UnsafeBufferPointer(rebasing: pooled[tap][row * channels ..< (row + 1) * channels])
+                    rows.append(.init(id: image.id, split: image.split, label: image.label, layer: name, vector: FeaturesStore.encode(vector)))
+                }
+                if let mapShape {
+                    let map = UnsafeBufferPointer(rebasing: maps[row * mapFloats ..< (row + 1) * mapFloats])
+                    mapRows.append(.init(id: image.id, layer: keptName, height: mapShape.side, width: mapShape.side, channels: mapShape.channels,
+                                         data: FeaturesStore.encodeHalf(map)))
                 }
             }
+            try partial.append(rows, maps: mapRows)
             progress?.advance(by: images.count)
         }
         progress?.finish()
@@ -198,39 +194,10 @@ public enum Extract {
             meta = [Artifact.kindKey: shardKind, "shard_index": String(shard.index), "shard_count": String(shard.count),
                     "batch": String(options.batch)]
         }
-        if shard == nil { try copyViews(from: input, file: options.input.path, into: partial) }
-        let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance, meta: meta)
+        if shard == nil { try partial.carry(from: input) }
+        let content = try partial.finish(into: final, provenance: provenance, meta: meta)
         return Report(images: total, resumed: resumed, contentSHA256: content, weightsSource: weights.source,
                       randomWeights: weights.isRandom, size: size, cut: cut)
-    }
-
-    /// Completes a partial file: content hash, provenance, meta, then `VACUUM INTO` the output, so
-    /// that the bytes depend only on the rows, not on how many runs (or shards) made them.
-    static func finish(_ partial: DatabaseQueue, partialURL: URL, into final: AtomicOutput, provenance: [String: String],
-                       meta extra: [String: String] = [:]) throws -> String {
-        let content = try contentHash(partial)
-        try partial.write { db in
-            for (key, value) in provenance.sorted(by: { $0.key < $1.key }) where !value.isEmpty {
-                try db.execute(sql: "INSERT OR REPLACE INTO backbone VALUES (?, ?)", arguments: [key, value])
-            }
-            try db.execute(sql: "CREATE INDEX IF NOT EXISTS features_split ON features(split, id)")
-            let meta = [Artifact.kindKey: FeaturesStore.kind, Artifact.schemaKey: FeaturesStore.schemaVersion, Artifact.contentKey: content,
-                        Artifact.toolKey: toolVersion]
-            try Artifact.writeMeta(db, meta.merging(extra) { $1 })
-        }
-        do {
-            try partial.writeWithoutTransaction { db in
-                try db.execute(sql: "DELETE FROM meta WHERE key = 'job_key'")
-                try db.execute(sql: "VACUUM INTO ?", arguments: [final.temporaryURL.path])
-            }
-            try partial.close()
-            try final.commit()
-        } catch {
-            final.discard()
-            throw error
-        }
-        removeDatabaseFiles(at: partialURL)
-        return content
     }
 
     /// Combines the shard files of `output` into it: every image of the input present exactly once,
@@ -241,7 +208,7 @@ public enum Extract {
         let (inputQueue, inputMeta) = try PreprocessedStore.open(input)
         let inputContent = inputMeta[Artifact.contentKey] ?? ""
         var missing: [Int] = []
-        var shards: [(index: Int, queue: DatabaseQueue, meta: [String: String], provenance: [String: String])] = []
+        var shards: [(index: Int, queue: ArtifactFile, meta: [String: String], provenance: [String: String])] = []
         for index in 0 ..< count {
             let file = try Shard(index: index, count: count).file(for: output)
             guard FileManager.default.fileExists(atPath: file.path) else {
@@ -284,10 +251,10 @@ public enum Extract {
         guard first.provenance["input_content_sha256"] == inputContent else {
             throw StageError("cannot merge: the shards were made from another input (content \(first.provenance["input_content_sha256"]?.prefix(12) ?? "none"), \(input.lastPathComponent) has \(inputContent.prefix(12)))")
         }
-        let expected = try inputQueue.read { try Int.fetchAll($0, sql: "SELECT id FROM images ORDER BY id") }
+        let expected = try PreprocessedStore.imageIDs(inputQueue)
         var owner: [Int: Int] = [:]
         for shard in shards {
-            for id in try shard.queue.read({ try Int.fetchAll($0, sql: "SELECT DISTINCT id FROM features") }) {
+            for id in try FeaturesStore.imageIDs(shard.queue) {
                 if let other = owner[id] { throw StageError("cannot merge: image \(id) is in shard \(other) and in shard \(shard.index)") }
                 owner[id] = shard.index
             }
@@ -303,56 +270,26 @@ public enum Extract {
         let lock = try FileLock(folder.appendingPathComponent(".\(final.finalURL.lastPathComponent).lock"), what: final.finalURL.path)
         defer { lock.release() }
         let partialURL = folder.appendingPathComponent(".\(final.finalURL.lastPathComponent).partial")
-        let partial = try openPartial(partialURL, jobKey: "merge")
+        let partial = try FeaturesPartial(partialURL, jobKey: "merge")
         // Rows in id order, as one process inserts them.
-        try partial.write { db in
-            try db.execute(sql: "DELETE FROM features")
-            try db.execute(sql: "DELETE FROM maps")
-            let insert = try db.cachedStatement(sql: "INSERT INTO features VALUES (?, ?, ?, ?, ?)")
-            let insertMap = try db.cachedStatement(sql: "INSERT INTO maps VALUES (?, ?, ?, ?, ?, ?)")
-            for range in stride(from: 0, to: expected.count, by: 256).map({ expected[$0] ... expected[min($0 + 256, expected.count) - 1] }) {
-                var rows: [Row] = [], mapRows: [Row] = []
-                for shard in shards {
-                    try shard.queue.read { db in
-                        rows += try Row.fetchAll(db, sql: "SELECT id, split, label, layer, vector FROM features WHERE id BETWEEN ? AND ?",
-                                                 arguments: [range.lowerBound, range.upperBound])
-                        mapRows += try Row.fetchAll(db, sql: "SELECT id, layer, height, width, channels, data FROM maps WHERE id BETWEEN ? AND ?",
-                                                    arguments: [range.lowerBound, range.upperBound])
-                    }
-                }
-                for row in rows.sorted(by: { ($0["id"] as Int, $0["layer"] as String) < ($1["id"] as Int, $1["layer"] as String) }) {
-                    try insert.execute(arguments: [row["id"], row["split"], row["label"], row["layer"], row["vector"]])
-                }
-                for row in mapRows.sorted(by: { ($0["id"] as Int) < ($1["id"] as Int) }) {
-                    try insertMap.execute(arguments: [row["id"], row["layer"], row["height"], row["width"], row["channels"], row["data"]])
-                }
+        try partial.clear()
+        for range in stride(from: 0, to: expected.count, by: 256).map({ expected[$0] ... expected[min($0 + 256, expected.count) - 1] }) {
+            var rows: [FeaturesStore.FeatureRow] = [], mapRows: [FeaturesStore.MapRow] = []
+            for shard in shards {
+                let found = try FeaturesStore.rows(shard.queue, ids: range)
+                rows += found.features
+                mapRows += found.maps
             }
+            try partial.append(rows.sorted { ($0.id, $0.layer) < ($1.id, $1.layer) }, maps: mapRows.sorted { ($0.id, $0.layer) < ($1.id, $1.layer) })
         }
         for shard in shards { try shard.queue.close() }
         var provenance = first.provenance
         if kernels.count > 1 { provenance["gemm"] = kernels.sorted().joined(separator: ", ") }
-        try copyViews(from: inputQueue, file: input.path, into: partial)
-        let content = try finish(partial, partialURL: partialURL, into: final, provenance: provenance)
+        try partial.carry(from: inputQueue)
+        let content = try partial.finish(into: final, provenance: provenance)
         return Report(images: expected.count, resumed: 0, contentSHA256: content, weightsSource: first.provenance["weights"] ?? "",
                       randomWeights: first.provenance["random"] == "1", size: Int(first.provenance["input_size"] ?? "") ?? 0,
                       cut: try BackboneProvenance.cut(first.provenance["layers"], of: try BackboneProvenance.architecture(first.provenance, file: output.path), file: output.path, table: "backbone"))
-    }
-
-    /// The partial file of this job, or a fresh one when there is none or it belongs to another job.
-    static func openPartial(_ url: URL, jobKey: String) throws -> DatabaseQueue {
-        if FileManager.default.fileExists(atPath: url.path) {
-            let existing = try? DatabaseQueue(path: url.path, configuration: Artifact.writing)
-            let key = try? existing?.read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'job_key'") }
-            if let existing, key == jobKey { return existing }
-            try? existing?.close()
-            removeDatabaseFiles(at: url)
-        }
-        let queue = try Artifact.create(at: url, durable: true)
-        try queue.write { db in
-            try FeaturesStore.createTables(db)
-            try Artifact.writeMeta(db, ["job_key": jobKey])
-        }
-        return queue
     }
 
     /// Decodes PNGs on all cores straight into the network's input buffer, caffe-preprocessed.
@@ -373,60 +310,5 @@ public enum Extract {
             }
         }
         if let failure = failures.compactMap({ $0 }).first { throw StageError("preprocessed input: \(failure)") }
-    }
-
-    /// The preprocessed file's `classes` (the vocabulary) and `views` tables (augmented views: which
-    /// image each is a view of, and how it was made), carried into the features file for train.
-    static func copyViews(from input: DatabaseQueue, file: String, into partial: DatabaseQueue) throws {
-        try partial.write { db in
-            try db.execute(sql: "DROP TABLE IF EXISTS classes")
-            _ = try ClassesTable.copy(from: input, file: file, into: db)
-        }
-        let rows = try input.read { db in try db.tableExists("views") ? try Row.fetchAll(db, sql: "SELECT * FROM views ORDER BY id") : nil }
-        guard let rows else { return }
-        try partial.write { db in
-            try db.execute(sql: "DROP TABLE IF EXISTS views")
-            try PreprocessedStore.createViewsTable(db)
-            let insert = try db.cachedStatement(sql: "INSERT INTO views VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            for row in rows {
-                try insert.execute(arguments: [row["id"], row["source"], row["view"], row["rotation"], row["dx"], row["dy"], row["scale"],
-                                               row["brightness"], row["contrast"], row["flip"]])
-            }
-        }
-    }
-
-    static func contentHash(_ queue: DatabaseQueue) throws -> String {
-        var hasher = ContentHasher()
-        try queue.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT id, split, label, layer, vector FROM features ORDER BY id, layer")
-            while let row = try rows.next() {
-                hasher.update(integer: Int64(row["id"] as Int))
-                hasher.update(row["split"] as String)
-                hasher.update(integer: Int64(row["label"] as Int))
-                hasher.update(row["layer"] as String)
-                (row["vector"] as Data).withUnsafeBytes { hasher.update($0) }
-            }
-            let maps = try Row.fetchCursor(db, sql: "SELECT id, layer, height, width, channels, data FROM maps ORDER BY id, layer")
-            while let row = try maps.next() {
-                hasher.update(integer: Int64(row["id"] as Int))
-                hasher.update(row["layer"] as String)
-                for key in ["height", "width", "channels"] { hasher.update(integer: Int64(row[key] as Int)) }
-                (row["data"] as Data).withUnsafeBytes { hasher.update($0) }
-            }
-            // The class names decide train's report and predict's answers.
-            if let classes = try ClassesTable.read(db, file: "features") {
-                for (label, name) in classes.entries {
-                    hasher.update(integer: Int64(label))
-                    hasher.update(name)
-                }
-            }
-            // Which rows are views of which image decides what train does with them.
-            if try db.tableExists("views") {
-                for row in try Row.fetchAll(db, sql: "SELECT id, source, view FROM views ORDER BY id") {
-                    for key in ["id", "source", "view"] { hasher.update(integer: Int64(row[key] as Int? ?? -1)) }
-                }
-            }
-        }
-        return hasher.finalize()
     }
 }

@@ -1,7 +1,6 @@
 import Artifacts
 import Dataset
 import Foundation
-import GRDB
 import Imaging
 import Numerical
 import PipelineKit
@@ -72,7 +71,7 @@ public enum Preprocess {
         if options.augment > 0, !(geometry.map { $0.width == $0.height && $0.channels == 1 } ?? false) {
             throw StageError("--augment: views are drawn on square grey originals of one size (Sign MNIST's 28x28); \(options.input.path) holds \(geometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "images of several sizes")")
         }
-        let total = try input.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM images") ?? 0 }
+        let (total, lastID) = try ImagesStore.count(input)
         guard total > 0 else { throw StageError("\(options.input.path): the input holds no images") }
         if let export = options.export {
             try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
@@ -83,20 +82,16 @@ public enum Preprocess {
         let thumbnailSide = min(size, 56)
         var sheetRows: [Int: [[UInt8]]] = [:]
         var exported = 0
-        var hasher = ContentHasher()
+        var content = ""
         // Views get ids after every original's, in the order of their sources (id) and view number.
-        let firstViewId = try input.read { try Int.fetchOne($0, sql: "SELECT max(id) FROM images") ?? 0 } + 1
-        let trainImages = options.augment > 0 ? try input.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM images WHERE split = 'train'") ?? 0 } : 0
+        let firstViewId = lastID + 1
+        let trainImages = options.augment > 0 ? try ImagesStore.count(input, split: "train").images : 0
         var viewRows = 0
         // With views, the contact sheet shows the first training image of each letter beside its views.
         var viewSheet: [Int: [[UInt8]]] = [:]
 
         try AtomicOutput.write(to: options.output, inputs: [options.input]) { temporary in
-            let output = try Artifact.create(at: temporary)
-            try output.write { db in
-                try PreprocessedStore.createTables(db)
-                try ClassesTable.write(db, classes, into: &hasher)
-            }
+            let output = try PreprocessedWriter(at: temporary, classes: classes)
             try ImagesStore.forEachBatch(input, batch: 256) { images in
                 // Thumbnails only for the images that will go on the contact sheet.
                 var wanted = [Bool](repeating: false, count: images.count)
@@ -108,18 +103,10 @@ public enum Preprocess {
                 let (encoded, digests, thumbnails) = try encode(count: images.count, size: size, network: network, thumbnailSide: thumbnailSide,
                                                                 image: { (images[$0].pixels, images[$0].width, images[$0].height, images[$0].channels) },
                                                                 wanted: { wanted[$0] })
-                try output.write { db in
-                    let insert = try db.cachedStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)")
-                    for (image, png) in zip(images, encoded) {
-                        try insert.execute(arguments: [image.id, image.split, image.label, size, size, 3, png])
-                    }
-                }
-                for (image, digest) in zip(images, digests) {
-                    hasher.update(integer: Int64(image.id))
-                    hasher.update(image.split)
-                    hasher.update(integer: Int64(image.label))
-                    hasher.update(digest)
-                }
+                try output.append(images.indices.map { index in
+                    let image = images[index]
+                    return .init(id: image.id, split: image.split, label: image.label, size: size, png: encoded[index], pixelsSHA256: digests[index])
+                })
                 for (index, image) in images.enumerated() where wanted[index] {
                     sheetRows[image.label, default: []].append(thumbnails[index])
                 }
@@ -137,27 +124,18 @@ public enum Preprocess {
             progress?.finish()
             if options.augment > 0 {
                 viewRows = try writeViews(input: input, output: output, options: options, network: network, firstId: firstViewId, total: trainImages,
-                                          thumbnailSide: thumbnailSide, sheet: &viewSheet, hasher: &hasher)
+                                          thumbnailSide: thumbnailSide, sheet: &viewSheet)
             }
-            let content = hasher.finalize()
-            try output.write { db in
-                try db.execute(sql: "CREATE INDEX images_split ON images(split, id)")
-                var params = ["size": String(size), "channels": "3", "resize": method, "rounding": rounding,
-                              "input_content_sha256": inputMeta[Artifact.contentKey] ?? "",
-                              // What predict reduces a new picture to first, as the training images were.
-                              "source_geometry": geometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "varied"]
-                if options.augment > 0 {
-                    params["augment"] = String(options.augment)
-                    params["augment_seed"] = String(options.augmentSeed)
-                    params["augment_ranges"] = describe(options.ranges)
-                }
-                for (key, value) in params.sorted(by: { $0.key < $1.key }) {
-                    try db.execute(sql: "INSERT INTO params VALUES (?, ?)", arguments: [key, value])
-                }
-                try Artifact.writeMeta(db, [Artifact.kindKey: PreprocessedStore.kind, Artifact.schemaKey: PreprocessedStore.schemaVersion,
-                                            Artifact.contentKey: content, Artifact.toolKey: toolVersion])
+            var params = ["size": String(size), "channels": "3", "resize": method, "rounding": rounding,
+                          "input_content_sha256": inputMeta[Artifact.contentKey] ?? "",
+                          // What predict reduces a new picture to first, as the training images were.
+                          "source_geometry": geometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "varied"]
+            if options.augment > 0 {
+                params["augment"] = String(options.augment)
+                params["augment_seed"] = String(options.augmentSeed)
+                params["augment_ranges"] = describe(options.ranges)
             }
-            try output.close()
+            content = try output.finish(params: params)
         }
 
         let sheetURL = contactSheetURL(for: options.output)
@@ -167,7 +145,7 @@ public enum Preprocess {
                                 perRow: min(options.augment, sheetViews) + 1)
         try AtomicOutput.write(to: sheetURL, inputs: [options.input]) { try PNG.encode(sheet).write(to: $0) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: options.output.path)[.size] as? Int) ?? 0
-        return Report(images: total + viewRows, views: viewRows, outputBytes: bytes, contentSHA256: hasher.finalize(), contactSheet: sheetURL, exported: exported)
+        return Report(images: total + viewRows, views: viewRows, outputBytes: bytes, contentSHA256: content, contactSheet: sheetURL, exported: exported)
     }
 
     /// Images `0 ..< count` (`image(i)`: pixels, width, height, channels) resized to RGB and
@@ -232,11 +210,10 @@ public enum Preprocess {
     /// The second pass: `options.augment` views of every training image, warped on the 28x28
     /// original and resized like it, written after all originals with ids from `firstId` on, and the
     /// `views` table (a row per training image and view, 0 the original, with its transform).
-    static func writeViews(input: DatabaseQueue, output: DatabaseQueue, options: Options, network: NetworkInput, firstId: Int, total: Int,
-                           thumbnailSide: Int, sheet: inout [Int: [[UInt8]]], hasher: inout ContentHasher) throws -> Int {
+    static func writeViews(input: ArtifactFile, output: PreprocessedWriter, options: Options, network: NetworkInput, firstId: Int, total: Int,
+                           thumbnailSide: Int, sheet: inout [Int: [[UInt8]]]) throws -> Int {
         let size = options.size, views = options.augment
         let progress = options.showProgress ? ProgressBar("preprocess: views", total: total * views) : nil
-        try output.write { try PreprocessedStore.createViewsTable($0) }
         var ordinal = 0, written = 0
         var viewRecords: [(id: Int, source: Int, view: Int, transform: Augment.Transform)] = []
         try ImagesStore.forEachBatch(input, split: "train", batch: 64) { images in
@@ -252,19 +229,14 @@ public enum Preprocess {
             let (encoded, digests, thumbnails) = try encode(count: count, size: size, network: network, thumbnailSide: thumbnailSide,
                                                             image: { (Augment.apply(transforms[$0], to: images[$0 / views].pixels, side: side), side, side, 1) },
                                                    wanted: { $0 % views < sheetViews && onSheet.contains($0 / views) })
-            try output.write { db in
-                let insert = try db.cachedStatement(sql: "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)")
-                for (index, png) in encoded.enumerated() {
-                    let image = images[index / views]
-                    let id = firstId + (ordinal + index / views) * views + index % views
-                    try insert.execute(arguments: [id, image.split, image.label, size, size, 3, png])
-                    hasher.update(integer: Int64(id))
-                    hasher.update(image.split)
-                    hasher.update(integer: Int64(image.label))
-                    hasher.update(digests[index])
-                    viewRecords.append((id, image.id, index % views + 1, transforms[index]))
-                }
+            var rows: [PreprocessedWriter.Image] = []
+            for (index, png) in encoded.enumerated() {
+                let image = images[index / views]
+                let id = firstId + (ordinal + index / views) * views + index % views
+                rows.append(.init(id: id, split: image.split, label: image.label, size: size, png: png, pixelsSHA256: digests[index]))
+                viewRecords.append((id, image.id, index % views + 1, transforms[index]))
             }
+            try output.append(rows)
             for (index, image) in images.enumerated() {
                 viewRecords.append((image.id, image.id, 0, .identity))
                 if onSheet.contains(index) {
@@ -281,20 +253,11 @@ public enum Preprocess {
             progress?.advance(by: count)
         }
         progress?.finish()
-        // The views table, in id order, hashed after the images.
-        viewRecords.sort { $0.id < $1.id }
-        try output.write { db in
-            let insert = try db.cachedStatement(sql: "INSERT INTO views VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            for record in viewRecords {
-                let t = record.transform
-                try insert.execute(arguments: [record.id, record.source, record.view, t.rotation, t.dx, t.dy, t.scale, t.brightness, t.contrast, t.flip ? 1 : 0])
-                hasher.update(integer: Int64(record.id))
-                hasher.update(integer: Int64(record.source))
-                hasher.update(integer: Int64(record.view))
-                for value in [t.rotation, t.dx, t.dy, t.scale, t.brightness, t.contrast] { hasher.update(integer: value.bitPattern) }
-                hasher.update(integer: UInt8(t.flip ? 1 : 0))
-            }
-        }
+        try output.writeViews(viewRecords.map { record in
+            let t = record.transform
+            return .init(id: record.id, source: record.source, view: record.view, rotation: t.rotation, dx: t.dx, dy: t.dy, scale: t.scale,
+                         brightness: t.brightness, contrast: t.contrast, flip: t.flip)
+        })
         return written
     }
 }

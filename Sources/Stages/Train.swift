@@ -3,7 +3,6 @@ import Backbone
 import Dataset
 import FineTune
 import Foundation
-import GRDB
 import Head
 import Numerical
 import PipelineKit
@@ -73,7 +72,7 @@ public enum Train {
 
     /// What training reads: the features file's rows for the cut, its backbone and vocabulary.
     struct Input {
-        var queue: DatabaseQueue
+        var queue: ArtifactFile
         var contentSHA256: String
         /// The features file's provenance (its `backbone` table).
         var backbone: [String: String]
@@ -333,8 +332,8 @@ public enum Train {
     /// Which training rows (positions in `trainRows`) are views of which, from the features file's
     /// views table; nil without one. A test image that is a view, or a view whose source is not a
     /// training image, is refused: views never reach evaluation.
-    static func views(_ queue: DatabaseQueue, data: Loaded, trainRows: [Int], mode: Views.Mode, file: String) throws -> Views? {
-        let table = try queue.read { try PreprocessedStore.views($0, file: file) }
+    static func views(_ queue: ArtifactFile, data: Loaded, trainRows: [Int], mode: Views.Mode, file: String) throws -> Views? {
+        let table = try FeaturesStore.views(queue)
         guard !table.isEmpty else { return nil }
         var position: [Int: Int] = [:]
         for (index, row) in trainRows.enumerated() { position[data.ids[row]] = index }
@@ -390,10 +389,10 @@ public enum Train {
 
     /// Every image's vectors of the `cut`'s layers, checked: each layer's length, finite values, and
     /// the same images (with the same split and label) in every layer.
-    static func load(_ queue: DatabaseQueue, cut: Cut, file: String) throws -> Loaded {
+    static func load(_ queue: ArtifactFile, cut: Cut, file: String) throws -> Loaded {
         var loaded = Loaded()
         loaded.dimension = cut.dimension
-        let total = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM features WHERE layer = ?", arguments: [cut.names[0]]) } ?? 0
+        let total = try FeaturesStore.count(queue, layer: cut.names[0])
         loaded.features.reserveCapacity(total * loaded.dimension)
         var offset = 0
         for (part, layer) in cut.names.enumerated() {
@@ -443,13 +442,7 @@ public enum Train {
     static func mistakePictures(_ url: URL, ids: [Int]) throws -> [Int: Data] {
         guard !ids.isEmpty, FileManager.default.fileExists(atPath: url.path) else { return [:] }
         let (queue, _) = try PreprocessedStore.open(url)
-        return try queue.read { db in
-            var pictures: [Int: Data] = [:]
-            for id in ids {
-                if let png = try Data.fetchOne(db, sql: "SELECT png FROM images WHERE id = ?", arguments: [id]) { pictures[id] = png }
-            }
-            return pictures
-        }
+        return try PreprocessedStore.pngs(queue, ids: ids)
     }
 
     /// Every stage's parameters that can be found: the head's own, the backbone's from the features
@@ -458,8 +451,8 @@ public enum Train {
         var sections: [(String, [(String, String)])] = []
         let folder = features.deletingLastPathComponent()
         if let (queue, _) = try? ImagesStore.open(folder.appendingPathComponent("images.sqlite")),
-           let sources = try? queue.read({ try Row.fetchAll($0, sql: "SELECT split, path, sha256, rows FROM sources ORDER BY split") }) {
-            sections.append(("ingest", sources.map { ("split \($0["split"] as String)", "\($0["path"] as String) (\($0["rows"] as Int) rows, sha256 \(($0["sha256"] as String).prefix(12)))") }))
+           let sources = try? ImagesStore.sources(queue) {
+            sections.append(("ingest", sources.map { ("split \($0.split)", "\($0.path) (\($0.rows) rows, sha256 \($0.sha256.prefix(12)))") }))
         }
         if let (queue, _) = try? PreprocessedStore.open(images), let params = try? PreprocessedStore.params(queue) {
             sections.append(("preprocess", params.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
