@@ -37,6 +37,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .target(name: "CPNGWriter", dependencies: ["CPNG"], linkerSettings: [.linkedLibrary("png16")]),
+        // JPEG decoding through libjpeg-turbo (Debian: libjpeg62-turbo-dev), errors returned, never exits.
+        .target(name: "CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
         .target(name: "CKernels"),
         // Two calls Swift cannot make itself: line-buffered stdout, dying with the parent (prctl).
         .target(name: "CToolSupport"),
@@ -47,8 +49,8 @@ let package = Package(
         .target(name: "PipelineKit", dependencies: ["Numerical", .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
 
         // Pure compute: they know nothing of SQLite, the manifest or the command line.
-        .target(name: "Dataset", dependencies: ["PipelineKit", "Numerical"]),
-        .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "Numerical"]),
+        .target(name: "Dataset", dependencies: ["PipelineKit", "Numerical", "Imaging"]),
+        .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "CJPEG", "Numerical"]),
         .target(name: "Backbone", dependencies: ["CBLAS", "CKernels", "CHDF5", "Numerical"]),
         .target(name: "Head", dependencies: ["Numerical"]),
         .target(name: "FineTune", dependencies: ["Backbone", "Head", "Numerical"]),

@@ -1,6 +1,6 @@
 """Checks an exported model against predict, image by image: onnx.checker on the file, then ONNX
 Runtime on every row of a Kaggle-layout CSV, compared with `predict --model HEAD --csv CSV --json`:
-the same top-1 letter for every image, and every letter's probability within 1e-4.
+the same top-1 class for every image, and every class's probability within 1e-4.
 Usage: python3 scripts/check_onnx.py MODEL.onnx HEAD.sqlite DATA.csv [PREDICT]
 PREDICT defaults to .build/release/predict. Needs numpy, onnx and onnxruntime. Exit 0 when all agree."""
 import json
@@ -19,7 +19,7 @@ predict = sys.argv[4] if len(sys.argv) > 4 else os.path.join(os.path.dirname(os.
 model = onnx.load(model_path)
 onnx.checker.check_model(model)
 meta = {entry.key: entry.value for entry in model.metadata_props}
-letters = meta["letters"].split(",")
+classes = meta["classes"].split(",")
 labels = [int(label) for label in meta["labels"].split(",")]
 
 with open(csv) as f:
@@ -44,7 +44,7 @@ for index, prediction in enumerate(predictions):
     worst = max(worst, float(np.abs(ours[index] - expected).max()))
     if int(np.argmax(ours[index])) != labels.index(prediction["top"][0]["label"]):
         disagreements += 1
-        print(f"row {index + 1}: ONNX Runtime says {letters[int(np.argmax(ours[index]))]}, predict {prediction['top'][0]['letter']}")
+        print(f"row {index + 1}: ONNX Runtime says {classes[int(np.argmax(ours[index]))]}, predict {prediction['top'][0]['class']}")
 print(f"{model_path}: opset {model.opset_import[0].version}, {len(model.graph.node)} nodes; {len(images)} images: "
       f"top-1 disagrees on {disagreements}, largest probability difference {worst:.2e} (bar {TOLERANCE:g}); "
       f"onnxruntime {ort.__version__}, onnx {onnx.__version__}")

@@ -3,9 +3,14 @@ import Dataset
 import Foundation
 import PipelineKit
 
-/// The ingest stage: Kaggle CSVs in, `images.sqlite` out.
+/// The ingest stage: Kaggle CSVs, or a folder of JPEG/PNG images (one subfolder per class), in;
+/// `images.sqlite` out.
 public enum Ingest {
     public struct Options: Sendable {
+        /// A folder of images (`FOLDER/CLASS/*`, or `FOLDER/train/CLASS/*` and `FOLDER/test/CLASS/*`),
+        /// read instead of CSVs.
+        public var folder: URL?
+        public var folderOptions = ImageFolder.Options()
         /// Split names and their CSV files, in the order their ids are assigned.
         public var splits: [(name: String, file: URL)]
         public var output: URL
@@ -35,9 +40,15 @@ public enum Ingest {
         public var contentSHA256: String
         public var warnings: [String]
         public var imageCount: Int { splits.reduce(0) { $0 + $1.rows } }
+        /// The dataset's vocabulary, as stored.
+        public var classes: ClassNames
+        /// Folder ingest: files left out by extension, and those skipped as bad (`--skip-bad`).
+        public var ignored: [String] = []
+        public var skipped: [(path: String, reason: String)] = []
     }
 
     public static func run(_ options: Options) throws -> Report {
+        if let folder = options.folder { return try run(folder: folder, options: options) }
         try validate(options)
         // Fail before parsing anything when the output cannot be written.
         let output = try AtomicOutput(options.output, inputs: options.splits.map(\.file))
@@ -64,7 +75,31 @@ public enum Ingest {
             SplitSummary(name: split.name, path: split.path, sha256: split.sha256, rows: split.images.count,
                          classCounts: split.images.labels.reduce(into: [:]) { $0[Int($1), default: 0] += 1 })
         }
-        return Report(splits: summaries, contentSHA256: content, warnings: duplicateWarnings(parsed))
+        return Report(splits: summaries, contentSHA256: content, warnings: duplicateWarnings(parsed), classes: options.classes)
+    }
+
+    /// A folder of images: every file checked (format, header, size) before anything is written.
+    static func run(folder: URL, options: Options) throws -> Report {
+        guard options.splits.isEmpty else { throw StageError("give a folder or CSV files, not both") }
+        let output = try AtomicOutput(options.output, inputs: [folder])
+        let read = try ImageFolder.read(folder, options: options.folderOptions)
+        let content = try output.write { try ImagesStore.write(folder: read, source: folder.standardizedFileURL.path, to: $0) }
+        var summaries: [SplitSummary] = []
+        for split in ["train", "test"] {
+            let entries = read.entries.filter { $0.split == split }
+            guard !entries.isEmpty else { continue }
+            summaries.append(SplitSummary(name: split, path: folder.path, sha256: "", rows: entries.count,
+                                          classCounts: entries.reduce(into: [:]) { $0[$1.label, default: 0] += 1 }))
+        }
+        var warnings: [String] = []
+        if !read.ignored.isEmpty {
+            warnings.append("\(read.ignored.count) file(s) that are not .jpg, .jpeg or .png were left out (\(read.ignored.prefix(3).joined(separator: ", "))\(read.ignored.count > 3 ? ", ..." : ""))")
+        }
+        for (path, reason) in read.skipped { warnings.append("skipped \(path): \(reason)") }
+        if !read.splitByFolders {
+            warnings.append("no train/test folders: a test split of \(options.folderOptions.testFraction) of each class was drawn with seed \(options.folderOptions.splitSeed)")
+        }
+        return Report(splits: summaries, contentSHA256: content, warnings: warnings, classes: read.classes, ignored: read.ignored, skipped: read.skipped)
     }
 
     private static func validate(_ options: Options) throws {

@@ -77,16 +77,17 @@ public final class Predictor {
         return out
     }
 
-    /// A PNG as the training originals were: reduced (area-averaged) to their one geometry when they
-    /// had one of a single channel (Sign MNIST's 28x28 grey), else decoded to RGB as it is.
-    public func picture(png data: Data) throws -> Picture {
+    /// A JPEG or PNG as the training originals were: converted to grey and reduced (area-averaged)
+    /// to their one geometry when they had one of a single channel (Sign MNIST's 28x28 grey), else
+    /// decoded as ingest's files are (TensorFlow's decode_image) and left at its size for the resize.
+    public func picture(_ data: Data) throws -> Picture {
         if let geometry = sourceGeometry, geometry.channels == 1, geometry.width == geometry.height {
-            let bitmap = try PNG.decode(data, channels: 1)
+            let bitmap = try ImageFile.decode(data, channels: 1)
             return Picture(pixels: areaResize(bitmap.pixels, width: bitmap.width, height: bitmap.height, to: geometry.width),
                            width: geometry.width, height: geometry.height, channels: 1)
         }
-        let bitmap = try PNG.decode(data, channels: 3)
-        return Picture(pixels: bitmap.pixels, width: bitmap.width, height: bitmap.height, channels: 3)
+        let bitmap = try ImageFile.decode(data)
+        return Picture(pixels: bitmap.pixels, width: bitmap.width, height: bitmap.height, channels: bitmap.channels)
     }
 
     /// Predicts pictures, in batches of `batch`.

@@ -101,7 +101,7 @@ public enum Preprocess {
                     planned[image.label, default: 0] += 1
                 }
                 let (encoded, digests, thumbnails) = try encode(count: images.count, size: size, network: network, thumbnailSide: thumbnailSide,
-                                                                image: { (images[$0].pixels, images[$0].width, images[$0].height, images[$0].channels) },
+                                                                image: { try decoded(images[$0]) },
                                                                 wanted: { wanted[$0] })
                 try output.append(images.indices.map { index in
                     let image = images[index]
@@ -112,8 +112,10 @@ public enum Preprocess {
                 }
                 if let export = options.export {
                     for (image, png) in zip(images, encoded) where exported < (options.exportLimit ?? .max) {
-                        let name = "\(image.split)-\(image.id)-\(fileNamePart(classes.name(image.label))).png"
-                        let bytes = options.exportOriginals
+                        // An original from a folder is written as it was found, JPEG as JPEG.
+                        let kept = options.exportOriginals && image.encoding != "raw"
+                        let name = "\(image.split)-\(image.id)-\(fileNamePart(classes.name(image.label))).\(kept ? (image.encoding == "jpeg" ? "jpg" : "png") : "png")"
+                        let bytes = kept ? Data(image.pixels) : options.exportOriginals
                             ? try PNG.encode(Bitmap(width: image.width, height: image.height, channels: image.channels, pixels: image.pixels)) : png
                         try bytes.write(to: export.appendingPathComponent(name), options: .atomic)
                         exported += 1
@@ -153,7 +155,7 @@ public enum Preprocess {
     /// covers), and a contact-sheet thumbnail of those `wanted(i)` says: the one path of the
     /// originals and the views.
     static func encode(count: Int, size: Int, network: NetworkInput, thumbnailSide: Int,
-                       image: (Int) -> (pixels: [UInt8], width: Int, height: Int, channels: Int),
+                       image: (Int) throws -> (pixels: [UInt8], width: Int, height: Int, channels: Int),
                        wanted: (Int) -> Bool) throws -> (png: [Data], digests: [[UInt8]], thumbnails: [[UInt8]]) {
         var encoded = [Data](repeating: Data(), count: count)
         var digests = [[UInt8]](repeating: [], count: count)
@@ -168,7 +170,13 @@ public enum Preprocess {
                     parallelFor(chunks) { chunk in
                         var rgb = [UInt8](repeating: 0, count: size * size * 3)
                         for index in stride(from: chunk, to: count, by: chunks) {
-                            let source = image(index)
+                            let source: (pixels: [UInt8], width: Int, height: Int, channels: Int)
+                            do {
+                                source = try image(index)
+                            } catch {
+                                failures[chunk] = error
+                                continue
+                            }
                             source.pixels.withUnsafeBufferPointer { pixels in
                                 rgb.withUnsafeMutableBufferPointer {
                                     network.rgb(pixels, width: source.width, height: source.height, channels: source.channels, into: $0)
@@ -191,6 +199,22 @@ public enum Preprocess {
         }
         if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
         return (encoded, digests, thumbnails)
+    }
+
+    /// An image's pixels: as stored for a CSV row, decoded (as TensorFlow decodes) for a file from a
+    /// folder, its geometry checked against the row's.
+    static func decoded(_ image: ImagesStore.Image) throws -> (pixels: [UInt8], width: Int, height: Int, channels: Int) {
+        guard image.encoding != "raw" else { return (image.pixels, image.width, image.height, image.channels) }
+        let bitmap: Bitmap
+        do {
+            bitmap = try ImageFile.decode(Data(image.pixels))
+        } catch {
+            throw StageError("image \(image.id) (\(image.path)): \(error.description)")
+        }
+        guard bitmap.width == image.width, bitmap.height == image.height, bitmap.channels == image.channels else {
+            throw StageError("image \(image.id) (\(image.path)): decodes to \(bitmap.width)x\(bitmap.height)x\(bitmap.channels), its row says \(image.width)x\(image.height)x\(image.channels)")
+        }
+        return (bitmap.pixels, bitmap.width, bitmap.height, bitmap.channels)
     }
 
     /// A class name as part of a file name: letters, digits, '-' and '_' kept, anything else '_'.

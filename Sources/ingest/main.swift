@@ -8,8 +8,16 @@ import ToolSupport
 struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest",
-        abstract: "Read Kaggle-layout image CSVs (Sign Language MNIST, MNIST) into images.sqlite.",
+        abstract: "Read a folder of JPEG/PNG images, or Kaggle-layout image CSVs (Sign Language MNIST, MNIST), into images.sqlite.",
         discussion: """
+            --folder DIR reads the layout Keras's image_dataset_from_directory reads: DIR/CLASS/* (one \
+            folder per class; a test split of --test-fraction of each class is drawn with --split-seed), \
+            or DIR/train/CLASS/* and DIR/test/CLASS/*. Classes are the folder names, sorted; JPEG and PNG \
+            files (by extension, any case) are checked and kept as found (JPEG stays JPEG), other files \
+            are counted and left out. A file that does not decode, or claims more than 2^26 pixels, is \
+            an error naming every such file, with nothing written; --skip-bad ingests the rest and \
+            records them (table skipped).
+
             Each CSV has an optional header 'label,pixel1,...,pixel784' and one image a row: a label \
             and 784 grey levels (28x28). The labels' names are the dataset's vocabulary, stored with \
             the images: --classes sign-mnist (0-24 as A-Y, not 9), digits (0-9), or a file of names. \
@@ -28,6 +36,18 @@ struct IngestCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("The SQLite file to write.", valueName: "file"))
     var output: String = "images.sqlite"
+
+    @Option(help: ArgumentHelp("A folder of images, one subfolder per class (instead of CSVs).", valueName: "dir"))
+    var folder: String?
+
+    @Option(help: ArgumentHelp("With --folder and no train/test folders: the share of each class drawn into the test split (0 to 0.9).", valueName: "f"))
+    var testFraction: Double = 0.2
+
+    @Option(help: ArgumentHelp("With --folder: the seed the test split is drawn with.", valueName: "n"))
+    var splitSeed: UInt64 = 0
+
+    @Flag(help: "With --folder: ingest the readable images and record the others, instead of refusing the folder.")
+    var skipBad = false
 
     @Option(help: ArgumentHelp("The labels' names: sign-mnist, digits, or a file with one name a line (line 1 names label 0).", valueName: "sign-mnist|digits|file"))
     var classes: String = "sign-mnist"
@@ -52,8 +72,15 @@ struct IngestCommand: ParsableCommand {
             splits.append((String(entry[..<equals]), URL(fileURLWithPath: String(entry[entry.index(after: equals)...]))))
         }
         let started = Date()
-        let names = try ClassNames.named(classes)
-        let report = try Ingest.run(.init(splits: splits, output: URL(fileURLWithPath: output), maxErrors: maxErrors, classes: names))
+        var options = Ingest.Options(splits: splits, output: URL(fileURLWithPath: output), maxErrors: maxErrors)
+        if let folder {
+            options.folder = URL(fileURLWithPath: folder)
+            options.folderOptions = ImageFolder.Options(testFraction: testFraction, splitSeed: splitSeed, skipBad: skipBad)
+        } else {
+            options.classes = try ClassNames.named(classes)
+        }
+        let report = try Ingest.run(options)
+        let names = report.classes
         for split in report.splits {
             print("\(split.name): \(split.rows) images from \(split.path) (sha256 \(split.sha256.prefix(12)))")
             let counts = split.classCounts.keys.sorted().map { "\(names.name($0)) \(split.classCounts[$0]!)" }

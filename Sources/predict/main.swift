@@ -11,7 +11,7 @@ import WeightsFetch
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Classify PNG images (or Kaggle CSV rows) with a trained pipeline's head.",
+        abstract: "Classify JPEG or PNG images (or Kaggle CSV rows) with a trained pipeline's head.",
         discussion: """
             Pictures of any size, grey or colour, 8 or 16 bit, are first made what the training \
             originals were (for Sign MNIST: converted to grey and reduced to 28x28 by area averaging), \
@@ -36,7 +36,7 @@ struct PredictCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
-    @Argument(help: "PNG files to classify.")
+    @Argument(help: "JPEG or PNG files to classify.")
     var images: [String] = []
 
     func validate() throws {
@@ -62,7 +62,7 @@ struct PredictCommand: ParsableCommand {
                 }
                 guard let data = FileManager.default.contents(atPath: path) else { throw StageError("no such file, or not readable") }
                 guard !data.isEmpty else { throw StageError("the file is empty") }
-                inputs.append(try predictor.picture(png: data))
+                inputs.append(try predictor.picture(data))
                 names.append(path)
                 truth.append(nil)
             } catch {
