@@ -1,0 +1,78 @@
+import Backbone
+import Fixtures
+import Foundation
+import Imaging
+import Numerical
+import PipelineKit
+import Stages
+import Testing
+
+/// Real colour photos through the folder path against TensorFlow and Keras
+/// (`scripts/make_colour_parity_fixture.py`): the decoded pixels are TF's `decode_image`'s bit for
+/// bit, the resized ones tf.image.resize's rounded ones, and the features Keras's within 1e-4 of the
+/// largest value. Sign MNIST never showed whether channel order is right (grey is the same in RGB
+/// and BGR); these photos do.
+@Suite struct ColourParity {
+    static let folder = Fixtures.repositoryRoot.appendingPathComponent("Tests/Fixtures/keras-parity-colour")
+
+    struct Listing: Decodable {
+        struct File: Decodable {
+            var file: String
+            var decoded_sha256: String
+            var shape: [Int]
+        }
+
+        var files: [File]
+        var size: Int
+    }
+
+    static func listing() throws -> Listing {
+        try JSONDecoder().decode(Listing.self, from: Data(contentsOf: folder.appendingPathComponent("files.json")))
+    }
+
+    /// The pixels of each file as the product decodes them (and as predict and preprocess see them).
+    static func decoded() throws -> [Bitmap] {
+        try listing().files.map { try ImageFile.decode(Data(contentsOf: Fixtures.repositoryRoot.appendingPathComponent($0.file))) }
+    }
+
+    @Test func decodedPixelsAreTensorFlowsBitForBit() throws {
+        for (file, bitmap) in zip(try Self.listing().files, try Self.decoded()) {
+            #expect([bitmap.height, bitmap.width, bitmap.channels] == file.shape, "\(file.file)")
+            let digest = bitmap.pixels.withUnsafeBytes { sha256(of: $0) }
+            #expect(digest == file.decoded_sha256, "\(file.file): decoded pixels differ from tf.io.decode_image's")
+        }
+    }
+
+    @Test func resizedPixelsAreTensorFlowsRounded() throws {
+        let listing = try Self.listing()
+        let expected = try NPY(Self.folder.appendingPathComponent("inputs_\(listing.size).npy"))
+        let input = NetworkInput(size: listing.size, from: (200, 200))
+        let pixels = input.rgbCount
+        for (index, bitmap) in try Self.decoded().enumerated() {
+            var rgb = [UInt8](repeating: 0, count: pixels)
+            bitmap.pixels.withUnsafeBufferPointer { source in
+                rgb.withUnsafeMutableBufferPointer { input.rgb(source, width: bitmap.width, height: bitmap.height, channels: bitmap.channels, into: $0) }
+            }
+            #expect(rgb == Array(expected.bytes[index * pixels ..< (index + 1) * pixels]), "\(listing.files[index].file)")
+        }
+    }
+
+    @Test(arguments: GEMMKernel.availableFloat)
+    func featuresMatchKeras(kernel: GEMMKernel) throws {
+        let listing = try Self.listing(), size = listing.size
+        let inputs = try NPY(Self.folder.appendingPathComponent("inputs_\(size).npy"))
+        let expected = try NPY(Self.folder.appendingPathComponent("features_\(size).npy")).floats
+        let count = listing.files.count
+        let network = try ResNet50(weights: KerasWeightsFile(Fixtures.parityWeights()), kernel: kernel, size: size)
+        // Through the architecture's own preprocessing, as extract runs it.
+        let features = network.features(rgb: inputs.bytes, count: count, size: size)
+        let largest = expected.map(abs).max()!
+        let worst = zip(features, expected).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-4 * largest, "\(kernel): max |ours - keras| = \(worst), largest \(largest)")
+        // With the channels the wrong way round the bar is missed by far: the test can fail.
+        var swapped = inputs.bytes
+        for pixel in stride(from: 0, to: swapped.count, by: 3) { swapped.swapAt(pixel, pixel + 2) }
+        let wrong = network.features(rgb: swapped, count: count, size: size)
+        #expect(zip(wrong, expected).map { abs($0 - $1) }.max()! > 1e-2 * largest)
+    }
+}
