@@ -6,11 +6,15 @@ a PNG made from one of them, with the parity weights of make_parity_fixture.py (
 and seed, from Tests/Fixtures/keras-parity/layout.json and meta.json):
 
   files.json             the files, in order, and the SHA-256 of each one's tf.io.decode_image(channels=3)
+  png-*.png              small PNGs of every kind TensorFlow's decoder handles differently: 16-bit grey,
+                         RGBA, grey + alpha, palette, palette with transparency, 1-bit grey, 16-bit RGB
+                         (made from the first photo's pixels; Pillow for palettes and low bit depths)
+  pngs.json              each PNG and the SHA-256 of its tf.io.decode_image(channels=3)
   inputs_64.npy          (5,64,64,3) uint8: tf.image.resize bilinear to 64x64, rounded half to even, clipped
   features_64.npy        (5,2048) float32: Keras's ResNet50 (include_top=False, avg pooling) on
                          preprocess_input (caffe: RGB to BGR, minus the means) of them
 
-Regenerate (TensorFlow CPU, Keras 3; under a minute): python3 scripts/make_colour_parity_fixture.py
+Regenerate (TensorFlow CPU, Keras 3, Pillow; under a minute): python3 scripts/make_colour_parity_fixture.py
 """
 import hashlib
 import io
@@ -27,6 +31,36 @@ from make_parity_fixture import FIXTURE, ROOT, generated  # noqa: E402
 OUT = os.path.join(ROOT, "Tests/Fixtures/keras-parity-colour")
 SAMPLE = os.path.join(ROOT, "pipelines/data/asl-colour-4/test")
 SIZE = 64
+
+
+def special_pngs(first):
+    """Small PNGs of each kind, from a 24x20 crop of the first photo's decoded pixels."""
+    import tensorflow as tf
+    from PIL import Image
+
+    rgb = first[40:60, 60:84].numpy()
+    grey = rgb.mean(axis=-1).astype("uint16")
+    alpha = (np.arange(rgb.shape[0] * rgb.shape[1]).reshape(rgb.shape[:2]) * 7 % 256).astype("uint8")
+    made = {
+        "png-grey16.png": tf.io.encode_png(tf.constant((grey * 257 + np.arange(grey.size).reshape(grey.shape) % 251)[..., None].astype("uint16"))),
+        "png-rgb16.png": tf.io.encode_png(tf.constant(rgb.astype("uint16") * 257 + 129)),
+        "png-rgba.png": tf.io.encode_png(tf.constant(np.concatenate([rgb, alpha[..., None]], axis=-1))),
+        "png-grey-alpha.png": tf.io.encode_png(tf.constant(np.stack([grey.astype("uint8"), alpha], axis=-1))),
+    }
+    paths = []
+    for name, data in made.items():
+        path = os.path.join(OUT, name)
+        tf.io.write_file(path, data)
+        paths.append(path)
+    image = Image.fromarray(rgb)
+    palette = image.quantize(colors=16)
+    paths.append(os.path.join(OUT, "png-palette.png"))
+    palette.save(paths[-1])
+    paths.append(os.path.join(OUT, "png-palette-transparent.png"))
+    palette.save(paths[-1], transparency=0)
+    paths.append(os.path.join(OUT, "png-grey1.png"))
+    Image.fromarray(grey.astype("uint8")).convert("1").save(paths[-1])
+    return paths
 
 
 def main():
@@ -67,6 +101,12 @@ def main():
     with open(os.path.join(OUT, "files.json"), "w") as f:
         json.dump({"files": listing, "size": SIZE, "seed": seed, "features_absmax": float(np.abs(features).max()),
                    "tensorflow": tf.__version__, "keras": keras.__version__}, f, indent=1)
+        f.write("\n")
+    pngs = special_pngs(decoded[0])
+    with open(os.path.join(OUT, "pngs.json"), "w") as f:
+        json.dump([{"file": os.path.relpath(path, ROOT),
+                    "decoded_sha256": hashlib.sha256(tf.io.decode_image(tf.io.read_file(path), channels=3).numpy().tobytes()).hexdigest()}
+                   for path in pngs], f, indent=1)
         f.write("\n")
     print(json.dumps(listing, indent=1))
 

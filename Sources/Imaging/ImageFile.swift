@@ -1,5 +1,6 @@
 import CJPEG
 import CPNG
+import CPNGWriter
 import Foundation
 import Numerical
 
@@ -91,11 +92,28 @@ public enum ImageFile {
             guard status == 0 else { throw Problem(description: "a damaged JPEG: \(text(message))") }
             return Bitmap(width: info.width, height: info.height, channels: info.channels, pixels: pixels)
         case .png:
-            do {
-                return try PNG.decode(data, channels: info.channels)
-            } catch {
-                throw Problem(description: "a damaged PNG: \(error.userMessage)")
+            // Grey asked of a colour file (predict's Sign MNIST path): libpng's own conversion.
+            if let wanted, wanted == 1, info.channels == 3 {
+                do {
+                    return try PNG.decode(data, channels: 1)
+                } catch {
+                    throw Problem(description: "a damaged PNG: \(error.userMessage)")
+                }
             }
+            let file = try self.info(data)
+            var pixels = [UInt8](repeating: 0, count: file.width * file.height * file.channels)
+            var message = [CChar](repeating: 0, count: 256)
+            let status = data.withUnsafeBytes { bytes in
+                pixels.withUnsafeMutableBufferPointer { out in
+                    st_png_decode(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, UInt32(file.width), UInt32(file.height),
+                                  Int32(file.channels), out.baseAddress, out.count, &message, message.count)
+                }
+            }
+            guard status == 0 else { throw Problem(description: "a damaged PNG: \(text(message))") }
+            let bitmap = Bitmap(width: file.width, height: file.height, channels: file.channels, pixels: pixels)
+            guard wanted == 3, file.channels == 1 else { return bitmap }
+            // Colour asked of a grey file: replicated, as decode_image(channels=3) does.
+            return Bitmap(width: file.width, height: file.height, channels: 3, pixels: pixels.flatMap { [$0, $0, $0] })
         }
     }
 

@@ -43,6 +43,23 @@ import Testing
         }
     }
 
+    /// Every kind of PNG TensorFlow decodes its own way (16-bit: the high byte; alpha and
+    /// transparency dropped, not composited; palettes and 1-bit grey expanded; grey replicated),
+    /// decoded to three channels as `decode_image(channels=3)`, bit for bit.
+    @Test func everyKindOfPNGDecodesAsTensorFlow() throws {
+        struct File: Decodable {
+            var file: String
+            var decoded_sha256: String
+        }
+        let files = try JSONDecoder().decode([File].self, from: Data(contentsOf: Self.folder.appendingPathComponent("pngs.json")))
+        #expect(files.count == 7)
+        for file in files {
+            let bitmap = try ImageFile.decode(Data(contentsOf: Fixtures.repositoryRoot.appendingPathComponent(file.file)), channels: 3)
+            #expect(bitmap.channels == 3)
+            #expect(bitmap.pixels.withUnsafeBytes { sha256(of: $0) } == file.decoded_sha256, "\(file.file)")
+        }
+    }
+
     @Test func resizedPixelsAreTensorFlowsRounded() throws {
         let listing = try Self.listing()
         let expected = try NPY(Self.folder.appendingPathComponent("inputs_\(listing.size).npy"))

@@ -14,3 +14,11 @@ int st_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height, int ch
 void st_png_free(uint8_t *buffer);
 
 #endif
+
+/// Decodes a PNG of `size` bytes as TensorFlow's decode_png does for 8-bit output: palettes and
+/// low-bit grey expanded, transparency and alpha dropped, 16-bit samples cut to their high byte, no
+/// gamma correction; grey stays one channel, colour is RGB. `out` receives `height x width x
+/// channels` bytes, with `channels` 1 or 3 as the file is grey or colour (`st_png_decode` checks the
+/// caller's `width`, `height` and `channels`). 0 on success; -1 with a message otherwise.
+int st_png_decode(const unsigned char *data, size_t size, unsigned width, unsigned height, int channels,
+                  unsigned char *out, size_t out_size, char *message, size_t message_size);
