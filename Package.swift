@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "BackboneTests", dependencies: ["Backbone", "WeightsFetch", "Stages", "Artifacts", "Imaging", "Dataset", "PipelineKit", "Numerical", "Fixtures",
                                                           .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HeadTests", dependencies: ["Head", "FineTune", "Backbone", "Stages", "Artifacts", "Dataset", "PipelineKit", "Numerical", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Stages", "Artifacts", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "DatasetTests", dependencies: ["Dataset", "Stages", "Artifacts", "Imaging", "PipelineKit", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "PipelineKitTests", dependencies: ["PipelineKit", "Numerical"]),
         .testTarget(name: "FineTuneTests", dependencies: ["FineTune", "Backbone", "Head", "Numerical", "Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["Dataset", "PipelineKit", "ONNXProto", .product(name: "GRDB", package: "GRDB.swift"),

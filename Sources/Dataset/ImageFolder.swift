@@ -101,6 +101,7 @@ public struct ImageFolder: Sendable {
                 let prefix = splitByFolders ? "\(split)/\(name)" : name
                 let files = try listFiles(classFolder)
                 var found = 0
+                var candidates: [(path: String, url: URL)] = []
                 for relative in files {
                     let path = "\(prefix)/\(relative)"
                     let ext = (relative as NSString).pathExtension.lowercased()
@@ -108,14 +109,31 @@ public struct ImageFolder: Sendable {
                         ignored.append(path)
                         continue
                     }
-                    let url = classFolder.appendingPathComponent(relative)
-                    do {
-                        guard let bytes = FileManager.default.contents(atPath: url.path) else { throw StageError("cannot be read") }
-                        let info = try ImageFile.info(bytes)
-                        entries.append(Entry(path: path, split: split, label: label, info: info, bytes: bytes))
+                    candidates.append((path, classFolder.appendingPathComponent(relative)))
+                }
+                // Each file read and decoded whole on all cores (a truncated file has a good header):
+                // validation is the only decoding ingest does; the bytes are kept as found.
+                var checked = [Result<(Data, ImageFile.Info), ImageFile.Problem>?](repeating: nil, count: candidates.count)
+                checked.withUnsafeMutableBufferPointer { slots in
+                    let slots = UncheckedSendable(slots)
+                    parallelFor(candidates.count) { index in
+                        slots.value[index] = Result { () throws(ImageFile.Problem) -> (Data, ImageFile.Info) in
+                            guard let bytes = FileManager.default.contents(atPath: candidates[index].url.path) else {
+                                throw ImageFile.Problem(description: "cannot be read")
+                            }
+                            let info = try ImageFile.info(bytes)
+                            _ = try ImageFile.decode(bytes)
+                            return (bytes, info)
+                        }
+                    }
+                }
+                for (candidate, result) in zip(candidates, checked) {
+                    switch result! {
+                    case let .success((bytes, info)):
+                        entries.append(Entry(path: candidate.path, split: split, label: label, info: info, bytes: bytes))
                         found += 1
-                    } catch {
-                        if options.skipBad { skipped.append((path, error.userMessage)) } else { problems.append("\(path): \(error.userMessage)") }
+                    case let .failure(problem):
+                        if options.skipBad { skipped.append((candidate.path, problem.description)) } else { problems.append("\(candidate.path): \(problem.description)") }
                     }
                 }
                 if found == 0, !(options.skipBad && files.contains { ImageFile.extensions[($0 as NSString).pathExtension.lowercased()] != nil }) {

@@ -29,6 +29,7 @@ public enum ImageFile {
 
     public struct Problem: UserFacingError {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The format by magic number: JPEG starts FF D8 FF, PNG with its 8-byte signature.
