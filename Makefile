@@ -14,6 +14,7 @@ build: deps
 
 run: build
 	$(BIN)/pipeline run pipelines/sample.yaml
+	$(BIN)/pipeline run pipelines/folder-sample.yaml
 
 # Release, because the numeric tests (ResNet50 parity) are 10-100x slower in a debug build.
 test: deps
