@@ -12,7 +12,7 @@ public enum ContactSheet {
         for (rowIndex, row) in rows.enumerated() {
             let top = gap + rowIndex * (tile + gap)
             var x = gap
-            for character in row.caption.prefix(2) {
+            for character in row.caption.uppercased().prefix(2) {
                 Font.draw(character, into: &sheet, x: x, y: top + (tile - Font.height * scale) / 2, scale: scale)
                 x += (Font.width + 1) * scale
             }

@@ -93,8 +93,9 @@ public enum TrainStage {
     public static let definition = StageDefinition(
         name: "train",
         // 2: standardized inputs, cosine decay, the standardization table. 3: trained on a cut
-        // (layers), fine-tuning, the backbone_weights table.
-        version: 3,
+        // (layers), fine-tuning, the backbone_weights table. 4: class names in head.sqlite (its schema 4),
+        // params as the canonical values.
+        version: 4,
         parameters: parameters,
         output: "head.sqlite",
         sideOutputs: [Train.metricsName, Train.reportName],

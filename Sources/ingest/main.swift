@@ -82,7 +82,7 @@ struct IngestCommand: ParsableCommand {
         let report = try Ingest.run(options)
         let names = report.classes
         for split in report.splits {
-            print("\(split.name): \(split.rows) images from \(split.path) (sha256 \(split.sha256.prefix(12)))")
+            print("\(split.name): \(split.rows) images from \(split.path)" + (split.sha256.isEmpty ? "" : " (sha256 \(split.sha256.prefix(12)))"))
             let counts = split.classCounts.keys.sorted().map { "\(names.name($0)) \(split.classCounts[$0]!)" }
             print("  \(split.classCounts.count) classes: " + counts.joined(separator: "  "))
         }

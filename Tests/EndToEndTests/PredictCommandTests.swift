@@ -56,7 +56,7 @@ import Testing
         let result = try runTool("predict", ["--pipeline", pipeline.file.path, good.path, text.path, folder.appendingPathComponent("missing.png").path,
                                              empty.path, corrupt.path, grey16.path])
         #expect(result.status == 1)
-        #expect(result.stderr.contains("\(text.path): not a readable PNG"))
+        #expect(result.stderr.contains("\(text.path): neither a JPEG nor a PNG"))
         #expect(result.stderr.contains("missing.png: no such file"))
         #expect(result.stderr.contains("\(empty.path): the file is empty"))
         #expect(result.stderr.contains("\(corrupt.path):"))
