@@ -10,6 +10,11 @@ and seed, from Tests/Fixtures/keras-parity/layout.json and meta.json):
                          RGBA, grey + alpha, palette, palette with transparency, 1-bit grey, 16-bit RGB
                          (made from the first photo's pixels; Pillow for palettes and low bit depths)
   pngs.json              each PNG and the SHA-256 of its tf.io.decode_image(channels=3)
+  wide.png               a 200x120 band of the first photo (not square)
+  wide_64.npy            (64,64,3) uint8: tf.image.resize of it to 64x64, rounded (aspect not kept)
+  wide_crop_64.npy       (64,64,3) uint8: what image_dataset_from_directory(crop_to_aspect_ratio=True)
+                         makes of it: keras.utils smart_resize (centre crop to the target's aspect
+                         ratio, then tf.image.resize), rounded
   inputs_64.npy          (5,64,64,3) uint8: tf.image.resize bilinear to 64x64, rounded half to even, clipped
   features_64.npy        (5,2048) float32: Keras's ResNet50 (include_top=False, avg pooling) on
                          preprocess_input (caffe: RGB to BGR, minus the means) of them
@@ -102,6 +107,15 @@ def main():
         json.dump({"files": listing, "size": SIZE, "seed": seed, "features_absmax": float(np.abs(features).max()),
                    "tensorflow": tf.__version__, "keras": keras.__version__}, f, indent=1)
         f.write("\n")
+    wide_path = os.path.join(OUT, "wide.png")
+    wide = decoded[0][40:160]
+    tf.io.write_file(wide_path, tf.io.encode_png(wide))
+    wide = tf.cast(tf.io.decode_image(tf.io.read_file(wide_path), channels=3), tf.float32)
+    np.save(os.path.join(OUT, f"wide_{SIZE}.npy"), np.clip(np.round(tf.image.resize(wide, (SIZE, SIZE)).numpy()), 0, 255).astype("uint8"))
+    from keras.src.backend import tensorflow as tf_backend
+    from keras.src.utils import image_utils
+    cropped = image_utils.smart_resize(wide, (SIZE, SIZE), interpolation="bilinear", backend_module=tf_backend)
+    np.save(os.path.join(OUT, f"wide_crop_{SIZE}.npy"), np.clip(np.round(np.asarray(cropped)), 0, 255).astype("uint8"))
     pngs = special_pngs(decoded[0])
     with open(os.path.join(OUT, "pngs.json"), "w") as f:
         json.dump([{"file": os.path.relpath(path, ROOT),

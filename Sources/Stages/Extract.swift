@@ -186,7 +186,7 @@ public enum Extract {
                           "backbone": architecture.name == Backbones.defaultName ? "" : architecture.name,
                           "input_content_sha256": inputMeta[Artifact.contentKey] ?? "", "weights_fallback": options.fallbackReason ?? "",
                           "gemm": network.kernel.rawValue, "layers": cut.description, "keep": keptName,
-                          "source_geometry": params["source_geometry"] ?? "",
+                          "source_geometry": params["source_geometry"] ?? "", "crop_to_aspect_ratio": params["crop_to_aspect_ratio"] ?? "",
                           // Only for bf16: a float extraction's file is exactly as before the option.
                           "precision": network.kernel == .avx512bf16 ? "bf16" : ""]
         var meta: [String: String] = [:]

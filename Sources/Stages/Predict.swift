@@ -50,7 +50,8 @@ public final class Predictor {
         network = try backbone.architecture.build(backbone.weights, .preferred, backbone.size)
         preprocessing = backbone.architecture.preprocessing
         sourceGeometry = model.sourceGeometry
-        input = NetworkInput(size: backbone.size, from: sourceGeometry.map { ($0.width, $0.height) } ?? (backbone.size, backbone.size))
+        input = NetworkInput(size: backbone.size, from: sourceGeometry.map { ($0.width, $0.height) } ?? (backbone.size, backbone.size),
+                             crop: model.params["backbone_crop_to_aspect_ratio"] == "on")
     }
 
     /// The class name of output label `label`.

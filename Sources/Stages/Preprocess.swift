@@ -28,6 +28,8 @@ public enum Preprocess {
         public var augment: Int
         public var ranges: Augment.Ranges
         public var augmentSeed: UInt64
+        /// Keras's `crop_to_aspect_ratio`: resize each image's centre square, keeping its aspect.
+        public var cropToAspectRatio = false
 
         public init(input: URL, output: URL, size: Int = 224, export: URL? = nil, exportLimit: Int? = nil, exportOriginals: Bool = false,
                     showProgress: Bool = true, augment: Int = 0, ranges: Augment.Ranges = .init(), augmentSeed: UInt64 = 0) {
@@ -77,7 +79,7 @@ public enum Preprocess {
             try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
         }
         let size = options.size
-        let network = NetworkInput(size: size, from: geometry.map { ($0.width, $0.height) } ?? (size, size))
+        let network = NetworkInput(size: size, from: geometry.map { ($0.width, $0.height) } ?? (size, size), crop: options.cropToAspectRatio)
         let progress = options.showProgress ? ProgressBar("preprocess", total: total) : nil
         let thumbnailSide = min(size, 56)
         var sheetRows: [Int: [[UInt8]]] = [:]
@@ -132,6 +134,8 @@ public enum Preprocess {
                           "input_content_sha256": inputMeta[Artifact.contentKey] ?? "",
                           // What predict reduces a new picture to first, as the training images were.
                           "source_geometry": geometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "varied"]
+            // Only when asked, so that a file without the option is exactly as before it.
+            if options.cropToAspectRatio { params["crop_to_aspect_ratio"] = "on" }
             if options.augment > 0 {
                 params["augment"] = String(options.augment)
                 params["augment_seed"] = String(options.augmentSeed)

@@ -8,6 +8,9 @@ public enum PreprocessStage {
     public static let parameters = [
         ParameterSpec("size", .integer(Preprocess.sizes), default: "224",
                       help: "The side of the square output images, \(Preprocess.sizes.lowerBound) to \(Preprocess.sizes.upperBound)."),
+        ParameterSpec("crop_to_aspect_ratio", .choice(["off", "on"]), default: "off",
+                      help: "on: resize each image's centre square (Keras's crop_to_aspect_ratio=True), keeping its aspect ratio; off: the whole image, stretched to a square (Keras's default).",
+                      addedLater: true),
         ParameterSpec("augment", .integer(0 ... 64), default: "0",
                       help: "Augmented views per training image (K), drawn with the ranges below and stored after the originals; validation and test images are never augmented; 0: none, the output exactly as without augmentation.", addedLater: true),
         ParameterSpec("rotation", .number(0 ... 180), default: "10", help: "Views: rotation up to this many degrees either way.", addedLater: true),
@@ -28,9 +31,11 @@ public enum PreprocessStage {
         public var views: Int
         public var ranges: Augment.Ranges
         public var seed: UInt64
+        public var cropToAspectRatio: Bool
 
         public init(_ parameters: StageParameters) throws {
             size = try parameters.integer("size")
+            cropToAspectRatio = try parameters.text("crop_to_aspect_ratio", default: "off") == "on"
             views = Int(try parameters.number("augment", default: "0"))
             ranges = Augment.Ranges(rotation: try parameters.number("rotation", default: "10"), translation: try parameters.number("translation", default: "2"),
                                     scale: try parameters.number("scale", default: "0.1"), brightness: try parameters.number("brightness", default: "0.1"),
@@ -40,8 +45,10 @@ public enum PreprocessStage {
         }
 
         public func options(input: URL, output: URL, export: URL? = nil, exportLimit: Int? = nil, exportOriginals: Bool = false) -> Preprocess.Options {
-            Preprocess.Options(input: input, output: output, size: size, export: export, exportLimit: exportLimit, exportOriginals: exportOriginals,
-                               augment: views, ranges: ranges, augmentSeed: seed)
+            var options = Preprocess.Options(input: input, output: output, size: size, export: export, exportLimit: exportLimit, exportOriginals: exportOriginals,
+                                             augment: views, ranges: ranges, augmentSeed: seed)
+            options.cropToAspectRatio = cropToAspectRatio
+            return options
         }
     }
 

@@ -74,6 +74,29 @@ import Testing
         }
     }
 
+    /// A 200x120 picture resized whole (stretched, Keras's default) and with crop_to_aspect_ratio
+    /// (its centre square, as Keras's smart_resize crops it), both as TensorFlow's rounded pixels.
+    @Test(arguments: [false, true])
+    func aWidePictureIsStretchedOrCroppedAsKerasDoes(crop: Bool) throws {
+        let bitmap = try ImageFile.decode(Data(contentsOf: Self.folder.appendingPathComponent("wide.png")))
+        #expect(bitmap.width == 200 && bitmap.height == 120)
+        let expected = try NPY(Self.folder.appendingPathComponent(crop ? "wide_crop_64.npy" : "wide_64.npy"))
+        let input = NetworkInput(size: 64, from: (bitmap.width, bitmap.height), crop: crop)
+        var rgb = [UInt8](repeating: 0, count: input.rgbCount)
+        bitmap.pixels.withUnsafeBufferPointer { source in
+            rgb.withUnsafeMutableBufferPointer { input.rgb(source, width: bitmap.width, height: bitmap.height, channels: 3, into: $0) }
+        }
+        let reference: [UInt8] = expected.bytes
+        #expect(rgb == reference)
+        // A NetworkInput made for another size crops the same way.
+        let other = NetworkInput(size: 64, from: (28, 28), crop: crop)
+        var again = [UInt8](repeating: 0, count: other.rgbCount)
+        bitmap.pixels.withUnsafeBufferPointer { source in
+            again.withUnsafeMutableBufferPointer { other.rgb(source, width: bitmap.width, height: bitmap.height, channels: 3, into: $0) }
+        }
+        #expect(again == rgb)
+    }
+
     @Test(arguments: GEMMKernel.availableFloat)
     func featuresMatchKeras(kernel: GEMMKernel) throws {
         let listing = try Self.listing(), size = listing.size

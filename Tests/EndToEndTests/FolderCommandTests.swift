@@ -19,6 +19,7 @@ import Testing
             folder: photos
           preprocess:
             size: 32
+            crop_to_aspect_ratio: on
           extract:
             weights: random:1
           train:
@@ -31,6 +32,8 @@ import Testing
         let artifacts = folder.appendingPathComponent("artifacts")
         #expect(try sqliteValue(artifacts.appendingPathComponent("images.sqlite"), "SELECT group_concat(name) FROM classes") == "A,B,C,D")
         #expect(try sqliteValue(artifacts.appendingPathComponent("preprocessed.sqlite"), "SELECT value FROM params WHERE key = 'source_geometry'") == "200x200x3")
+        // The crop travels with the features to the head, so predict crops as preprocess did.
+        #expect(try sqliteValue(artifacts.appendingPathComponent("head.sqlite"), "SELECT value FROM params WHERE key = 'backbone_crop_to_aspect_ratio'") == "on")
         let report = try String(contentsOf: artifacts.appendingPathComponent("report.html"), encoding: .utf8)
         #expect(report.contains("<td>D</td>"), "the per-class table names the folder's classes")
 
