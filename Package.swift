@@ -100,7 +100,7 @@ let package = Package(
         ),
 
         .target(name: "Fixtures", dependencies: ["CHDF5", "PipelineKit"], path: "Tests/Fixtures", exclude: ["keras-parity", "keras-finetune", "grey16-40x30.png", "rgb8-56x56.png"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Stages", "Artifacts", "Dataset", "PipelineKit", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Stages", "Artifacts", "Dataset", "PipelineKit", "Numerical", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BackboneTests", dependencies: ["Backbone", "WeightsFetch", "Stages", "Artifacts", "Imaging", "Dataset", "PipelineKit", "Numerical", "Fixtures",
                                                           .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HeadTests", dependencies: ["Head", "FineTune", "Backbone", "Stages", "Artifacts", "Dataset", "PipelineKit", "Numerical", "Fixtures", .product(name: "GRDB", package: "GRDB.swift")]),

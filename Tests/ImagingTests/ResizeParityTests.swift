@@ -2,6 +2,7 @@ import Artifacts
 import Fixtures
 import Foundation
 import Imaging
+import Numerical
 import Stages
 import Testing
 
@@ -100,5 +101,33 @@ import Testing
         #expect(throws: PNGError.self) { try PNG.decode(Data(), channels: 3) }
         let good = try PNG.encode(Bitmap(width: 64, height: 64, channels: 3, pixels: (0 ..< 64 * 64 * 3).map { UInt8($0 % 251) }))
         #expect(throws: PNGError.self) { try PNG.decode(good.prefix(good.count / 2), channels: 3) }
+    }
+}
+
+/// The separable colour path (`resizeToRGB`) is a faster order of the same float operations as the
+/// plain one (`resize`, then rounding): the same bytes for grey and for each channel of colour, at
+/// shrinking, growing and odd sizes.
+@Suite struct SeparableResize {
+    @Test(arguments: [(28, 28, 224), (200, 200, 224), (200, 120, 64), (37, 53, 32), (300, 301, 64)])
+    func separableEqualsPlain(width: Int, height: Int, size: Int) {
+        var generator = SplitMix64(seed: UInt64(width * 1000 + height))
+        let resize = BilinearResize(from: (width, height), to: (size, size))
+        for channels in [1, 3] {
+            let pixels = (0 ..< width * height * channels).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            var fast = [UInt8](repeating: 0, count: size * size * 3)
+            pixels.withUnsafeBufferPointer { source in fast.withUnsafeMutableBufferPointer { resize.resizeToRGB(source, channels: channels, into: $0) } }
+            // The plain path, one channel at a time.
+            var plain = [UInt8](repeating: 0, count: size * size * 3)
+            for channel in 0 ..< channels {
+                let plane = stride(from: channel, to: pixels.count, by: channels).map { pixels[$0] }
+                var floats = [Float](repeating: 0, count: size * size)
+                plane.withUnsafeBufferPointer { source in floats.withUnsafeMutableBufferPointer { resize.resize(source, into: $0) } }
+                for (index, value) in floats.enumerated() {
+                    let byte = UInt8(min(255, max(0, value.rounded(.toNearestOrEven))))
+                    for copy in channels == 1 ? [0, 1, 2] : [channel] { plain[index * 3 + copy] = byte }
+                }
+            }
+            #expect(fast == plain, "\(width)x\(height)x\(channels) to \(size)")
+        }
     }
 }
