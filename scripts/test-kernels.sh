@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
-suites="KerasParity|BatchIndependence|ReferenceConvolution|FixedOrder|Sharding|TrainingLoop"
+suites="KerasParity|ColourParity|SeparableResize|BatchIndependence|ReferenceConvolution|FixedOrder|Sharding|TrainingLoop"
 environments=("OPENBLAS_CORETYPE=Haswell" "OPENBLAS_CORETYPE=Zen" "SIGNTRANSFER_GEMM=blas OPENBLAS_CORETYPE=Haswell")
 grep -qw avx512f /proc/cpuinfo && environments+=("OPENBLAS_CORETYPE=SkylakeX" "SIGNTRANSFER_GEMM=avx512")
 grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && environments+=("SIGNTRANSFER_GEMM=avx2 OPENBLAS_CORETYPE=Haswell")
