@@ -40,7 +40,10 @@ static void guard_errors(struct jpeg_decompress_struct *cinfo, guarded_error *gu
     guard->error_size = error_size;
 }
 
-int st_jpeg_header(const unsigned char *data, size_t size, st_jpeg_info *info, char *error, size_t error_size) {
+/// The one reader behind both calls: the header, then (with `out`) the pixels. One setjmp in one
+/// frame: libjpeg's error exit must land in a frame that is still live.
+static int read_jpeg(const unsigned char *data, size_t size, st_jpeg_info *info, int channels, int fast_dct,
+                     unsigned char *out, size_t out_size, char *error, size_t error_size) {
     struct jpeg_decompress_struct cinfo;
     guarded_error guard;
     guard_errors(&cinfo, &guard, error, error_size);
@@ -51,26 +54,16 @@ int st_jpeg_header(const unsigned char *data, size_t size, st_jpeg_info *info, c
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
-    info->width = (int)cinfo.image_width;
-    info->height = (int)cinfo.image_height;
-    info->components = cinfo.num_components;
-    info->progressive = cinfo.progressive_mode ? 1 : 0;
-    jpeg_destroy_decompress(&cinfo);
-    return 0;
-}
-
-int st_jpeg_decode(const unsigned char *data, size_t size, int channels, int fast_dct,
-                   unsigned char *out, size_t out_size, char *error, size_t error_size) {
-    struct jpeg_decompress_struct cinfo;
-    guarded_error guard;
-    guard_errors(&cinfo, &guard, error, error_size);
-    if (setjmp(guard.jump)) {
-        jpeg_destroy_decompress(&cinfo);
-        return -1;
+    if (info) {
+        info->width = (int)cinfo.image_width;
+        info->height = (int)cinfo.image_height;
+        info->components = cinfo.num_components;
+        info->progressive = cinfo.progressive_mode ? 1 : 0;
     }
-    jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(&cinfo, data, (unsigned long)size);
-    jpeg_read_header(&cinfo, TRUE);
+    if (!out) {
+        jpeg_destroy_decompress(&cinfo);
+        return 0;
+    }
     if (cinfo.num_components != 1 && cinfo.num_components != 3) {
         snprintf(error, error_size, "a JPEG with %d colour components (CMYK?); only grey and colour (3 components) are read", cinfo.num_components);
         jpeg_destroy_decompress(&cinfo);
@@ -94,4 +87,17 @@ int st_jpeg_decode(const unsigned char *data, size_t size, int channels, int fas
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     return 0;
+}
+
+int st_jpeg_header(const unsigned char *data, size_t size, st_jpeg_info *info, char *error, size_t error_size) {
+    return read_jpeg(data, size, info, 0, 0, NULL, 0, error, error_size);
+}
+
+int st_jpeg_decode(const unsigned char *data, size_t size, int channels, int fast_dct,
+                   unsigned char *out, size_t out_size, char *error, size_t error_size) {
+    if (!out) {
+        snprintf(error, error_size, "no output buffer");
+        return -1;
+    }
+    return read_jpeg(data, size, NULL, channels, fast_dct, out, out_size, error, error_size);
 }

@@ -121,9 +121,10 @@ public struct ImageFolder: Sendable {
                             guard let bytes = FileManager.default.contents(atPath: candidates[index].url.path) else {
                                 throw ImageFile.Problem(description: "cannot be read")
                             }
-                            let info = try ImageFile.info(bytes)
-                            _ = try ImageFile.decode(bytes)
-                            return (bytes, info)
+                            // decode reads the header first (format, size, the pixel limit): one read serves both.
+                            let bitmap = try ImageFile.decode(bytes)
+                            guard let format = ImageFile.format(of: bytes) else { throw ImageFile.Problem(description: "neither a JPEG nor a PNG") }
+                            return (bytes, ImageFile.Info(format: format, width: bitmap.width, height: bitmap.height, channels: bitmap.channels))
                         }
                     }
                 }

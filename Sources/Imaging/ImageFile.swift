@@ -25,6 +25,10 @@ public enum ImageFile {
         public var width: Int, height: Int
         /// 1 for a grey file, 3 for colour (an alpha channel is dropped, as TF's channels=3 does).
         public var channels: Int
+
+        public init(format: Format, width: Int, height: Int, channels: Int) {
+            (self.format, self.width, self.height, self.channels) = (format, width, height, channels)
+        }
     }
 
     public struct Problem: UserFacingError {
@@ -78,32 +82,31 @@ public enum ImageFile {
     /// `channels`: 1 or 3 to convert to (grey by the library's own conversion: libjpeg's, libpng's);
     /// nil keeps the file's.
     public static func decode(_ data: Data, channels wanted: Int? = nil) throws(Problem) -> Bitmap {
-        var info = try info(data)
-        if let wanted { info.channels = wanted }
-        switch info.format {
+        let file = try info(data)
+        let channels = wanted ?? file.channels
+        var message = [CChar](repeating: 0, count: 256)
+        switch file.format {
         case .jpeg:
-            var pixels = [UInt8](repeating: 0, count: info.width * info.height * info.channels)
-            var message = [CChar](repeating: 0, count: 256)
+            // libjpeg converts between grey and RGB itself (replicating grey, as TensorFlow does).
+            var pixels = [UInt8](repeating: 0, count: file.width * file.height * channels)
             let status = data.withUnsafeBytes { bytes in
                 pixels.withUnsafeMutableBufferPointer { out in
-                    st_jpeg_decode(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, Int32(info.channels), 1,
+                    st_jpeg_decode(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, Int32(channels), 1,
                                    out.baseAddress, out.count, &message, message.count)
                 }
             }
             guard status == 0 else { throw Problem(description: "a damaged JPEG: \(text(message))") }
-            return Bitmap(width: info.width, height: info.height, channels: info.channels, pixels: pixels)
+            return Bitmap(width: file.width, height: file.height, channels: channels, pixels: pixels)
         case .png:
             // Grey asked of a colour file (predict's Sign MNIST path): libpng's own conversion.
-            if let wanted, wanted == 1, info.channels == 3 {
+            if channels == 1, file.channels == 3 {
                 do {
                     return try PNG.decode(data, channels: 1)
                 } catch {
                     throw Problem(description: "a damaged PNG: \(error.userMessage)")
                 }
             }
-            let file = try self.info(data)
             var pixels = [UInt8](repeating: 0, count: file.width * file.height * file.channels)
-            var message = [CChar](repeating: 0, count: 256)
             let status = data.withUnsafeBytes { bytes in
                 pixels.withUnsafeMutableBufferPointer { out in
                     st_png_decode(bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count, UInt32(file.width), UInt32(file.height),
@@ -111,8 +114,9 @@ public enum ImageFile {
                 }
             }
             guard status == 0 else { throw Problem(description: "a damaged PNG: \(text(message))") }
-            let bitmap = Bitmap(width: file.width, height: file.height, channels: file.channels, pixels: pixels)
-            guard wanted == 3, file.channels == 1 else { return bitmap }
+            guard channels == 3, file.channels == 1 else {
+                return Bitmap(width: file.width, height: file.height, channels: file.channels, pixels: pixels)
+            }
             // Colour asked of a grey file: replicated, as decode_image(channels=3) does.
             return Bitmap(width: file.width, height: file.height, channels: 3, pixels: pixels.flatMap { [$0, $0, $0] })
         }

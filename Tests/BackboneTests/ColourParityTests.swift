@@ -116,3 +116,22 @@ import Testing
         #expect(zip(wrong, expected).map { abs($0 - $1) }.max()! > 1e-2 * largest)
     }
 }
+
+/// Converting on decode: a colour file asked for grey comes back with one channel (predict's Sign
+/// MNIST path), a grey file asked for colour with three equal ones, for JPEG and PNG alike.
+@Suite struct DecodeConversions {
+    @Test(arguments: ["photo.png", "png-grey16.png"])
+    func askedChannelsAreGiven(name: String) throws {
+        let data = try Data(contentsOf: ColourParity.folder.appendingPathComponent(name))
+        for channels in [1, 3] {
+            let bitmap = try ImageFile.decode(data, channels: channels)
+            #expect(bitmap.channels == channels && bitmap.pixels.count == bitmap.width * bitmap.height * channels, "\(name) as \(channels)")
+        }
+    }
+
+    @Test func aColourJPEGAskedForGreyHasOneChannel() throws {
+        let file = try ColourParity.listing().files[0].file
+        let bitmap = try ImageFile.decode(Data(contentsOf: Fixtures.repositoryRoot.appendingPathComponent(file)), channels: 1)
+        #expect(bitmap.channels == 1 && bitmap.pixels.count == 200 * 200)
+    }
+}
