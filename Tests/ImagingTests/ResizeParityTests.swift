@@ -77,17 +77,19 @@ import Testing
     func roundTrip(channels: Int) throws {
         let pixels = (0 ..< 37 * 23 * channels).map { UInt8(($0 * 7) % 256) }
         let bitmap = Bitmap(width: 37, height: 23, channels: channels, pixels: pixels)
-        for fast in [false, true] {
+        // The fast writer takes grey and RGB, all preprocess writes.
+        for fast in channels == 1 || channels == 3 ? [false, true] : [false] {
             let decoded = try PNG.decode(try PNG.encode(bitmap, fast: fast), channels: channels)
             #expect(decoded == bitmap)
         }
     }
 
-    /// The fast writer refuses a channel count PNG has no colour type for, instead of reading past
+    /// The fast writer refuses a channel count it has no colour type for, instead of reading past
     /// the rows it was given.
-    @Test func fiveChannelsAreRefused() {
-        let error = #expect(throws: PNGError.self) { try PNG.encodeFast(Bitmap(width: 3, height: 2, channels: 5)) }
-        #expect(error?.description.contains("1 to 4 channels, not 5") == true)
+    @Test(arguments: [2, 4, 5])
+    func otherChannelCountsAreRefused(channels: Int) {
+        let error = #expect(throws: PNGError.self) { try PNG.encodeFast(Bitmap(width: 3, height: 2, channels: channels)) }
+        #expect(error?.description.contains("1 or 3 channels, not \(channels)") == true)
     }
 
     @Test func greyDecodesToReplicatedRGB() throws {
