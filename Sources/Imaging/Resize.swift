@@ -97,38 +97,53 @@ public struct BilinearResize: Sendable {
         precondition(channels == 1 || channels == 3)
         precondition(input.count == inputWidth * inputHeight * channels && output.count == outputWidth * outputHeight * 3)
         let rowFloats = outputWidth * channels
-        // rows[inputHeight][outputWidth x channels]: every input row blended across.
+        // rows[inputHeight][outputWidth x channels]: every input row blended across. One loop per
+        // channel count, so that each has a fixed body.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: inputHeight * rowFloats) { rows in
             xTaps.withUnsafeBufferPointer { xTaps in
                 for y in 0 ..< inputHeight {
                     let source = input.baseAddress! + y * inputWidth * channels
                     let row = rows.baseAddress! + y * rowFloats
-                    for x in 0 ..< outputWidth {
-                        let tap = xTaps[x]
-                        for channel in 0 ..< channels {
-                            let left = Float(source[tap.lower * channels + channel]), right = Float(source[tap.upper * channels + channel])
-                            row[x * channels + channel] = left + (right - left) * tap.lerp
+                    if channels == 3 {
+                        for x in 0 ..< outputWidth {
+                            let tap = xTaps[x]
+                            let left = source + tap.lower * 3, right = source + tap.upper * 3
+                            let l0 = Float(left[0]), l1 = Float(left[1]), l2 = Float(left[2])
+                            row[x * 3] = l0 + (Float(right[0]) - l0) * tap.lerp
+                            row[x * 3 + 1] = l1 + (Float(right[1]) - l1) * tap.lerp
+                            row[x * 3 + 2] = l2 + (Float(right[2]) - l2) * tap.lerp
+                        }
+                    } else {
+                        for x in 0 ..< outputWidth {
+                            let tap = xTaps[x]
+                            let left = Float(source[tap.lower])
+                            row[x] = left + (Float(source[tap.upper]) - left) * tap.lerp
                         }
                     }
                 }
             }
-            // Down each column, rounded half to even (adding and removing 1.5 x 2^23 rounds a float
-            // below 2^22 to the nearest integer, ties to even, as the FPU's default mode does),
-            // clipped; grey written three times.
+            // Down each column, clipped, then rounded half to even: adding 1.5 x 2^23 to a float in
+            // 0 ... 255 leaves the nearest integer, ties to even (the FPU's default mode), in the low
+            // bits of the sum's mantissa, with no conversion that could trap (so the loop vectorises).
+            // Clipping first gives the same byte as rounding first: both ends are integers.
             let magic: Float = 12_582_912
-            for y in 0 ..< outputHeight {
-                let tap = yTaps[y]
-                let upper = rows.baseAddress! + tap.lower * rowFloats, lower = rows.baseAddress! + tap.upper * rowFloats
-                let out = output.baseAddress! + y * outputWidth * 3
-                for index in 0 ..< rowFloats {
-                    let value = upper[index] + (lower[index] - upper[index]) * tap.lerp
-                    let byte = UInt8(min(255, max(0, (value + magic) - magic)))
-                    if channels == 3 {
-                        out[index] = byte
-                    } else {
-                        out[index * 3] = byte
-                        out[index * 3 + 1] = byte
-                        out[index * 3 + 2] = byte
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: rowFloats) { bytes in
+                let bytes = bytes.baseAddress!
+                for y in 0 ..< outputHeight {
+                    let tap = yTaps[y]
+                    let upper = rows.baseAddress! + tap.lower * rowFloats, lower = rows.baseAddress! + tap.upper * rowFloats
+                    let out = output.baseAddress! + y * outputWidth * 3
+                    let target = channels == 3 ? out : bytes
+                    for index in 0 ..< rowFloats {
+                        let value = upper[index] + (lower[index] - upper[index]) * tap.lerp
+                        target[index] = UInt8(truncatingIfNeeded: (min(255, max(0, value)) + magic).bitPattern)
+                    }
+                    if channels == 1 {
+                        for index in 0 ..< rowFloats {
+                            out[index * 3] = bytes[index]
+                            out[index * 3 + 1] = bytes[index]
+                            out[index * 3 + 2] = bytes[index]
+                        }
                     }
                 }
             }
