@@ -89,6 +89,24 @@ static int read_jpeg(const unsigned char *data, size_t size, st_jpeg_info *info,
     return 0;
 }
 
+int st_jpeg_check(const unsigned char *data, size_t size, char *error, size_t error_size) {
+    struct jpeg_decompress_struct cinfo;
+    guarded_error guard;
+    guard_errors(&cinfo, &guard, error, error_size);
+    if (setjmp(guard.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    // Every coefficient entropy-decoded (where truncation and corrupt data show), none transformed.
+    jpeg_read_coefficients(&cinfo);
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return 0;
+}
+
 int st_jpeg_header(const unsigned char *data, size_t size, st_jpeg_info *info, char *error, size_t error_size) {
     return read_jpeg(data, size, info, 0, 0, NULL, 0, error, error_size);
 }

@@ -99,9 +99,20 @@ public struct ImageFolder: Sendable {
                 let classFolder = folder.appendingPathComponent(name)
                 guard FileManager.default.fileExists(atPath: classFolder.path) else { continue }
                 let prefix = splitByFolders ? "\(split)/\(name)" : name
-                let files = try listFiles(classFolder)
+                let (files, misnamed) = try listFiles(classFolder)
                 var found = 0
                 var candidates: [(path: String, url: URL)] = []
+                // A name that is not UTF-8 cannot be stored faithfully as a path: an image with one
+                // is a bad file (named with U+FFFD for the bytes), anything else is ignored as usual.
+                for relative in misnamed {
+                    let path = "\(prefix)/\(relative)"
+                    guard ImageFile.extensions[(relative as NSString).pathExtension.lowercased()] != nil else {
+                        ignored.append(path)
+                        continue
+                    }
+                    let problem = "its name is not valid UTF-8 (shown with \u{FFFD}): rename the file"
+                    if options.skipBad { skipped.append((path, problem)) } else { problems.append("\(path): \(problem)") }
+                }
                 for relative in files {
                     let path = "\(prefix)/\(relative)"
                     let ext = (relative as NSString).pathExtension.lowercased()
@@ -111,7 +122,7 @@ public struct ImageFolder: Sendable {
                     }
                     candidates.append((path, classFolder.appendingPathComponent(relative)))
                 }
-                // Each file read and decoded whole on all cores (a truncated file has a good header):
+                // Each file read and checked whole on all cores (a truncated file has a good header):
                 // validation is the only decoding ingest does; the bytes are kept as found.
                 var checked = [Result<(Data, ImageFile.Info), ImageFile.Problem>?](repeating: nil, count: candidates.count)
                 checked.withUnsafeMutableBufferPointer { slots in
@@ -121,10 +132,7 @@ public struct ImageFolder: Sendable {
                             guard let bytes = FileManager.default.contents(atPath: candidates[index].url.path) else {
                                 throw ImageFile.Problem(description: "cannot be read")
                             }
-                            // decode reads the header first (format, size, the pixel limit): one read serves both.
-                            let bitmap = try ImageFile.decode(bytes)
-                            guard let format = ImageFile.format(of: bytes) else { throw ImageFile.Problem(description: "neither a JPEG nor a PNG") }
-                            return (bytes, ImageFile.Info(format: format, width: bitmap.width, height: bitmap.height, channels: bitmap.channels))
+                            return (bytes, try ImageFile.validate(bytes))
                         }
                     }
                 }
@@ -174,40 +182,84 @@ public struct ImageFolder: Sendable {
     /// which is Keras's class order. Hidden folders are left out; a name that is not valid UTF-8 is
     /// an error naming its folder.
     static func subfolders(_ folder: URL) throws -> [String] {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
-        } catch {
-            throw StageError("\(folder.path): cannot be listed (\(error.userMessage))")
+        let root = Array(folder.path.utf8)
+        var names: [String] = []
+        for entry in try entries(of: root) where entry.name.first != UInt8(ascii: ".") && entry.kind == .folder {
+            guard let name = String(validating: entry.name, as: UTF8.self) else {
+                throw StageError("\(folder.path): the folder \"\(String(decoding: entry.name, as: UTF8.self))\" has a name that is not valid UTF-8 (shown with \u{FFFD}); class names are text: rename it")
+            }
+            names.append(name)
         }
-        return names.filter { name in
-            var isFolder: ObjCBool = false
-            return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path, isDirectory: &isFolder) && isFolder.boolValue
-        }.sorted { Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes(Array($1.unicodeScalars.map(\.value))) }
+        return names.sorted(by: codePointOrder)
     }
 
-    /// Every regular file under `folder`, relative with `/`, sorted by code point; symbolic links to
-    /// folders are not followed (Keras's `follow_links=False`), so a link loop cannot trap the walk.
-    static func listFiles(_ folder: URL) throws -> [String] {
-        guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey, .isSymbolicLinkKey], options: []) else {
-            throw StageError("\(folder.path): cannot be listed")
-        }
-        let base = folder.standardizedFileURL.path
-        var files: [String] = []
-        for case let url as URL in walker {
-            let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .isSymbolicLinkKey])
-            if values?.isSymbolicLink == true {
-                var isFolder: ObjCBool = false
-                if FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue {
-                    walker.skipDescendants()
+    /// Every regular file under `folder` (and symbolic link to one), relative with `/`, sorted by code
+    /// point; symbolic links to folders are not followed (Keras's `follow_links=False`), so a link
+    /// loop cannot trap the walk. `misnamed`: paths whose bytes are not valid UTF-8 (shown with
+    /// U+FFFD), which no row could name faithfully.
+    ///
+    /// POSIX directly (readdir, lstat): Foundation's enumerator looked up each file's owner and group
+    /// by name, reading /etc/passwd and /etc/group per file: that was half of ingest's time.
+    static func listFiles(_ folder: URL) throws -> (files: [String], misnamed: [String]) {
+        var files: [String] = [], misnamed: [String] = []
+        func walk(_ directory: [UInt8], _ relative: [UInt8]) throws {
+            for entry in try entries(of: directory) {
+                let path = relative.isEmpty ? entry.name : relative + [UInt8(ascii: "/")] + entry.name
+                switch entry.kind {
+                case .folder:
+                    try walk(directory + [UInt8(ascii: "/")] + entry.name, path)
+                case .file:
+                    if let text = String(validating: path, as: UTF8.self) { files.append(text) } else { misnamed.append(String(decoding: path, as: UTF8.self)) }
+                case .other:
                     continue
                 }
             }
-            guard values?.isRegularFile == true || values?.isSymbolicLink == true else { continue }
-            var relative = url.standardizedFileURL.path
-            if relative.hasPrefix(base + "/") { relative.removeFirst(base.count + 1) }
-            files.append(relative)
         }
-        return files.sorted { Array($0.unicodeScalars.map(\.value)).lexicographicallyPrecedes(Array($1.unicodeScalars.map(\.value))) }
+        try walk(Array(folder.path.utf8), [])
+        return (files.sorted(by: codePointOrder), misnamed.sorted(by: codePointOrder))
+    }
+
+    /// Python's string order: by code point.
+    static func codePointOrder(_ a: String, _ b: String) -> Bool {
+        a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars)
+    }
+
+    enum EntryKind { case folder, file, other }
+
+    /// The entries of a directory given by its path's bytes (no `.` or `..`): a folder (not a
+    /// symbolic link to one), a file (regular, or a symbolic link to something that is not a folder),
+    /// or something else (a device, a socket, a pipe, a link to a folder).
+    static func entries(of directory: [UInt8]) throws -> [(name: [UInt8], kind: EntryKind)] {
+        func cString<T>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> T) -> T {
+            (bytes + [0]).withUnsafeBufferPointer { body(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self)) }
+        }
+        guard let handle = cString(directory, { opendir($0) }) else {
+            let reason = String(cString: strerror(errno))
+            throw StageError("\(String(decoding: directory, as: UTF8.self)): cannot be listed (\(reason))")
+        }
+        defer { closedir(handle) }
+        var found: [(name: [UInt8], kind: EntryKind)] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            let path = directory + [UInt8(ascii: "/")] + name
+            var status = stat()
+            guard cString(path, { lstat($0, &status) }) == 0 else { continue }
+            let type = status.st_mode & S_IFMT
+            if type == S_IFDIR {
+                found.append((name, .folder))
+            } else if type == S_IFREG {
+                found.append((name, .file))
+            } else if type == S_IFLNK {
+                // Where the link leads: a folder is not followed; a file, or nothing, is a file (a
+                // broken link is then named as unreadable rather than passed over).
+                var target = stat()
+                let leadsToFolder = cString(path, { stat($0, &target) }) == 0 && target.st_mode & S_IFMT == S_IFDIR
+                found.append((name, leadsToFolder ? .other : .file))
+            } else {
+                found.append((name, .other))
+            }
+        }
+        return found
     }
 }

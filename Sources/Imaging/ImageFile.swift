@@ -76,6 +76,23 @@ public enum ImageFile {
         return info
     }
 
+    /// Whether the whole file reads, as `decode` would read it, without keeping its pixels: a JPEG's
+    /// entropy-coded data decoded to coefficients (truncation and corrupt data fail there; the
+    /// inverse DCT and colour conversion, most of a decode's time, cannot fail on them), a PNG
+    /// decoded. The header's info, checked as `info` checks it.
+    public static func validate(_ data: Data) throws(Problem) -> Info {
+        let file = try info(data)
+        switch file.format {
+        case .jpeg:
+            var message = [CChar](repeating: 0, count: 256)
+            let status = data.withUnsafeBytes { st_jpeg_check($0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count, &message, message.count) }
+            guard status == 0 else { throw Problem(description: "a damaged JPEG: \(text(message))") }
+        case .png:
+            _ = try decode(data)
+        }
+        return file
+    }
+
     /// Decoded pixels in the file's own channels (1 grey or 3 RGB): what `decode_image(channels=3)`
     /// gives, but for the replication of grey to RGB, which the resize does (it commutes with it).
     /// JPEG: libjpeg-turbo with the fast integer DCT and fancy upsampling, TensorFlow's defaults.

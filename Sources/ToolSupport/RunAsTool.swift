@@ -12,6 +12,7 @@ extension ParsableCommand {
         // A line at a time even into a file or a pipe, so that a log shows stdout's lines in order
         // with stderr's (warnings, progress) and a killed run loses none of what it said.
         signtransfer_line_buffer_stdout()
+        signtransfer_keep_freed_memory()
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -10,4 +10,8 @@ void signtransfer_line_buffer_stdout(void);
 /// call: it is variadic). Returns -1 if the parent is already gone (adopted by init), else 0.
 int signtransfer_die_with_parent(void);
 
+/// Batch-tool memory policy (glibc): large freed blocks are kept for reuse rather than returned to
+/// the system at once. A no-op elsewhere.
+void signtransfer_keep_freed_memory(void);
+
 #endif
