@@ -2,15 +2,17 @@
 # The exported ONNX model against predict, in ONNX Runtime (CI runs this after `make test`): on the
 # embedded sample at 32x32 with a seeded random backbone, a head cut at conv4_block6_out and a head
 # with conv5 fine-tuned are exported, and scripts/check_onnx.py compares ONNX Runtime's probabilities
-# with predict's for every train and test row (same top-1, within 1e-4).
+# with predict's for every train and test row (same top-1, within 1e-4); then a colour head on the
+# folder sample (pipelines/data/asl-colour-4, 100 photos at 32x32), whose model takes the resized RGB
+# pixels: every photo as preprocess resized it (its --export PNGs) to both.
 # Needs a release build. Installs numpy, onnx and onnxruntime with pip; where pip cannot, says so and
 # skips (exit 0): the Swift tests still check the graph's structure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! python3 -c "import numpy, onnx, onnxruntime" 2> /dev/null; then
-  if ! python3 -m pip install --quiet numpy onnx onnxruntime > /tmp/signtransfer-pip.log 2>&1 \
-     || ! python3 -c "import numpy, onnx, onnxruntime" 2> /dev/null; then
-    echo "test-onnx: SKIPPED: numpy, onnx and onnxruntime cannot be installed with pip here ($(tail -1 /tmp/signtransfer-pip.log))"
+if ! python3 -c "import numpy, onnx, onnxruntime, PIL" 2> /dev/null; then
+  if ! python3 -m pip install --quiet numpy onnx onnxruntime pillow > /tmp/signtransfer-pip.log 2>&1 \
+     || ! python3 -c "import numpy, onnx, onnxruntime, PIL" 2> /dev/null; then
+    echo "test-onnx: SKIPPED: numpy, onnx, onnxruntime and pillow cannot be installed with pip here ($(tail -1 /tmp/signtransfer-pip.log))"
     exit 0
   fi
 fi
@@ -31,5 +33,12 @@ for head in cut tuned; do
     python3 scripts/check_onnx.py "$work/$head.onnx" "$work/$head.sqlite" $sample/$split.csv $bin/predict || status=1
   done
 done
+photos=pipelines/data/asl-colour-4
+$bin/ingest --folder $photos --output "$work/colour-images.sqlite" > /dev/null
+$bin/preprocess --input "$work/colour-images.sqlite" --output "$work/colour-preprocessed.sqlite" --size 32 --export "$work/colour-pngs" > /dev/null 2>&1
+$bin/extract --input "$work/colour-preprocessed.sqlite" --output "$work/colour-features.sqlite" --weights random:3 > /dev/null 2>&1
+$bin/train --input "$work/colour-features.sqlite" --output "$work/colour.sqlite" --epochs 5 > /dev/null
+$bin/export --model "$work/colour.sqlite" --output "$work/colour.onnx"
+python3 scripts/check_onnx.py "$work/colour.onnx" "$work/colour.sqlite" "$work/colour-pngs" $bin/predict || status=1
 echo "test-onnx: $([ $status = 0 ] && echo passed || echo FAILED)"
 exit $status
