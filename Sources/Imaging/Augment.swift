@@ -1,8 +1,8 @@
 import Foundation
 import Numerical
 
-/// Augmented views of a 28x28 grey image, made before the resize (so the resize's semantics are
-/// the same for every view): one affine warp (rotation and scale about the centre, then a
+/// Augmented views of an original (Sign MNIST's 28x28 grey, or a colour photo of any size), made
+/// before the resize (so the resize's semantics are the same for every view): one affine warp (rotation and scale about the centre, then a
 /// translation, optionally a mirror) sampled bilinearly with the edge pixels extended outwards
 /// (Keras's `fill_mode="nearest"`), then brightness and contrast about mid-grey, rounded half to
 /// even and clipped to 0-255.
@@ -11,7 +11,7 @@ public enum Augment {
     public struct Ranges: Sendable, Equatable {
         /// Degrees either way.
         public var rotation: Double
-        /// Pixels (of the 28x28 original) either way, in x and in y.
+        /// Pixels of the original (Sign MNIST: of 28x28) either way, in x and in y.
         public var translation: Double
         /// Relative: a view's scale is in 1 - scale ... 1 + scale.
         public var scale: Double
@@ -68,37 +68,48 @@ public enum Augment {
     }
 
     /// `grey` (side x side, row-major) under `transform`.
+    public static func apply(_ transform: Transform, to grey: [UInt8], side: Int) -> [UInt8] {
+        apply(transform, to: grey, width: side, height: side, channels: 1)
+    }
+
+    /// `pixels` (`height x width x channels`, row-major, channels interleaved) under `transform`,
+    /// every channel warped alike; brightness and contrast act on each channel's value.
     ///
     /// Coordinates are continuous with pixel (x, y) covering [x, x + 1) x [y, y + 1) and the centre at
-    /// (side / 2, side / 2). A source point p lands at T(p) = R(rotation) * scale * (mirror(p) - c) + c + (dx, dy);
+    /// (width / 2, height / 2). A source point p lands at T(p) = R(rotation) * scale * (mirror(p) - c) + c + (dx, dy);
     /// each output pixel's centre q is mapped back by T's inverse and sampled bilinearly, indices
-    /// clamped to the image (edges extended). A rotation by a multiple of 90 degrees and whole-pixel
-    /// translations therefore move pixels exactly.
-    public static func apply(_ transform: Transform, to grey: [UInt8], side: Int) -> [UInt8] {
-        precondition(grey.count == side * side)
-        let centre = Double(side) / 2
+    /// clamped to the image (edges extended). A rotation by a multiple of 90 degrees (of a square)
+    /// and whole-pixel translations therefore move pixels exactly.
+    public static func apply(_ transform: Transform, to pixels: [UInt8], width: Int, height: Int, channels: Int) -> [UInt8] {
+        precondition(pixels.count == width * height * channels)
+        let centreX = Double(width) / 2, centreY = Double(height) / 2
         let angle = -transform.rotation * .pi / 180
         // cos and sin of multiples of 90 degrees snapped to exact values: 6e-17 is not 0.
         func exact(_ value: Double) -> Double { abs(value) < 1e-12 ? 0 : abs(abs(value) - 1) < 1e-12 ? value.sign == .minus ? -1 : 1 : value }
         let cosine = exact(cos(angle)), sine = exact(sin(angle))
-        var out = [UInt8](repeating: 0, count: side * side)
-        func at(_ x: Int, _ y: Int) -> Double {
-            Double(grey[min(max(y, 0), side - 1) * side + min(max(x, 0), side - 1)])
-        }
-        for y in 0 ..< side {
-            for x in 0 ..< side {
-                // Undo the translation, the rotation, the scale, the mirror.
-                let qx = Double(x) + 0.5 - centre - transform.dx, qy = Double(y) + 0.5 - centre - transform.dy
-                var px = (cosine * qx - sine * qy) / transform.scale + centre
-                let py = (sine * qx + cosine * qy) / transform.scale + centre
-                if transform.flip { px = Double(side) - px }
-                // Pixel-index coordinates of the sample point.
-                let u = px - 0.5, v = py - 0.5
-                let x0 = Int(u.rounded(.down)), y0 = Int(v.rounded(.down))
-                let fx = u - Double(x0), fy = v - Double(y0)
-                let sampled = (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) + (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy
-                let value = (sampled - 127.5) * transform.contrast + 127.5 + transform.brightness * 255
-                out[y * side + x] = UInt8(min(max(value.rounded(.toNearestOrEven), 0), 255))
+        var out = [UInt8](repeating: 0, count: pixels.count)
+        pixels.withUnsafeBufferPointer { source in
+            func at(_ x: Int, _ y: Int, _ channel: Int) -> Double {
+                Double(source[(min(max(y, 0), height - 1) * width + min(max(x, 0), width - 1)) * channels + channel])
+            }
+            for y in 0 ..< height {
+                for x in 0 ..< width {
+                    // Undo the translation, the rotation, the scale, the mirror.
+                    let qx = Double(x) + 0.5 - centreX - transform.dx, qy = Double(y) + 0.5 - centreY - transform.dy
+                    var px = (cosine * qx - sine * qy) / transform.scale + centreX
+                    let py = (sine * qx + cosine * qy) / transform.scale + centreY
+                    if transform.flip { px = Double(width) - px }
+                    // Pixel-index coordinates of the sample point.
+                    let u = px - 0.5, v = py - 0.5
+                    let x0 = Int(u.rounded(.down)), y0 = Int(v.rounded(.down))
+                    let fx = u - Double(x0), fy = v - Double(y0)
+                    for channel in 0 ..< channels {
+                        let sampled = (at(x0, y0, channel) * (1 - fx) + at(x0 + 1, y0, channel) * fx) * (1 - fy)
+                            + (at(x0, y0 + 1, channel) * (1 - fx) + at(x0 + 1, y0 + 1, channel) * fx) * fy
+                        let value = (sampled - 127.5) * transform.contrast + 127.5 + transform.brightness * 255
+                        out[(y * width + x) * channels + channel] = UInt8(min(max(value.rounded(.toNearestOrEven), 0), 255))
+                    }
+                }
             }
         }
         return out

@@ -70,9 +70,6 @@ public enum Preprocess {
         let (input, inputMeta) = try ImagesStore.open(options.input)
         let classes = try ImagesStore.classes(input)
         let geometry = try ImagesStore.geometry(input)
-        if options.augment > 0, !(geometry.map { $0.width == $0.height && $0.channels == 1 } ?? false) {
-            throw StageError("--augment: views are drawn on square grey originals of one size (Sign MNIST's 28x28); \(options.input.path) holds \(geometry.map { "\($0.width)x\($0.height)x\($0.channels)" } ?? "images of several sizes")")
-        }
         let (total, lastID) = try ImagesStore.count(input)
         guard total > 0 else { throw StageError("\(options.input.path): the input holds no images") }
         if let export = options.export {
@@ -94,6 +91,12 @@ public enum Preprocess {
 
         try AtomicOutput.write(to: options.output, inputs: [options.input]) { temporary in
             let output = try PreprocessedWriter(at: temporary, classes: classes)
+            // A batch's rows go into SQLite on a thread of their own while the next batch is decoded
+            // and encoded (SQLite was a fifth of the stage's time, all of it on one core); one
+            // append at a time, in order, so the file is as a serial run writes it.
+            let writing = BackgroundWriter()
+            // Whatever ends the loop, no job may still be writing when the temporary file goes.
+            defer { writing.drain() }
             try ImagesStore.forEachBatch(input, batch: 256) { images in
                 // Thumbnails only for the images that will go on the contact sheet.
                 var wanted = [Bool](repeating: false, count: images.count)
@@ -105,10 +108,11 @@ public enum Preprocess {
                 let (encoded, digests, thumbnails) = try encode(count: images.count, size: size, network: network, thumbnailSide: thumbnailSide,
                                                                 image: { try decoded(images[$0]) },
                                                                 wanted: { wanted[$0] })
-                try output.append(images.indices.map { index in
+                let rows = images.indices.map { index in
                     let image = images[index]
-                    return .init(id: image.id, split: image.split, label: image.label, size: size, png: encoded[index], pixelsSHA256: digests[index])
-                })
+                    return PreprocessedWriter.Image(id: image.id, split: image.split, label: image.label, size: size, png: encoded[index], pixelsSHA256: digests[index])
+                }
+                try writing.next { try output.append(rows) }
                 for (index, image) in images.enumerated() where wanted[index] {
                     sheetRows[image.label, default: []].append(thumbnails[index])
                 }
@@ -125,6 +129,7 @@ public enum Preprocess {
                 }
                 progress?.advance(by: images.count)
             }
+            try writing.wait()
             progress?.finish()
             if options.augment > 0 {
                 viewRows = try writeViews(input: input, output: output, options: options, network: network, firstId: firstViewId, total: trainImages,
@@ -152,6 +157,29 @@ public enum Preprocess {
         try AtomicOutput.write(to: sheetURL, inputs: [options.input]) { try PNG.encode(sheet).write(to: $0) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: options.output.path)[.size] as? Int) ?? 0
         return Report(images: total + viewRows, views: viewRows, outputBytes: bytes, contentSHA256: content, contactSheet: sheetURL, exported: exported)
+    }
+
+    /// Runs one job at a time on a thread of its own: `next` waits for the last job (throwing its
+    /// error) and starts the new one; `wait` waits for the last.
+    final class BackgroundWriter: @unchecked Sendable {
+        private let queue = DispatchQueue(label: "preprocess.write")
+        private let group = DispatchGroup()
+        private var failure: Error?
+
+        func next(_ job: @escaping () throws -> Void) throws {
+            try wait()
+            let work = UncheckedSendable(job)
+            queue.async(group: group) {
+                do { try work.value() } catch { self.failure = error }
+            }
+        }
+
+        func wait() throws {
+            group.wait()
+            if let failure { throw failure }
+        }
+
+        func drain() { group.wait() }
     }
 
     /// Images `0 ..< count` (`image(i)`: pixels, width, height, channels) resized to RGB and
@@ -235,9 +263,10 @@ public enum Preprocess {
                ranges.rotation, ranges.translation, ranges.scale, ranges.brightness, ranges.contrast, ranges.flip ? "on" : "off")
     }
 
-    /// The second pass: `options.augment` views of every training image, warped on the 28x28
-    /// original and resized like it, written after all originals with ids from `firstId` on, and the
-    /// `views` table (a row per training image and view, 0 the original, with its transform).
+    /// The second pass: `options.augment` views of every training image, warped on the original
+    /// (decoded, for a file from a folder) and resized like it, written after all originals with ids
+    /// from `firstId` on, and the `views` table (a row per training image and view, 0 the original,
+    /// with its transform).
     static func writeViews(input: ArtifactFile, output: PreprocessedWriter, options: Options, network: NetworkInput, firstId: Int, total: Int,
                            thumbnailSide: Int, sheet: inout [Int: [[UInt8]]]) throws -> Int {
         let size = options.size, views = options.augment
@@ -247,16 +276,26 @@ public enum Preprocess {
         try ImagesStore.forEachBatch(input, split: "train", batch: 64) { images in
             let count = images.count * views
             let transforms = images.flatMap { image in (1 ... views).map { Augment.draw(options.ranges, seed: options.augmentSeed, id: image.id, view: $0) } }
-            // The first training image of each letter not yet on the sheet, with its views.
-            var onSheet = Set<Int>(), letters = Set<Int>()
-            for (index, image) in images.enumerated() where sheet[image.label] == nil && !letters.contains(image.label) {
+            // The first training image of each class not yet on the sheet, with its views.
+            var onSheet = Set<Int>(), labels = Set<Int>()
+            for (index, image) in images.enumerated() where sheet[image.label] == nil && !labels.contains(image.label) {
                 onSheet.insert(index)
-                letters.insert(image.label)
+                labels.insert(image.label)
             }
-            let side = images.first?.width ?? 28
+            // The batch's originals decoded once, on all cores (views are drawn from each `views` times).
+            var sources = [Result<(pixels: [UInt8], width: Int, height: Int, channels: Int), Error>?](repeating: nil, count: images.count)
+            sources.withUnsafeMutableBufferPointer { slots in
+                let slots = UncheckedSendable(slots)
+                parallelFor(images.count) { index in slots.value[index] = Result { try decoded(images[index]) } }
+            }
+            let originals = try sources.map { try $0!.get() }
             let (encoded, digests, thumbnails) = try encode(count: count, size: size, network: network, thumbnailSide: thumbnailSide,
-                                                            image: { (Augment.apply(transforms[$0], to: images[$0 / views].pixels, side: side), side, side, 1) },
-                                                   wanted: { $0 % views < sheetViews && onSheet.contains($0 / views) })
+                                                            image: { index in
+                                                                let source = originals[index / views]
+                                                                return (Augment.apply(transforms[index], to: source.pixels, width: source.width, height: source.height, channels: source.channels),
+                                                                        source.width, source.height, source.channels)
+                                                            },
+                                                            wanted: { $0 % views < sheetViews && onSheet.contains($0 / views) })
             var rows: [PreprocessedWriter.Image] = []
             for (index, png) in encoded.enumerated() {
                 let image = images[index / views]
@@ -269,8 +308,9 @@ public enum Preprocess {
                 viewRecords.append((image.id, image.id, 0, .identity))
                 if onSheet.contains(index) {
                     var original = [UInt8](repeating: 0, count: size * size * 3)
-                    image.pixels.withUnsafeBufferPointer { grey in
-                        original.withUnsafeMutableBufferPointer { network.rgb(grey, width: image.width, height: image.height, channels: 1, into: $0) }
+                    let source = originals[index]
+                    source.pixels.withUnsafeBufferPointer { pixels in
+                        original.withUnsafeMutableBufferPointer { network.rgb(pixels, width: source.width, height: source.height, channels: source.channels, into: $0) }
                     }
                     sheet[image.label] = [ContactSheet.thumbnail(original, size: size, channels: 3, side: thumbnailSide)]
                         + thumbnails[index * views ..< index * views + min(views, sheetViews)]

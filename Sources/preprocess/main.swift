@@ -7,12 +7,14 @@ import ToolSupport
 struct PreprocessCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "preprocess",
-        abstract: "Resize the 28x28 grey images to SxS and replicate them to RGB, as PNGs in SQLite.",
+        abstract: "Resize the ingested images (Sign MNIST's 28x28 grey, or photos from a folder) to SxS RGB, as PNGs in SQLite.",
         usage: "preprocess [--input <file>] [--output <file>] [--size <size>] [--export <dir> [--limit <n>] [--originals]] | preprocess --pipeline <file>",
         discussion: """
-            Bilinear resizing with tf.image.resize's semantics (half-pixel centres, no antialiasing), \
-            rounded half to even. Also writes contact-sheet.png beside the output: one row per letter \
-            (with --augment, a training image of each letter beside its views).
+            Photos are decoded as TensorFlow's decode_image does (JPEG and PNG), grey replicated to \
+            RGB. Bilinear resizing with tf.image.resize's semantics (half-pixel centres, no \
+            antialiasing), rounded half to even. Augmented views are warped on the original (grey or \
+            colour, before the resize). Also writes contact-sheet.png beside the output: one row per \
+            class (with --augment, a training image of each class beside its views).
 
             """ + ParameterSpec.optionsHelp(PreprocessStage.parameters, title: "PARAMETERS (also the keys of a pipeline file's preprocess stage):"))
 
@@ -27,13 +29,13 @@ struct PreprocessCommand: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var parameters: [String] = []
 
-    @Option(help: ArgumentHelp("Also write each image as DIR/SPLIT-ID-LETTER.png.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Also write each image as DIR/SPLIT-ID-CLASS.png.", valueName: "dir"))
     var export: String?
 
     @Option(help: "With --export, write at most this many files.")
     var limit: Int?
 
-    @Flag(help: "With --export, write the 28x28 grey originals instead of the resized images (predict's input).")
+    @Flag(help: "With --export, write the originals instead of the resized images (Sign MNIST's 28x28 grey as PNG; a photo's file as ingested).")
     var originals = false
 
     @Option(help: ArgumentHelp("Run this stage of a pipeline file instead: its parameters from the file, its input from the manifest, its record written there.", valueName: "file"))

@@ -146,4 +146,68 @@ import Testing
         let report = try Self.ingest(folder, into: root.appendingPathComponent("images.sqlite"), .init(testFraction: 0))
         #expect(report.imageCount == 4)
     }
+
+    /// Names whose bytes are not UTF-8 (a Latin-1 "é", 0xE9, as an old camera or zip may leave):
+    /// an image file is a bad file, named with U+FFFD (skipped with --skip-bad); another file is
+    /// ignored as any non-image is; a class folder is an error, since a class name is text.
+    @Test func namesThatAreNotUTF8() throws {
+        let root = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = try Self.flatFolder(root, classes: ["A", "B"], perClass: 2)
+        func create(_ relative: [UInt8], copying source: URL? = nil, folder isFolder: Bool = false) throws {
+            let path = Array(folder.path.utf8) + [UInt8(ascii: "/")] + relative + [0]
+            try path.withUnsafeBufferPointer { buffer in
+                let name = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                if isFolder {
+                    guard mkdir(name, 0o755) == 0 else { throw CocoaError(.fileWriteUnknown) }
+                    return
+                }
+                let bytes = try Data(contentsOf: source!)
+                guard let file = fopen(name, "wb") else { throw CocoaError(.fileWriteUnknown) }
+                defer { fclose(file) }
+                _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, bytes.count, file) }
+            }
+        }
+        let photo = folder.appendingPathComponent("A").appendingPathComponent(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("A").path).sorted()[0])
+        try create(Array("A/caf".utf8) + [0xE9] + Array(".jpg".utf8), copying: photo)
+        try create(Array("B/notes-".utf8) + [0xE9] + Array(".txt".utf8), copying: photo)
+        let output = root.appendingPathComponent("images.sqlite")
+        let error = #expect(throws: ImageFolder.Problems.self) { try Self.ingest(folder, into: output) }
+        #expect(error?.description.contains("A/caf\u{FFFD}.jpg: its name is not valid UTF-8") == true, "\(error?.description ?? "")")
+        #expect(error?.description.contains("1 problem") == true, "the text file is ignored: \(error?.description ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: output.path))
+        let report = try Self.ingest(folder, into: output, .init(testFraction: 0, skipBad: true))
+        #expect(report.skipped.map(\.path) == ["A/caf\u{FFFD}.jpg"] && report.imageCount == 4)
+
+        try create(Array("caf".utf8) + [0xE9], folder: true)
+        let classError = #expect(throws: (any Error).self) { try Self.ingest(folder, into: root.appendingPathComponent("other.sqlite")) }
+        #expect("\(classError.map { $0.userMessage } ?? "")".contains("has a name that is not valid UTF-8"), "\(classError.map { $0.userMessage } ?? "")")
+    }
+
+    /// Augmented views of colour photos: warped on the 200x200 original in colour, after every
+    /// original, seeded (the same options give the same file), the contact sheet in colour.
+    @Test func colourPhotosGetColourViews() throws {
+        let root = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let folder = try Self.flatFolder(root, classes: ["A", "B"], perClass: 3)
+        let images = root.appendingPathComponent("images.sqlite")
+        _ = try Self.ingest(folder, into: images, .init(testFraction: 0))
+        var options = Preprocess.Options(input: images, output: root.appendingPathComponent("views.sqlite"), size: 32, showProgress: false, augment: 2,
+                                         ranges: .init(rotation: 20, translation: 15, flip: true), augmentSeed: 5)
+        let report = try Preprocess.run(options)
+        #expect(report.images == 6 + 12 && report.views == 12)
+        let queue = try DatabaseQueue(path: options.output.path)
+        let views = try queue.read { try Row.fetchAll($0, sql: "SELECT png FROM images WHERE id > 6 ORDER BY id") }
+        #expect(views.count == 12)
+        // Colour survives the warp: a view's channels differ somewhere.
+        func isColour(_ bitmap: Bitmap) -> Bool {
+            let pixels = bitmap.pixels
+            return stride(from: 0, to: pixels.count, by: 3).contains { (index: Int) -> Bool in pixels[index] != pixels[index + 1] || pixels[index] != pixels[index + 2] }
+        }
+        let firstView: Data = views[0]["png"]
+        #expect(isColour(try PNG.decode(firstView, channels: 3)))
+        #expect(isColour(try PNG.decode(try Data(contentsOf: report.contactSheet), channels: 3)), "a colour contact sheet")
+        options.output = root.appendingPathComponent("again.sqlite")
+        #expect(try Preprocess.run(options).contentSHA256 == report.contentSHA256)
+    }
 }
