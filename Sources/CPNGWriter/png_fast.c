@@ -202,6 +202,13 @@ static size_t deflate_literals(const uint8_t *data, size_t size, uint8_t *out) {
         for (int i = 0; i < 259; i++) put_bits(&w, length_codes[lengths[i]], length_lengths[lengths[i]]);
         // Three literals (at most 45 bits) per store of the whole 64-bit word: after a store at most 7
         // bits are left over, and 7 + 45 fit. The word's spare bytes are overwritten by the next store.
+        // put_bits leaves up to 31 bits pending: whole bytes out first, so that the loop starts with
+        // at most 7 (31 + 45 would overflow the word).
+        while (w.count >= 8) {
+            w.out[w.pos++] = (uint8_t)w.bits;
+            w.bits >>= 8;
+            w.count -= 8;
+        }
         uint8_t *o = w.out + w.pos;
         uint64_t bits = w.bits;
         int count = w.count;

@@ -1,3 +1,5 @@
+import Dataset
+import Fixtures
 import Foundation
 import Imaging
 import Numerical
@@ -75,5 +77,36 @@ import Testing
         }
         let file = try roundTrips(Bitmap(width: pixels.count, height: 1, channels: 1, pixels: pixels), "Fibonacci residues")
         #expect(file.count < pixels.count / 2)
+    }
+
+    /// Every image of the Sign MNIST sample, resized and replicated as preprocess does, at three
+    /// sizes: 597 files whose code headers leave different numbers of bits pending before the
+    /// literals (a 96x96 image once tripped the coder's 64-bit word when a header left 31).
+    @Test func everySampleImageAtThreeSizes() throws {
+        let (rows, _) = try KaggleCSV.read(Fixtures.sample.appendingPathComponent("train.csv"))
+        for size in [32, 96, 224] {
+            let resize = BilinearResize(from: (28, 28), to: (size, size))
+            for row in 0 ..< rows.count {
+                var rgb = [UInt8](repeating: 0, count: size * size * 3)
+                Array(rows.image(row)).withUnsafeBufferPointer { grey in rgb.withUnsafeMutableBufferPointer { resize.resizeToRGB(grey, channels: 1, into: $0) } }
+                _ = try roundTrips(Bitmap(width: size, height: size, channels: 3, pixels: rgb), "row \(row) at \(size)")
+            }
+        }
+    }
+
+    /// Random shapes and statistics (smooth to noisy, grey and RGB), 400 of them.
+    @Test func randomImages() throws {
+        var generator = SplitMix64(seed: 21)
+        for index in 0 ..< 400 {
+            let width = Int(generator.next() % 90) + 1, height = Int(generator.next() % 90) + 1
+            let channels = generator.next() % 2 == 0 ? 1 : 3
+            let noise = Int(generator.next() % 64) + 1
+            var value = Int(generator.next() % 256)
+            let pixels = (0 ..< width * height * channels).map { _ in
+                value = (value + Int(generator.next() % UInt64(noise)) - noise / 2) & 255
+                return UInt8(value)
+            }
+            _ = try roundTrips(Bitmap(width: width, height: height, channels: channels, pixels: pixels), "random image \(index)")
+        }
     }
 }
