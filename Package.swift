@@ -50,7 +50,7 @@ let package = Package(
 
         // Pure compute: they know nothing of SQLite, the manifest or the command line.
         .target(name: "Dataset", dependencies: ["PipelineKit", "Numerical", "Imaging"]),
-        .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "CJPEG", "Numerical"]),
+        .target(name: "Imaging", dependencies: ["CPNG", "CPNGWriter", "CJPEG", "CKernels", "Numerical"]),
         .target(name: "Backbone", dependencies: ["CBLAS", "CKernels", "CHDF5", "Numerical"]),
         .target(name: "Head", dependencies: ["Numerical"]),
         .target(name: "FineTune", dependencies: ["Backbone", "Head", "Numerical"]),

@@ -72,14 +72,14 @@ public enum PNG {
     /// under a code made for the image. On preprocess's 224x224 colour photos it was 10x faster than
     /// zlib level 1 with the Up filter and the run-length strategy, which it replaced, and its files
     /// 15% smaller; 1 or 3 channels. `encode` (libpng and zlib) is the plain reference.
-    public static func encodeFast(_ bitmap: Bitmap) throws -> Data {
+    public static func encodeFast(_ bitmap: Bitmap, wide: Bool = BilinearResize.wideByDefault) throws -> Data {
         guard bitmap.channels == 1 || bitmap.channels == 3 else {
             throw PNGError(description: "the fast PNG writer takes 1 or 3 channels, not \(bitmap.channels)")
         }
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
         let status = bitmap.pixels.withUnsafeBufferPointer { pixels in
-            st_png_encode_fast(pixels.baseAddress, UInt32(bitmap.width), UInt32(bitmap.height), Int32(bitmap.channels), &out, &size)
+            st_png_encode_fast(wide ? 1 : 0, pixels.baseAddress, UInt32(bitmap.width), UInt32(bitmap.height), Int32(bitmap.channels), &out, &size)
         }
         guard status == 0, let out else {
             throw PNGError(description: "PNG encoding failed for a \(bitmap.width)x\(bitmap.height)x\(bitmap.channels) image (too large, or out of memory)")

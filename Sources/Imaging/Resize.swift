@@ -1,5 +1,4 @@
-
-
+import CKernels
 /// Bilinear resizing with the semantics of TensorFlow's `tf.image.resize(method="bilinear")`:
 /// half-pixel centres, no antialiasing, float32 arithmetic in TensorFlow's order, so that results
 /// agree to float rounding.
@@ -15,6 +14,23 @@ public struct BilinearResize: Sendable {
 
     let xTaps: [Tap]
     let yTaps: [Tap]
+    /// The taps across, per output float of a grey and of an RGB row (index j = x * channels + c):
+    /// what the C kernels read.
+    let acrossGrey: Across
+    let acrossRGB: Across
+
+    struct Across: Sendable {
+        var lower: [Int32], upper: [Int32], lerp: [Float]
+
+        init(_ taps: [Tap], channels: Int) {
+            lower = taps.flatMap { tap in (0 ..< channels).map { Int32(tap.lower * channels + $0) } }
+            upper = taps.flatMap { tap in (0 ..< channels).map { Int32(tap.upper * channels + $0) } }
+            lerp = taps.flatMap { tap in [Float](repeating: tap.lerp, count: channels) }
+        }
+    }
+
+    /// Whether the AVX2 passes run (x86-64 CPUs with AVX2): the same bits as the plain loops.
+    public static let wideByDefault = st_isa_best() >= Int32(ST_ISA_AVX2)
 
     public init(from input: (width: Int, height: Int), to output: (width: Int, height: Int)) {
         inputWidth = input.width
@@ -23,6 +39,8 @@ public struct BilinearResize: Sendable {
         outputHeight = output.height
         xTaps = Self.taps(input: input.width, output: output.width)
         yTaps = Self.taps(input: input.height, output: output.height)
+        acrossGrey = Across(xTaps, channels: 1)
+        acrossRGB = Across(xTaps, channels: 3)
     }
 
     /// TensorFlow's `compute_interpolation_weights` with half-pixel centres: the lerp is taken from
@@ -92,52 +110,36 @@ public struct BilinearResize: Sendable {
     /// (`upper = left + (right - left) * xlerp`, the very value `resize` computes for every output row
     /// that reads that input row), then each output row down (`upper + (lower - upper) * ylerp`). So
     /// the bits are `resize`'s, with a third of its work at 200 -> 224 (checked by the tests against
-    /// TensorFlow's pixels and against `resize` itself).
-    public func resizeToRGB(_ input: UnsafeBufferPointer<UInt8>, channels: Int, into output: UnsafeMutableBufferPointer<UInt8>) {
+    /// TensorFlow's pixels and against `resize` itself, on both paths). The passes are CKernels'
+    /// `st_resize_across` and `st_resize_down`: AVX2 where the CPU has it (`wide`), plain loops
+    /// otherwise.
+    public func resizeToRGB(_ input: UnsafeBufferPointer<UInt8>, channels: Int, into output: UnsafeMutableBufferPointer<UInt8>,
+                            wide: Bool = BilinearResize.wideByDefault) {
         precondition(channels == 1 || channels == 3)
         precondition(input.count == inputWidth * inputHeight * channels && output.count == outputWidth * outputHeight * 3)
-        let rowFloats = outputWidth * channels
-        // rows[inputHeight][outputWidth x channels]: every input row blended across. One loop per
-        // channel count, so that each has a fixed body.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: inputHeight * rowFloats) { rows in
-            xTaps.withUnsafeBufferPointer { xTaps in
-                for y in 0 ..< inputHeight {
-                    let source = input.baseAddress! + y * inputWidth * channels
-                    let row = rows.baseAddress! + y * rowFloats
-                    if channels == 3 {
-                        for x in 0 ..< outputWidth {
-                            let tap = xTaps[x]
-                            let left = source + tap.lower * 3, right = source + tap.upper * 3
-                            let l0 = Float(left[0]), l1 = Float(left[1]), l2 = Float(left[2])
-                            row[x * 3] = l0 + (Float(right[0]) - l0) * tap.lerp
-                            row[x * 3 + 1] = l1 + (Float(right[1]) - l1) * tap.lerp
-                            row[x * 3 + 2] = l2 + (Float(right[2]) - l2) * tap.lerp
-                        }
-                    } else {
-                        for x in 0 ..< outputWidth {
-                            let tap = xTaps[x]
-                            let left = Float(source[tap.lower])
-                            row[x] = left + (Float(source[tap.upper]) - left) * tap.lerp
+        let rowFloats = outputWidth * channels, rowBytes = inputWidth * channels
+        let across = channels == 3 ? acrossRGB : acrossGrey
+        let isa: Int32 = wide ? 1 : 0
+        // rows[inputHeight][outputWidth x channels]: every input row blended across; then each output
+        // row down, into `bytes` first when grey (then written three times).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: inputHeight * rowFloats + rowBytes) { floats in
+            let rows = floats.baseAddress!, scratch = rows + inputHeight * rowFloats
+            across.lower.withUnsafeBufferPointer { lower in
+                across.upper.withUnsafeBufferPointer { upper in
+                    across.lerp.withUnsafeBufferPointer { lerp in
+                        for y in 0 ..< inputHeight {
+                            st_resize_across(isa, input.baseAddress! + y * rowBytes, Int32(rowBytes), lower.baseAddress, upper.baseAddress, lerp.baseAddress,
+                                             Int32(rowFloats), scratch, rows + y * rowFloats)
                         }
                     }
                 }
             }
-            // Down each column, clipped, then rounded half to even: adding 1.5 x 2^23 to a float in
-            // 0 ... 255 leaves the nearest integer, ties to even (the FPU's default mode), in the low
-            // bits of the sum's mantissa, with no conversion that could trap (so the loop vectorises).
-            // Clipping first gives the same byte as rounding first: both ends are integers.
-            let magic: Float = 12_582_912
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: rowFloats) { bytes in
                 let bytes = bytes.baseAddress!
                 for y in 0 ..< outputHeight {
                     let tap = yTaps[y]
-                    let upper = rows.baseAddress! + tap.lower * rowFloats, lower = rows.baseAddress! + tap.upper * rowFloats
                     let out = output.baseAddress! + y * outputWidth * 3
-                    let target = channels == 3 ? out : bytes
-                    for index in 0 ..< rowFloats {
-                        let value = upper[index] + (lower[index] - upper[index]) * tap.lerp
-                        target[index] = UInt8(truncatingIfNeeded: (min(255, max(0, value)) + magic).bitPattern)
-                    }
+                    st_resize_down(isa, rows + tap.lower * rowFloats, rows + tap.upper * rowFloats, tap.lerp, Int32(rowFloats), channels == 3 ? out : bytes)
                     if channels == 1 {
                         for index in 0 ..< rowFloats {
                             out[index * 3] = bytes[index]

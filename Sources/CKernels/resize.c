@@ -1,0 +1,98 @@
+// The separable resize's two passes (see resize.h). The plain loops are the reference; the AVX2
+// loops gather and blend 8 floats at a time with the same operations, sub then mul then add, each
+// rounded to float as the plain loop rounds it. No FMA: neither the pragma nor the target allows
+// contracting a multiply and an add into one rounding, which would change bits.
+#pragma STDC FP_CONTRACT OFF
+#include "resize.h"
+#include "gemm_general.h"
+
+#include <math.h>
+
+static void across_plain(const uint8_t *row, const int32_t *lower, const int32_t *upper, const float *lerp, int count, float *out) {
+    for (int j = 0; j < count; j++) {
+        float l = (float)row[lower[j]], r = (float)row[upper[j]];
+        out[j] = l + (r - l) * lerp[j];
+    }
+}
+
+// Clipped first, then rounded half to even by the FPU's default mode (nearbyintf): both ends of the
+// clip are integers, so this is the byte a rounding before the clip would give.
+static void down_plain(const float *top, const float *bottom, float lerp, int count, uint8_t *out) {
+    for (int i = 0; i < count; i++) {
+        float v = top[i] + (bottom[i] - top[i]) * lerp;
+        v = v < 0 ? 0 : v > 255 ? 255 : v;
+        out[i] = (uint8_t)nearbyintf(v);
+    }
+}
+
+#if defined(__x86_64__) && !defined(SIGNTRANSFER_NO_X86_KERNELS)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2")))
+
+AVX2 static void across_avx2(const uint8_t *row, int row_count, const int32_t *lower, const int32_t *upper, const float *lerp, int count,
+                             float *scratch, float *out) {
+    int i = 0;
+    for (; i + 8 <= row_count; i += 8) {
+        __m128i bytes = _mm_loadl_epi64((const __m128i *)(row + i));
+        _mm256_storeu_ps(scratch + i, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)));
+    }
+    for (; i < row_count; i++) scratch[i] = (float)row[i];
+    int j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m256 l = _mm256_i32gather_ps(scratch, _mm256_loadu_si256((const __m256i *)(lower + j)), 4);
+        __m256 r = _mm256_i32gather_ps(scratch, _mm256_loadu_si256((const __m256i *)(upper + j)), 4);
+        __m256 blended = _mm256_add_ps(l, _mm256_mul_ps(_mm256_sub_ps(r, l), _mm256_loadu_ps(lerp + j)));
+        _mm256_storeu_ps(out + j, blended);
+    }
+    for (; j < count; j++) {
+        float l = scratch[lower[j]], r = scratch[upper[j]];
+        out[j] = l + (r - l) * lerp[j];
+    }
+}
+
+// cvtps2dq rounds by the current mode, half to even by default, as nearbyintf does.
+AVX2 static void down_avx2(const float *top, const float *bottom, float lerp, int count, uint8_t *out) {
+    const __m256 weight = _mm256_set1_ps(lerp), zero = _mm256_setzero_ps(), top255 = _mm256_set1_ps(255);
+    int i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256 t0 = _mm256_loadu_ps(top + i), t1 = _mm256_loadu_ps(top + i + 8);
+        __m256 v0 = _mm256_add_ps(t0, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(bottom + i), t0), weight));
+        __m256 v1 = _mm256_add_ps(t1, _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(bottom + i + 8), t1), weight));
+        __m256i n0 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v0, zero), top255));
+        __m256i n1 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v1, zero), top255));
+        // 16 int32 to 16 bytes: packs work within 128-bit lanes, so the lanes are put back in order.
+        __m256i words = _mm256_permute4x64_epi64(_mm256_packus_epi32(n0, n1), 0xD8);
+        __m128i bytes = _mm_packus_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+        _mm_storeu_si128((__m128i *)(out + i), bytes);
+    }
+    down_plain(top + i, bottom + i, lerp, count - i, out + i);
+}
+#define HAVE_AVX2 1
+#else
+#define HAVE_AVX2 0
+#endif
+
+void st_resize_across(int wide, const uint8_t *row, int row_count, const int32_t *lower, const int32_t *upper, const float *lerp, int count,
+                      float *scratch, float *out) {
+#if HAVE_AVX2
+    if (wide) {
+        across_avx2(row, row_count, lower, upper, lerp, count, scratch, out);
+        return;
+    }
+#endif
+    (void)row_count;
+    (void)scratch;
+    (void)wide;
+    across_plain(row, lower, upper, lerp, count, out);
+}
+
+void st_resize_down(int wide, const float *top, const float *bottom, float lerp, int count, uint8_t *out) {
+#if HAVE_AVX2
+    if (wide) {
+        down_avx2(top, bottom, lerp, count, out);
+        return;
+    }
+#endif
+    (void)wide;
+    down_plain(top, bottom, lerp, count, out);
+}
