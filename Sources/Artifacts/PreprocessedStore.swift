@@ -5,7 +5,8 @@ import PipelineKit
 
 /// `preprocessed.sqlite`, the preprocess stage's output:
 /// - `images(id, split, label, width, height, channels, png)`: ids as in images.sqlite, `png` an
-///   8-bit RGB PNG of the resized image;
+///   8-bit PNG of the resized RGB image (channels 3), stored grey when its three channels are equal
+///   everywhere (decoded to RGB, the same pixels);
 /// - `classes(label, name)`: the dataset's vocabulary, copied from images.sqlite;
 /// - `params(key, value)`: how the images were made (size, method, rounding, the originals' geometry,
 ///   input content hash);

@@ -216,7 +216,7 @@ public enum Preprocess {
                             }
                             digests[index] = rgb.withUnsafeBytes { sha256Bytes(of: $0) }
                             do {
-                                slots[index] = try PNG.encode(Bitmap(width: size, height: size, channels: 3, pixels: rgb), fast: true)
+                                slots[index] = try PNG.encodeFast(rgb: Bitmap(width: size, height: size, channels: 3, pixels: rgb))
                             } catch {
                                 failures[chunk] = error
                             }
