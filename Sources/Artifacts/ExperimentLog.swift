@@ -50,7 +50,32 @@ public struct Experiment: Sendable, Codable, Equatable {
     public var cacheHits: Int { stages.filter { $0.kind == .restored }.count }
 
     /// The changes as `stage.key=value`, in a stable order (stage order first when `order` is given).
-    public func describeChanges(order: [String] = []) -> String { describe(changes: changes, order: order) }
+    public func describeChanges(order: [String] = []) -> String { Artifacts.describe(changes: changes, order: order) }
+
+    /// What this run was: its `--set` changes; or, for a run of the file itself, the parameters that
+    /// differ from the run before it (the file was edited between them: `file edited: train.epochs=40
+    /// (was 20)`); or "(the file as is)".
+    public func describe(after previous: Experiment?, order: [String] = []) -> String {
+        guard changes.isEmpty, let previous else { return describeChanges(order: order) }
+        let edited = Set(params.keys).union(previous.params.keys).filter { params[$0] != previous.params[$0] }
+        guard !edited.isEmpty else { return describeChanges(order: order) }
+        return "file edited: " + sortedKeys(edited, order: order).map { key in
+            "\(key)=\(params[key] ?? "(none)") (was \(previous.params[key] ?? "none"))"
+        }.joined(separator: " ")
+    }
+}
+
+extension [Experiment] {
+    /// Each experiment's description (`Experiment.describe(after:)`), each run against the one
+    /// recorded before it.
+    public func descriptions(order: [String] = []) -> [Int: String] {
+        var found: [Int: String] = [:]
+        let sorted = self.sorted { $0.id < $1.id }
+        for (index, experiment) in sorted.enumerated() {
+            found[experiment.id] = experiment.describe(after: index > 0 ? sorted[index - 1] : nil, order: order)
+        }
+        return found
+    }
 }
 
 /// Changed parameters as `stage.key=value ...` in pipeline order, or "(the file as is)".

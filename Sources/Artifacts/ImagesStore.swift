@@ -136,7 +136,15 @@ public enum ImagesStore {
     }
 
     public static func open(_ url: URL) throws -> (DatabaseQueue, [String: String]) {
-        try Artifact.open(url, kind: kind, role: "an ingest output (images.sqlite)", versions: [schemaVersion])
+        let (queue, meta) = try Artifact.open(url, kind: kind, role: "an ingest output (images.sqlite)", versions: [schemaVersion])
+        // Every column the readers select, checked once here: a file whose table lacks one is named
+        // as the input it is, not as a failed write of whatever the stage was making.
+        let columns = Set(try queue.read { try $0.columns(in: "images") }.map(\.name))
+        let missing = ["id", "split", "source_row", "path", "label", "width", "height", "channels", "encoding", "pixels"].filter { !columns.contains($0) }
+        guard missing.isEmpty else {
+            throw StageError("\(url.path): table images lacks the column\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")): made by an older ingest; run ingest again (pipeline run FILE --force ingest)")
+        }
+        return (queue, meta)
     }
 
     /// The file's vocabulary (checked: every label named once, names distinct).

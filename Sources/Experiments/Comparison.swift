@@ -120,9 +120,12 @@ public struct Comparison {
                 curves(hasValidation ? "validation accuracy" : "training accuracy") { hasValidation ? $0.validationAccuracy : $0.accuracy },
                 curves(hasValidation ? "validation loss" : "training loss") { hasValidation ? $0.validationLoss : $0.loss },
             ],
-            "legend": experiments.enumerated().map { index, experiment in
-                ["color": color(index), "id": experiment.id, "changes": experiment.describeChanges()]
-            },
+            "legend": { () -> [[String: Any]] in
+                let descriptions = experiments.descriptions()
+                return experiments.enumerated().map { index, experiment in
+                    ["color": color(index), "id": experiment.id, "changes": descriptions[experiment.id] ?? experiment.describeChanges()]
+                }
+            }(),
             "experimentIds": experiments.map { ["id": $0.id] },
             "f1": letters.map { letter in
                 ["letter": letter, "cells": experiments.map { experiment -> [String: Any] in

@@ -237,13 +237,28 @@ public enum Trainer {
     }
 
     /// For each class, a seeded shuffle of its rows, the first `round(fraction * n)` held out.
+    /// How many of a class's `count` originals are held out for validation: which ones is the
+    /// generator's draw, how many is not.
+    static func heldOut(_ count: Int, fraction: Double) -> Int {
+        min(Int((Double(count) * fraction).rounded()), max(count - 1, 0))
+    }
+
+    /// The sizes of the split `train` will draw: validation originals, and the originals trained on
+    /// (their views too, when `views`).
+    public static func splitSizes(labels: [Int], classCount: Int, fraction: Double, views: Views?) -> (train: Int, validation: Int) {
+        var perClass = [Int](repeating: 0, count: classCount)
+        for row in views?.originals ?? Array(labels.indices) { perClass[labels[row]] += 1 }
+        let validation = perClass.reduce(0) { $0 + heldOut($1, fraction: fraction) }
+        return ((views?.originals.count ?? labels.count) - validation, validation)
+    }
+
     static func stratifiedSplit(labels: [Int], classCount: Int, fraction: Double, generator: inout SplitMix64) -> (train: [Int], validation: [Int]) {
         var byClass = [[Int]](repeating: [], count: classCount)
         for (row, label) in labels.enumerated() { byClass[label].append(row) }
         var train: [Int] = [], validation: [Int] = []
         for var rows in byClass {
             rows.shuffle(using: &generator)
-            let held = min(Int((Double(rows.count) * fraction).rounded()), max(rows.count - 1, 0))
+            let held = heldOut(rows.count, fraction: fraction)
             validation += rows[..<held]
             train += rows[held...]
         }

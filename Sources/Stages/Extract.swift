@@ -57,6 +57,9 @@ public enum Extract {
         public var randomWeights: Bool
         public var size: Int
         public var cut: Cut
+        /// Seconds spent running images through the network (what the progress bar's rate counts),
+        /// without loading the weights; nil for a merge.
+        public var extractSeconds: Double? = nil
     }
 
     /// One shard of N: a deterministic share of the input's batches, so that scheduler array tasks
@@ -157,6 +160,7 @@ public enum Extract {
             pooled.forEach { $0.deallocate() }
             maps.deallocate()
         }
+        let extractStarted = Date()
         for (range, _) in batches where range.upperBound > lastID {
             let images = try PreprocessedStore.images(input, ids: range)
             try decode(images, size: size, preprocessing: architecture.preprocessing, into: workspace.input)
@@ -179,6 +183,7 @@ public enum Extract {
             progress?.advance(by: images.count)
         }
         progress?.finish()
+        let extractSeconds = Date().timeIntervalSince(extractStarted)
 
         let provenance = ["weights": weights.source, "weights_md5": weightsMD5, "random": weights.isRandom ? "1" : "0",
                           "input_size": String(size), "architecture": architecture.title, "preprocessing": architecture.preprocessing.description,
@@ -197,7 +202,7 @@ public enum Extract {
         if shard == nil { try partial.carry(from: input) }
         let content = try partial.finish(into: final, provenance: provenance, meta: meta)
         return Report(images: total, resumed: resumed, contentSHA256: content, weightsSource: weights.source,
-                      randomWeights: weights.isRandom, size: size, cut: cut)
+                      randomWeights: weights.isRandom, size: size, cut: cut, extractSeconds: extractSeconds)
     }
 
     /// Combines the shard files of `output` into it: every image of the input present exactly once,

@@ -186,10 +186,15 @@ public enum Train {
             options.log(line + String(format: "  %.2f s", epoch.seconds))
         }
         let labels = trainRows.map { classIndex[data.labels[$0]]! }
-        let validationCount = Int((Double(trainRows.count) * options.training.validation).rounded())
-        let held = options.training.validation > 0 ? " (about \(validationCount) of them held out for validation)" : ""
+        // The split's sizes are fixed by the labels and the fraction (which images, by the seed).
+        let sizes = Trainer.splitSizes(labels: labels, classCount: input.classes.count, fraction: options.training.validation, views: input.views)
+        let held = sizes.validation > 0 ? ", \(sizes.validation) held out for validation" : ""
+        let viewsNote = input.views.map { views in
+            // Every original has the same number of views (preprocess makes K of each).
+            views.mode == .all ? " (\(sizes.train * (views.source.count / max(views.originals.count, 1))) rows with their views)" : " (one view of each an epoch)"
+        } ?? ""
         guard let fineTune = options.fineTune else {
-            options.log("training on \(trainRows.count) images\(held), \(input.classes.count) classes, \(dimension) features from \(input.cut.names.joined(separator: " + "))")
+            options.log("training on \(sizes.train) images\(viewsNote)\(held), \(input.classes.count) classes, \(dimension) features from \(input.cut.names.joined(separator: " + "))")
             let result = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: input.classes.count,
                                        options: options.training, views: input.views, onEpoch: logEpoch)
             try refuseDivergence(result, options, fineTuning: false)
@@ -207,7 +212,7 @@ public enum Train {
         let maps = { (rows: [Int]) in
             StoredMaps(queue: queue, file: file, layer: TopStage.inputLayer, ids: rows.map { data.ids[$0] }, side: side, channels: TopStage.inputChannels)
         }
-        options.log("first the head on the frozen features: \(trainRows.count) images\(held), \(input.classes.count) classes, \(dimension) features from \(TopStage.outputLayer)")
+        options.log("first the head on the frozen features: \(sizes.train) images\(held), \(input.classes.count) classes, \(dimension) features from \(TopStage.outputLayer)")
         let frozen = Trainer.train(features: trainFeatures, labels: labels, dimension: dimension, classCount: input.classes.count,
                                    options: options.training, views: input.views, onEpoch: logEpoch)
         try refuseDivergence(frozen, options, fineTuning: false)

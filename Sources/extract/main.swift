@@ -106,8 +106,10 @@ struct Run: ParsableCommand {
         let computed = report.images - report.resumed
         let layers = report.cut.names.count == 1 ? "\(report.cut.names[0]) (\(report.cut.dimension))"
             : "\(report.cut.names.count) layers (\(report.cut.dimension) in all)"
-        print(String(format: "wrote %@: %d images at %dx%d, %@, weights %@, content %@, %.2f s (%.1f images/s)", written, report.images,
-                     report.size, report.size, layers, report.weightsSource, String(report.contentSHA256.prefix(12)), seconds, Double(computed) / seconds))
+        // Two rates, each named: the network's (the progress bar's) and the whole run's, weights loading included.
+        let running = report.extractSeconds.map { String(format: "%.1f images/s through the network, ", Double(computed) / max($0, 1e-9)) } ?? ""
+        print(String(format: "wrote %@: %d images at %dx%d, %@, weights %@, content %@, %.2f s (%@%.1f images/s with weights loading)", written, report.images,
+                     report.size, report.size, layers, report.weightsSource, String(report.contentSHA256.prefix(12)), seconds, running, Double(computed) / seconds))
     }
 }
 

@@ -106,6 +106,12 @@ struct Run: ParsableCommand {
         if let report = runner.manifest.stages["train"]?.notes["report"], FileManager.default.fileExists(atPath: report) {
             print("report: \(report)")
         }
+        // A run that made or restored nothing is the last one again: nothing to record (a sweep's
+        // variants are recorded always: the sweep's table lists each).
+        guard !ran.isEmpty || !restored.isEmpty || sweep != nil else {
+            print("everything was up to date: no experiment recorded (`pipeline experiments \(file)` lists the runs that made these outputs)")
+            return
+        }
         let experiment = try Variants.experiment(of: runner, changes: variant.changes, sweep: sweep, started: started)
         let id = try ExperimentLog.record(experiment, of: variant.base.artifacts)
         print("experiment \(id) recorded\(experiment.accuracy.map { String(format: ": test accuracy %.2f%%", $0 * 100) } ?? "")")
@@ -235,10 +241,17 @@ struct ExperimentsCommand: ParsableCommand {
         let cache = RunCache(artifacts: base.artifacts)
         let cached = Set(cache.fingerprints())
         let formatter = ISO8601DateFormatter()
+        let descriptions = experiments.descriptions(order: PipelineStages.names)
+        print("""
+            id, started, what differed (--set values; a file edited since the run before; or the file as is), \
+            test accuracy and macro-F1, seconds, the stages that ran, how many were restored from the run cache, \
+            and whether every output is still in the cache ("cached": `pipeline run --set ...` brings it back \
+            without running) or gc removed some; then the sweep, if any.
+            """)
         for experiment in experiments {
             let ran = experiment.stages.filter { $0.kind == .ran }.map(\.stage)
             let outputs = experiment.stages.allSatisfy { cached.contains($0.fingerprint) } ? "cached" : "outputs removed by gc"
-            var line = "\(experiment.id)  \(formatter.string(from: experiment.started))  \(experiment.describeChanges(order: PipelineStages.names))"
+            var line = "\(experiment.id)  \(formatter.string(from: experiment.started))  \(descriptions[experiment.id] ?? "")"
             line += "  accuracy \(Comparison.percent(experiment.accuracy))  macro-F1 \(Comparison.decimal(experiment.macroF1))"
             line += String(format: "  %.1f s", experiment.seconds)
             line += "  ran: \(ran.isEmpty ? "none" : ran.joined(separator: ","))  restored: \(experiment.cacheHits)  (\(outputs))"

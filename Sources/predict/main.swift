@@ -52,6 +52,11 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         let predictor = try Predictor(head: try headURL())
+        if predictor.model.params["backbone_random"] == "1" {
+            // As extract and train say: a head on a random backbone has learnt little, and its
+            // answers are not to be relied on.
+            FileHandle.standardError.write(Data("predict: warning: this head was trained on features from a RANDOM backbone (\(predictor.weightsSource)), not ImageNet weights: its answers are close to chance\n".utf8))
+        }
         var names: [String] = [], inputs: [Predictor.Picture] = [], truth: [Int?] = []
         var failed = false
         for path in images {

@@ -81,7 +81,25 @@ import Testing
         let missing = try runTool("pipeline", ["compare", pipeline.file.path, "9"])
         #expect(missing.status != 0 && missing.stderr.contains("no experiment 9 (recorded: 1 to 4)"), "\(missing.stderr)")
         let listed = try runTool("pipeline", ["experiments", pipeline.file.path])
-        #expect(listed.stdout.split(separator: "\n").count == 4 && listed.stdout.contains("train.dropout=0.2 train.hidden=16"), "\(listed.stdout)")
+        // A line saying what the columns are, then a line an experiment.
+        #expect(listed.stdout.split(separator: "\n").count == 1 + 4 && listed.stdout.contains("train.dropout=0.2 train.hidden=16"), "\(listed.stdout)")
+        #expect(listed.stdout.hasPrefix("id, started, what differed"), "\(listed.stdout)")
+    }
+
+    /// A run that makes or restores nothing records nothing; a run of the file after an edit is
+    /// named by what the edit changed.
+    @Test func onlyRunsThatDidSomethingAreRecordedAndEditsAreNamed() throws {
+        let pipeline = try SamplePipeline()
+        defer { pipeline.remove() }
+        #expect(try runTool("pipeline", ["run", pipeline.file.path]).stdout.contains("experiment 1 recorded"))
+        let again = try runTool("pipeline", ["run", pipeline.file.path])
+        #expect(again.status == 0 && again.stdout.contains("everything was up to date: no experiment recorded"), "\(again.stdout)")
+        try pipeline.write(epochs: 4)
+        #expect(try runTool("pipeline", ["run", pipeline.file.path]).stdout.contains("experiment 2 recorded"))
+        let listed = try runTool("pipeline", ["experiments", pipeline.file.path]).stdout.split(separator: "\n")
+        #expect(listed.count == 1 + 2, "\(listed)")
+        #expect(listed.last?.contains("file edited: train.epochs=4 (was 3)") == true, "\(listed)")
+        #expect(listed.dropFirst().first?.contains("(the file as is)") == true, "\(listed)")
     }
 
     @Test func badSettingsAreRefusedBeforeAnythingRuns() throws {

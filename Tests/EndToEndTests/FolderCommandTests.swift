@@ -30,7 +30,7 @@ import Testing
         """.write(to: file, atomically: true, encoding: .utf8)
         let run = try runTool("pipeline", ["run", file.path])
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(run.stdout.contains("training on 80 images"), "\(run.stdout)")
+        #expect(run.stdout.contains("training on 72 images, 8 held out for validation"), "\(run.stdout)")
         let artifacts = folder.appendingPathComponent("artifacts")
         #expect(try sqliteValue(artifacts.appendingPathComponent("images.sqlite"), "SELECT group_concat(name) FROM classes") == "A,B,C,D")
         #expect(try sqliteValue(artifacts.appendingPathComponent("preprocessed.sqlite"), "SELECT value FROM params WHERE key = 'source_geometry'") == "200x200x3")

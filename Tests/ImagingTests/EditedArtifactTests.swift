@@ -25,6 +25,8 @@ import Testing
         ("UPDATE classes SET name = 'B' WHERE label = 0", "table classes: the class name 'B' is given to two labels"),
         ("UPDATE images SET label = 'seven' WHERE id = 8", "table images, row id 8: label: expected an integer, found the text 'seven'"),
         ("UPDATE images SET split = 'a/../b' WHERE id = 9", "table images, row id 9: split: expected a split name"),
+        // A table without a column the reader selects (an older ingest's) is named as the input.
+        ("ALTER TABLE images DROP COLUMN encoding", "table images lacks the column encoding: made by an older ingest"),
     ])
     func preprocessRefusesABadImagesRow(edit: String, expected: String) throws {
         let (folder, images) = try ingested()
