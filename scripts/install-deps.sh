@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages SignTransfer builds against, only those missing, without questions.
+# Installs the Debian packages SignTransfer builds against (and sqlite3, the shell the README uses to
+# look at the artifacts), only those missing, without questions.
 set -euo pipefail
-wanted=(pkg-config libopenblas-dev libpng-dev libjpeg62-turbo-dev libsqlite3-dev libhdf5-dev)
+wanted=(pkg-config libopenblas-dev libpng-dev libjpeg62-turbo-dev libsqlite3-dev libhdf5-dev sqlite3)
 missing=()
 for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
