@@ -30,6 +30,8 @@ public struct Experiment: Sendable, Codable, Equatable {
     public var history: [Epoch]
     /// Letter to F1 on the test split.
     public var perClassF1: [String: Double]
+    /// How many test images the accuracy is over (nil in logs made before it was recorded).
+    public var testImages: Int? = nil
 
     public init(id: Int = 0, started: Date, seconds: Double, sweep: String?, changes: [String: String], params: [String: String], stages: [StageRun],
                 accuracy: Double? = nil, macroF1: Double? = nil, history: [Epoch] = [], perClassF1: [String: Double] = [:]) {
@@ -56,7 +58,8 @@ public struct Experiment: Sendable, Codable, Equatable {
     /// differ from the run before it (the file was edited between them: `file edited: train.epochs=40
     /// (was 20)`); or "(the file as is)".
     public func describe(after previous: Experiment?, order: [String] = []) -> String {
-        guard changes.isEmpty, let previous else { return describeChanges(order: order) }
+        // A sweep's variant is its grid values, whatever ran before it.
+        guard changes.isEmpty, sweep == nil, let previous else { return describeChanges(order: order) }
         let edited = Set(params.keys).union(previous.params.keys).filter { params[$0] != previous.params[$0] }
         guard !edited.isEmpty else { return describeChanges(order: order) }
         return "file edited: " + sortedKeys(edited, order: order).map { key in
@@ -66,13 +69,14 @@ public struct Experiment: Sendable, Codable, Equatable {
 }
 
 extension [Experiment] {
-    /// Each experiment's description (`Experiment.describe(after:)`), each run against the one
-    /// recorded before it.
+    /// Each experiment's description (`Experiment.describe(after:)`), each run of the file against
+    /// the run of the file recorded before it (sweeps' variants are not runs of the file).
     public func descriptions(order: [String] = []) -> [Int: String] {
         var found: [Int: String] = [:]
-        let sorted = self.sorted { $0.id < $1.id }
-        for (index, experiment) in sorted.enumerated() {
-            found[experiment.id] = experiment.describe(after: index > 0 ? sorted[index - 1] : nil, order: order)
+        var previous: Experiment?
+        for experiment in self.sorted(by: { $0.id < $1.id }) {
+            found[experiment.id] = experiment.describe(after: previous, order: order)
+            if experiment.sweep == nil { previous = experiment }
         }
         return found
     }
@@ -120,6 +124,10 @@ public enum ExperimentLog {
                         seconds REAL NOT NULL, PRIMARY KEY (experiment, stage));
                     INSERT OR IGNORE INTO meta VALUES ('kind', '\(kind)'), ('schema_version', '\(schemaVersion)');
                     """)
+                // Added later, nullable: a log made before it gains the column and keeps its rows.
+                if try !db.columns(in: "experiments").contains(where: { $0.name == "test_images" }) {
+                    try db.execute(sql: "ALTER TABLE experiments ADD COLUMN test_images INTEGER")
+                }
                 try check(Artifact.readMeta(db), url)
             }
         } catch let error as DatabaseError {
@@ -150,10 +158,11 @@ public enum ExperimentLog {
         let queue = try openForWriting(url)
         return try queue.write { db in
             try db.execute(sql: """
-                INSERT INTO experiments (started, seconds, sweep, changes, params, accuracy, macro_f1, history, per_class_f1) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO experiments (started, seconds, sweep, changes, params, accuracy, macro_f1, history, per_class_f1, test_images)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [ISO8601DateFormatter().string(from: experiment.started), experiment.seconds, experiment.sweep,
                                  try json(experiment.changes), try json(experiment.params), experiment.accuracy, experiment.macroF1, try json(experiment.history),
-                                 try json(experiment.perClassF1)])
+                                 try json(experiment.perClassF1), experiment.testImages])
             let id = Int(db.lastInsertedRowID)
             for (position, stage) in experiment.stages.enumerated() {
                 try db.execute(sql: "INSERT INTO experiment_stages VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -216,12 +225,16 @@ public enum ExperimentLog {
                     }
                     let seconds = try LogColumns.number(row, "seconds", in: 0 ... 1e9)!
                     let sweep = try LogColumns.optionalText(row, "sweep")
-                    return Experiment(id: id, started: started, seconds: seconds, sweep: sweep, changes: try decode("changes", as: [String: String].self),
-                                      params: try decode("params", as: [String: String].self),
-                                      stages: stagesByExperiment[id] ?? [], accuracy: try LogColumns.number(row, "accuracy", in: 0 ... 1, optional: true),
-                                      macroF1: try LogColumns.number(row, "macro_f1", in: 0 ... 1, optional: true),
-                                      history: try decode("history", as: [Experiment.Epoch].self),
-                                      perClassF1: try decode("per_class_f1", as: [String: Double].self))
+                    var experiment = Experiment(id: id, started: started, seconds: seconds, sweep: sweep, changes: try decode("changes", as: [String: String].self),
+                                                params: try decode("params", as: [String: String].self),
+                                                stages: stagesByExperiment[id] ?? [], accuracy: try LogColumns.number(row, "accuracy", in: 0 ... 1, optional: true),
+                                                macroF1: try LogColumns.number(row, "macro_f1", in: 0 ... 1, optional: true),
+                                                history: try decode("history", as: [Experiment.Epoch].self),
+                                                perClassF1: try decode("per_class_f1", as: [String: Double].self))
+                    if row.hasColumn("test_images") {
+                        experiment.testImages = try LogColumns.number(row, "test_images", in: 0 ... 1e9, optional: true).map { Int($0) }
+                    }
+                    return experiment
                 }
             }
         }
@@ -263,7 +276,7 @@ enum LogColumns {
 extension HeadStore {
     /// The figures an experiment keeps from a head: test accuracy and macro-F1 (nil without a test
     /// split), the training history and the per-class F1.
-    public static func summary(_ url: URL) throws -> (accuracy: Double?, macroF1: Double?, history: [Experiment.Epoch], perClassF1: [String: Double]) {
+    public static func summary(_ url: URL) throws -> (accuracy: Double?, macroF1: Double?, history: [Experiment.Epoch], perClassF1: [String: Double], testImages: Int?) {
         let (queue, _) = try open(url)
         return try queue.read { db in
             let metrics = try Artifact.keyValues(db, table: "metrics")
@@ -293,7 +306,8 @@ extension HeadStore {
                 }
                 return value
             }
-            return (try figure("accuracy"), try figure("macro_f1"), history, f1)
+            let tested = metrics["test_images"].flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
+            return (try figure("accuracy"), try figure("macro_f1"), history, f1, tested)
         }
     }
 }

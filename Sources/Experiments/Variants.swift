@@ -56,6 +56,7 @@ public enum Variants {
             experiment.macroF1 = summary.macroF1
             experiment.history = summary.history
             experiment.perClassF1 = summary.perClassF1
+            experiment.testImages = summary.testImages
         }
         return experiment
     }

@@ -35,10 +35,20 @@ public struct ReportPage {
     var fallbackReason: String?
     /// Where the backbone was cut and what was trained, in a sentence.
     var recipe: String
+    /// The most confident right answers on the test split, shown beside the mistakes.
+    var correct: [Mistake] = []
+    /// Images trained on, held out for validation, tested on.
+    var counts: (train: Int, validation: Int, test: Int)?
+    /// When the head was made.
+    var made: Date?
 
     public init(history: [EpochRecord], bestEpoch: Int, evaluation: Evaluation?, names: ClassNames = .signMNIST, mistakes: [Mistake],
-                provenance: [(String, [(String, String)])], randomBackbone: Bool, weightsSource: String, fallbackReason: String?, recipe: String) {
+                provenance: [(String, [(String, String)])], randomBackbone: Bool, weightsSource: String, fallbackReason: String?, recipe: String,
+                correct: [Mistake] = [], counts: (train: Int, validation: Int, test: Int)? = nil, made: Date? = nil) {
         self.recipe = recipe
+        self.correct = correct
+        self.counts = counts
+        self.made = made
         self.history = history
         self.bestEpoch = bestEpoch
         self.evaluation = evaluation
@@ -64,7 +74,12 @@ public struct ReportPage {
             let points = item.values.enumerated().compactMap { index, value in value.map { String(format: "%.1f,%.1f", x(index), y($0)) } }
             return ["name": item.name, "color": item.color, "points": points.joined(separator: " ")]
         }
-        var chart: [String: Any] = ["title": title, "lines": lines, "width": Self.chartWidth, "height": Self.chartHeight,
+        // Five ticks on the y axis, with light grid lines, so a value can be read off anywhere.
+        let ticks: [[String: Any]] = (0 ... 4).map { step in
+            let value = bottom + (top - bottom) * Double(step) / 4
+            return ["y": String(format: "%.1f", y(value)), "label": String(format: "%.3g", value), "textY": String(format: "%.1f", y(value) + 4)]
+        }
+        var chart: [String: Any] = ["title": title, "lines": lines, "width": Self.chartWidth, "height": Self.chartHeight, "ticks": ticks,
                 "top": String(format: "%.3g", top), "bottom": String(format: "%.3g", bottom),
                 "topY": Self.margin + 4, "bottomY": Self.chartHeight - Self.margin, "lastEpoch": history.count,
                 "left": Self.margin, "right": Self.chartWidth - Self.margin, "axisY": Self.chartHeight - Self.margin + 14,
@@ -89,10 +104,32 @@ public struct ReportPage {
             },
         ]
         if let fallbackReason { context["fallbackReason"] = fallbackReason }
+        if let made {
+            let formatter = ISO8601DateFormatter()
+            context["made"] = formatter.string(from: made)
+        }
+        if let counts {
+            context["counts"] = ["train": counts.train, "validation": counts.validation, "test": counts.test]
+        }
         guard let evaluation else { return context }
         let letters = evaluation.labels.map(names.name)
         let largest = max(evaluation.confusion.flatMap { $0 }.max() ?? 1, 1)
+        let tested = evaluation.perClass.reduce(0) { $0 + $1.support }
+        // What an accuracy means here: guessing, always answering the largest class, one image's worth.
+        let majority = Double(evaluation.perClass.map(\.support).max() ?? 0) / Double(max(tested, 1))
+        func example(_ item: Mistake) -> [String: Any] {
+            var entry: [String: Any] = ["id": item.id, "truth": names.name(item.truth), "predicted": names.name(item.predicted),
+                                        "confidence": String(format: "%.1f%%", item.confidence * 100)]
+            // Absent rather than nil: mustache takes an Optional wrapped in Any as present.
+            if let png = item.png { entry["image"] = "data:image/png;base64," + png.base64EncodedString() }
+            return entry
+        }
         context["evaluation"] = [
+            "chance": String(format: "%.2f%%", 100 / Double(max(evaluation.labels.count, 1))),
+            "majority": String(format: "%.2f%%", majority * 100),
+            "oneImage": String(format: "%.2f", 100 / Double(max(tested, 1))),
+            "correct": correct.map(example),
+            "hasCorrect": !correct.isEmpty,
             "accuracy": String(format: "%.2f%%", evaluation.accuracy * 100),
             "macroF1": String(format: "%.4f", evaluation.macroF1),
             "images": evaluation.perClass.reduce(0) { $0 + $1.support },
@@ -108,14 +145,7 @@ public struct ReportPage {
                 ["letter": names.name(row.label), "precision": String(format: "%.3f", row.precision),
                  "recall": String(format: "%.3f", row.recall), "f1": String(format: "%.3f", row.f1), "support": row.support]
             },
-            "mistakes": mistakes.map { mistake in
-                var entry: [String: Any] = ["id": mistake.id, "truth": names.name(mistake.truth),
-                                            "predicted": names.name(mistake.predicted),
-                                            "confidence": String(format: "%.1f%%", mistake.confidence * 100)]
-                // Absent rather than nil: mustache takes an Optional wrapped in Any as present.
-                if let png = mistake.png { entry["image"] = "data:image/png;base64," + png.base64EncodedString() }
-                return entry
-            },
+            "mistakes": mistakes.map(example),
             "hasMistakes": !mistakes.isEmpty,
         ]
         return context
@@ -139,20 +169,22 @@ public struct ReportPage {
     .mistakes { display: flex; flex-wrap: wrap; gap: 12px; } .mistakes figure { margin: 0; text-align: center; font-size: 12px; }
     .mistakes img { width: 112px; height: 112px; image-rendering: pixelated; border: 1px solid #ccc; }
     .provenance td { text-align: left; font-family: monospace; font-size: 12px; }
-    svg text { font-size: 11px; fill: #555; }
+    svg text { font-size: 11px; fill: #555; } .context { color: #555; }
     </style></head><body>
     <h1>SignTransfer report</h1>
     {{#randomBackbone}}<p class="banner">The backbone was RANDOM ({{weightsSource}}), not ImageNet: these features carry no ImageNet knowledge and the figures below are not representative.{{#fallbackReason}}<br>Fallback: {{fallbackReason}}{{/fallbackReason}}</p>{{/randomBackbone}}
-    <p>Backbone weights: <code>{{weightsSource}}</code>. Best epoch {{bestEpoch}} of {{epochsRun}} run.</p>
+    <p>Backbone weights: <code>{{weightsSource}}</code>. Best epoch {{bestEpoch}} of {{epochsRun}} run.{{#made}} Made {{made}}.{{/made}}</p>
     <p class="recipe">{{recipe}}</p>
-    {{#evaluation}}<p class="figures"><span>test accuracy <b>{{accuracy}}</b></span><span>macro-F1 <b>{{macroF1}}</b></span><span>{{images}} test images</span></p>{{/evaluation}}
+    {{#counts}}<p>Images: <b>{{train}}</b> trained on, <b>{{validation}}</b> held out for validation, <b>{{test}}</b> in the test split.</p>{{/counts}}
+    {{#evaluation}}<p class="figures"><span>test accuracy <b>{{accuracy}}</b></span><span>macro-F1 <b>{{macroF1}}</b></span><span>{{images}} test images</span></p>
+    <p class="context">For scale: guessing is {{chance}}; always answering the largest class scores {{majority}}; one test image is {{oneImage}} points.</p>{{/evaluation}}
     {{^evaluation}}<p><b>No test split: evaluation was skipped.</b></p>{{/evaluation}}
     <h2>Training</h2>
     {{#charts}}<svg width="{{width}}" height="{{height}}" role="img" aria-label="{{title}} per epoch">
     <text x="{{left}}" y="14" style="font-size:13px;fill:#222">{{title}} per epoch</text>
     <line x1="{{left}}" y1="{{bottomY}}" x2="{{right}}" y2="{{bottomY}}" stroke="#999"/><line x1="{{left}}" y1="{{topY}}" x2="{{left}}" y2="{{bottomY}}" stroke="#999"/>
-    <text x="2" y="{{topY}}">{{top}}</text><text x="2" y="{{bottomY}}">{{bottom}}</text>
-    <text x="{{left}}" y="{{axisY}}">1</text><text x="{{right}}" y="{{axisY}}">{{lastEpoch}}</text>
+    {{#ticks}}<line x1="{{left}}" y1="{{y}}" x2="{{right}}" y2="{{y}}" stroke="#eee"/><text x="2" y="{{textY}}">{{label}}</text>{{/ticks}}
+    <text x="{{left}}" y="{{axisY}}">1</text><text x="{{right}}" y="{{axisY}}" text-anchor="end">epoch {{lastEpoch}}</text>
     {{#bestX}}<line x1="{{bestX}}" y1="{{bestTop}}" x2="{{bestX}}" y2="{{bestBottom}}" stroke="#2ca02c" stroke-dasharray="4 3"/>{{/bestX}}
     {{#lines}}<polyline fill="none" stroke="{{color}}" stroke-width="2" points="{{points}}"><title>{{name}}</title></polyline>{{/lines}}
     </svg>{{/charts}}
@@ -169,6 +201,8 @@ public struct ReportPage {
     <h2>Most confident mistakes</h2>
     {{#hasMistakes}}<div class="mistakes">{{#mistakes}}<figure>{{#image}}<img src="{{image}}" alt="image {{id}}">{{/image}}<figcaption>#{{id}}: {{truth}} taken for <b>{{predicted}}</b> ({{confidence}})</figcaption></figure>{{/mistakes}}</div>{{/hasMistakes}}
     {{^hasMistakes}}<p>None: every test image was classified right.</p>{{/hasMistakes}}
+    {{#hasCorrect}}<h2>Most confident right answers</h2>
+    <div class="mistakes">{{#correct}}<figure>{{#image}}<img src="{{image}}" alt="image {{id}}">{{/image}}<figcaption>#{{id}}: <b>{{truth}}</b> ({{confidence}})</figcaption></figure>{{/correct}}</div>{{/hasCorrect}}
     {{/evaluation}}
     <h2>Provenance</h2>
     {{#provenance}}<h3>{{stage}}</h3><table class="provenance">{{#params}}<tr><td>{{key}}</td><td>{{value}}</td></tr>{{/params}}</table>{{/provenance}}

@@ -305,7 +305,8 @@ public enum Train {
         let data = input.data, result = trained.result
         let imagesURL = options.images ?? options.input.deletingLastPathComponent().appendingPathComponent("preprocessed.sqlite")
         let mistakes = evaluated.predictions.filter { $0.predicted != data.labels[$0.row] }.sorted { $0.confidence > $1.confidence }.prefix(12)
-        let pictures = (try? mistakePictures(imagesURL, ids: mistakes.map { data.ids[$0.row] })) ?? [:]
+        let correct = evaluated.predictions.filter { $0.predicted == data.labels[$0.row] }.sorted { $0.confidence > $1.confidence }.prefix(6)
+        let pictures = (try? mistakePictures(imagesURL, ids: (mistakes + correct).map { data.ids[$0.row] })) ?? [:]
         let headParams = params.filter { !$0.key.hasPrefix("backbone_") && $0.key != "features_content_sha256" }
         let html = try ReportPage(history: result.history, bestEpoch: result.bestEpoch, evaluation: evaluated.evaluation, names: input.names,
                                   mistakes: mistakes.map { ReportPage.Mistake(id: data.ids[$0.row], truth: data.labels[$0.row],
@@ -314,7 +315,10 @@ public enum Train {
                                   provenance: provenance(features: options.input, images: imagesURL, backbone: input.backbone, head: headParams),
                                   randomBackbone: input.random, weightsSource: input.backbone["weights"] ?? "unknown",
                                   fallbackReason: input.backbone["weights_fallback"],
-                                  recipe: recipe(options, cut: input.cut, fineTuned: trained.tuned != nil) + augmentation(input.views)).render()
+                                  recipe: recipe(options, cut: input.cut, fineTuned: trained.tuned != nil) + augmentation(input.views),
+                                  correct: correct.map { ReportPage.Mistake(id: data.ids[$0.row], truth: data.labels[$0.row], predicted: $0.predicted,
+                                                                            confidence: Double($0.confidence), png: pictures[data.ids[$0.row]]) },
+                                  counts: (result.trainCount, result.validationCount, input.testRows.count), made: Date()).render()
         try AtomicOutput.write(to: reportURL, inputs: inputs) { try Data(html.utf8).write(to: $0) }
     }
 
@@ -462,7 +466,11 @@ public enum Train {
         if let (queue, _) = try? PreprocessedStore.open(images), let params = try? PreprocessedStore.params(queue) {
             sections.append(("preprocess", params.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
         }
-        sections.append(("extract", backbone.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+        // Keys a float run leaves empty (so its file is as before they existed), shown as what they mean.
+        var shown = backbone
+        if shown["precision", default: ""].isEmpty { shown["precision"] = "fp32" }
+        if shown["backbone", default: ""].isEmpty { shown["backbone"] = Backbones.defaultName }
+        sections.append(("extract", shown.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
         sections.append(("train", head.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
         return sections
     }

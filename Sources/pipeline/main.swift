@@ -361,7 +361,12 @@ struct Compare: ParsableCommand {
             chosen.append(experiment)
         }
         let comparison = Comparison(chosen.isEmpty ? all : chosen, stageOrder: PipelineStages.names)
-        let html = try comparison.html(pipeline: base.name)
+        // Each run's report where it can still be opened: its train output's entry in the run cache.
+        let html = try comparison.html(pipeline: base.name) { experiment in
+            guard let train = experiment.stages.last(where: { $0.stage == "train" }) else { return nil }
+            let relative = "cache/\(train.fingerprint)/report.html"
+            return FileManager.default.fileExists(atPath: base.artifacts.appendingPathComponent(relative).path) ? relative : nil
+        }
         let page = base.artifacts.appendingPathComponent("compare.html")
         try AtomicOutput.write(to: page) { try Data(html.utf8).write(to: $0) }
         if json {

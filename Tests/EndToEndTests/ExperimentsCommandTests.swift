@@ -71,7 +71,9 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("4 ") && $0.contains("0.5") && $0.contains("32,16") && $0.contains("%") }, "\(compare.stdout)")
         let page = try String(contentsOf: pipeline.artifacts.appendingPathComponent("compare.html"), encoding: .utf8)
         #expect(page.contains("accuracy against train.dropout") && page.contains("accuracy against train.hidden"))
-        #expect(page.components(separatedBy: "<polyline").count - 1 == 8, "two charts of four experiments' curves")
+        #expect(page.components(separatedBy: "<polyline").count - 1 == 16, "four charts (validation and training, accuracy and loss) of four experiments' curves")
+        #expect(page.contains("test images") && page.contains("(1 = 9.09 pts)"), "what one of the 11 test images is worth")
+        #expect(page.contains("href=\"cache/") && page.contains(">report</a>"), "each run's report, from the run cache")
         #expect(page.contains("Per-class F1"))
         #expect(!page.contains("src=\"http") && !page.contains("href=\"http"), "self-contained")
 
