@@ -95,7 +95,8 @@ public struct Comparison {
         let plotWidth = Self.width - 2 * Self.margin, plotHeight = Self.height - 2 * Self.margin
         func x(_ index: Int) -> Double { Self.margin + plotWidth * (Double(index) + 0.5) / Double(values.count) }
         func y(_ value: Double) -> Double { Self.margin + plotHeight * (1 - (value - bottom) / span) }
-        let points: [[String: Any]] = experiments.enumerated().compactMap { index, experiment in
+        // A dot per folded run, coloured as its row and its curves.
+        let points: [[String: Any]] = folded.map(\.experiment).enumerated().compactMap { index, experiment in
             guard let accuracy = experiment.accuracy, let column = values.firstIndex(of: experiment.params[key] ?? "-") else { return nil }
             return ["x": String(format: "%.1f", x(column) + Double(index % 5 - 2) * 4), "y": String(format: "%.1f", y(accuracy)),
                     "color": color(index), "label": "experiment \(experiment.id): \(Self.percent(accuracy))"]
