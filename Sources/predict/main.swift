@@ -41,7 +41,7 @@ struct PredictCommand: ParsableCommand {
 
     func validate() throws {
         guard (pipeline == nil) != (model == nil) else { throw ValidationError("give --pipeline FILE or --model head.sqlite (one of them)") }
-        guard !images.isEmpty || csv != nil else { throw ValidationError("give PNG files to classify, or --csv FILE") }
+        guard !images.isEmpty || csv != nil else { throw ValidationError("give JPEG or PNG files to classify, or --csv FILE") }
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
     }
 
@@ -63,7 +63,7 @@ struct PredictCommand: ParsableCommand {
             do {
                 var isFolder: ObjCBool = false
                 if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-                    throw StageError("a folder, not an image: give the PNG files in it (e.g. \(path)/*.png)")
+                    throw StageError("a folder, not an image: give the JPEG or PNG files in it (e.g. \(path)/*)")
                 }
                 guard let data = FileManager.default.contents(atPath: path) else { throw StageError("no such file, or not readable") }
                 guard !data.isEmpty else { throw StageError("the file is empty") }
