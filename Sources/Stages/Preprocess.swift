@@ -92,7 +92,7 @@ public enum Preprocess {
         try AtomicOutput.write(to: options.output, inputs: [options.input]) { temporary in
             let output = try PreprocessedWriter(at: temporary, classes: classes)
             // A batch's rows go into SQLite on a thread of their own while the next batch is decoded
-            // and encoded (SQLite was a fifth of the stage's time, all of it on one core); one
+            // and encoded (the inserts run on one core, which otherwise leaves the other idle); one
             // append at a time, in order, so the file is as a serial run writes it.
             let writing = BackgroundWriter()
             // Whatever ends the loop, no job may still be writing when the temporary file goes.
@@ -192,8 +192,8 @@ public enum Preprocess {
         var encoded = [Data](repeating: Data(), count: count)
         var digests = [[UInt8]](repeating: [], count: count)
         var thumbnails = [[UInt8]](repeating: [], count: count)
-        // Many small chunks, taken by whichever core is free: with eight of 32 photos a batch, the
-        // last chunk kept one core waiting tens of milliseconds at every batch's end.
+        // Many small chunks, taken by whichever core is free, so that a batch's last chunk keeps the
+        // other core waiting for a few images at most (with eight chunks it could be 32 photos).
         let chunks = min(count, coreCount * 32)
         // One slot per chunk: the chunks run at once, so they must not share a variable.
         var failures = [Error?](repeating: nil, count: chunks)
