@@ -40,9 +40,12 @@ static void guard_errors(struct jpeg_decompress_struct *cinfo, guarded_error *gu
     guard->error_size = error_size;
 }
 
-/// The one reader behind both calls: the header, then (with `out`) the pixels. One setjmp in one
-/// frame: libjpeg's error exit must land in a frame that is still live.
-static int read_jpeg(const unsigned char *data, size_t size, st_jpeg_info *info, int channels, int fast_dct,
+/// How far `read_jpeg` reads: the header; every coefficient (validation); the pixels.
+typedef enum { READ_HEADER, READ_COEFFICIENTS, READ_PIXELS } read_depth;
+
+/// The one reader behind the three calls: the header, then the coefficients or (into `out`) the
+/// pixels. One setjmp in one frame: libjpeg's error exit must land in a frame that is still live.
+static int read_jpeg(const unsigned char *data, size_t size, read_depth depth, st_jpeg_info *info, int channels, int fast_dct,
                      unsigned char *out, size_t out_size, char *error, size_t error_size) {
     struct jpeg_decompress_struct cinfo;
     guarded_error guard;
@@ -60,7 +63,12 @@ static int read_jpeg(const unsigned char *data, size_t size, st_jpeg_info *info,
         info->components = cinfo.num_components;
         info->progressive = cinfo.progressive_mode ? 1 : 0;
     }
-    if (!out) {
+    if (depth == READ_COEFFICIENTS) {
+        // Every coefficient entropy-decoded (where truncation and corrupt data show), none transformed.
+        jpeg_read_coefficients(&cinfo);
+        jpeg_finish_decompress(&cinfo);
+    }
+    if (depth != READ_PIXELS) {
         jpeg_destroy_decompress(&cinfo);
         return 0;
     }
@@ -90,25 +98,11 @@ static int read_jpeg(const unsigned char *data, size_t size, st_jpeg_info *info,
 }
 
 int st_jpeg_check(const unsigned char *data, size_t size, char *error, size_t error_size) {
-    struct jpeg_decompress_struct cinfo;
-    guarded_error guard;
-    guard_errors(&cinfo, &guard, error, error_size);
-    if (setjmp(guard.jump)) {
-        jpeg_destroy_decompress(&cinfo);
-        return -1;
-    }
-    jpeg_create_decompress(&cinfo);
-    jpeg_mem_src(&cinfo, data, (unsigned long)size);
-    jpeg_read_header(&cinfo, TRUE);
-    // Every coefficient entropy-decoded (where truncation and corrupt data show), none transformed.
-    jpeg_read_coefficients(&cinfo);
-    jpeg_finish_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
-    return 0;
+    return read_jpeg(data, size, READ_COEFFICIENTS, NULL, 0, 0, NULL, 0, error, error_size);
 }
 
 int st_jpeg_header(const unsigned char *data, size_t size, st_jpeg_info *info, char *error, size_t error_size) {
-    return read_jpeg(data, size, info, 0, 0, NULL, 0, error, error_size);
+    return read_jpeg(data, size, READ_HEADER, info, 0, 0, NULL, 0, error, error_size);
 }
 
 int st_jpeg_decode(const unsigned char *data, size_t size, int channels, int fast_dct,
@@ -117,5 +111,5 @@ int st_jpeg_decode(const unsigned char *data, size_t size, int channels, int fas
         snprintf(error, error_size, "no output buffer");
         return -1;
     }
-    return read_jpeg(data, size, NULL, channels, fast_dct, out, out_size, error, error_size);
+    return read_jpeg(data, size, READ_PIXELS, NULL, channels, fast_dct, out, out_size, error, error_size);
 }

@@ -47,9 +47,10 @@ static uint32_t crc32_of(const uint8_t *data, size_t size) {
     return c ^ 0xFFFFFFFFu;
 }
 
-// Adler-32 from 1: sums kept below 2^32 by reducing every 5,552 bytes (zlib's NMAX).
-static uint32_t adler_plain(const uint8_t *data, size_t size) {
-    uint32_t s1 = 1, s2 = 0;
+// Adler-32 of `size` more bytes, continuing from `adler` (1 to start): sums kept below 2^32 by
+// reducing every 5,552 bytes (zlib's NMAX).
+static uint32_t adler_plain(uint32_t adler, const uint8_t *data, size_t size) {
+    uint32_t s1 = adler & 0xffff, s2 = adler >> 16;
     while (size > 0) {
         size_t block = size < 5552 ? size : 5552;
         for (size_t i = 0; i < block; i++) {
@@ -62,6 +63,14 @@ static uint32_t adler_plain(const uint8_t *data, size_t size) {
         size -= block;
     }
     return s2 << 16 | s1;
+}
+
+// A 32-bit number as PNG and zlib write their lengths and checksums: big-endian.
+static void put_be32(uint8_t *out, uint32_t value) {
+    out[0] = (uint8_t)(value >> 24);
+    out[1] = (uint8_t)(value >> 16);
+    out[2] = (uint8_t)(value >> 8);
+    out[3] = (uint8_t)value;
 }
 
 // ---- bits, least significant first (deflate's order) ----
@@ -247,11 +256,8 @@ AVX2 static uint32_t adler_avx2(uint32_t adler, const uint8_t *data, size_t size
         s1 = (s1 + sum_lanes(sums)) % 65521;
         size -= blocks * 32;
     }
-    for (size_t i = 0; i < size; i++) {
-        s1 += data[i];
-        s2 += s1;
-    }
-    return (uint32_t)((s2 % 65521) << 16 | (s1 % 65521));
+    // The last bytes (fewer than 32) by the plain loop.
+    return adler_plain((uint32_t)(s2 << 16 | s1), data, size);
 }
 #else
 #define HAVE_AVX2 0
@@ -262,12 +268,13 @@ static uint32_t adler(int wide, const uint8_t *data, size_t size) {
     if (wide) return adler_avx2(1, data, size);
 #endif
     (void)wide;
-    return adler_plain(data, size);
+    return adler_plain(1, data, size);
 }
 
 // ---- zlib stream ----
 
-// `size` bytes deflated into `out` (room for st_deflate_bound(size)) as a zlib stream; its length.
+// `size` bytes deflated into `out` as a zlib stream; its length. `out` has room for the stored form
+// (size + 5 bytes per 65,535 + 6) and 8 bytes more (the coder stores whole 64-bit words).
 static size_t deflate_literals(int wide, const uint8_t *data, size_t size, uint8_t *out) {
     size_t pos = 0;
     out[pos++] = 0x78; // deflate, 32 KB window
@@ -304,11 +311,11 @@ static size_t deflate_literals(int wide, const uint8_t *data, size_t size, uint8
     while (sent > 4 && length_lengths[order[sent - 1]] == 0) sent--;
 
     // Bits the block would take; stored blocks instead when they are no larger.
-    uint64_t bits = 3 + 5 + 5 + 4 + 3 * (uint64_t)sent;
-    for (int i = 0; i < 259; i++) bits += length_lengths[lengths[i]];
-    for (int i = 0; i < 257; i++) bits += (uint64_t)freq[i] * lengths[i];
+    uint64_t cost = 3 + 5 + 5 + 4 + 3 * (uint64_t)sent;
+    for (int i = 0; i < 259; i++) cost += length_lengths[lengths[i]];
+    for (int i = 0; i < 257; i++) cost += (uint64_t)freq[i] * lengths[i];
     size_t blocks = size / 65535 + 1;
-    if (bits / 8 + 1 >= size + 5 * blocks) {
+    if (cost / 8 + 1 >= size + 5 * blocks) {
         for (size_t offset = 0, block = 0; block < blocks; block++) {
             size_t length = size - offset < 65535 ? size - offset : 65535;
             out[pos++] = block == blocks - 1 ? 1 : 0; // BFINAL, BTYPE 00, padded to the byte
@@ -367,28 +374,17 @@ static size_t deflate_literals(int wide, const uint8_t *data, size_t size, uint8
         flush_bits(&w);
         pos = w.pos;
     }
-    uint32_t check = adler(wide, data, size);
-    out[pos++] = (uint8_t)(check >> 24);
-    out[pos++] = (uint8_t)(check >> 16);
-    out[pos++] = (uint8_t)(check >> 8);
-    out[pos++] = (uint8_t)check;
-    return pos;
+    put_be32(out + pos, adler(wide, data, size));
+    return pos + 4;
 }
 
 // ---- PNG ----
 
 static size_t put_chunk(uint8_t *out, const char *type, const uint8_t *data, size_t size) {
-    out[0] = (uint8_t)(size >> 24);
-    out[1] = (uint8_t)(size >> 16);
-    out[2] = (uint8_t)(size >> 8);
-    out[3] = (uint8_t)size;
+    put_be32(out, (uint32_t)size);
     memcpy(out + 4, type, 4);
     if (size && data != out + 8) memmove(out + 8, data, size);
-    uint32_t crc = crc32_of(out + 4, size + 4);
-    out[8 + size] = (uint8_t)(crc >> 24);
-    out[9 + size] = (uint8_t)(crc >> 16);
-    out[10 + size] = (uint8_t)(crc >> 8);
-    out[11 + size] = (uint8_t)crc;
+    put_be32(out + 8 + size, crc32_of(out + 4, size + 4));
     return size + 12;
 }
 
@@ -439,11 +435,10 @@ int st_png_encode_fast(int wide, const uint8_t *pixels, uint32_t width, uint32_t
     size_t pos = 0;
     memcpy(file, signature, 8);
     pos += 8;
-    uint8_t header[13] = {
-        (uint8_t)(width >> 24), (uint8_t)(width >> 16), (uint8_t)(width >> 8), (uint8_t)width,
-        (uint8_t)(height >> 24), (uint8_t)(height >> 16), (uint8_t)(height >> 8), (uint8_t)height,
-        8, channels == 3 ? 2 : 0, 0, 0, 0, // 8 bits, RGB or grey, deflate, adaptive filtering, no interlace
-    };
+    // Width, height, then 8 bits, RGB or grey, deflate, adaptive filtering, no interlace.
+    uint8_t header[13] = {0, 0, 0, 0, 0, 0, 0, 0, 8, channels == 3 ? 2 : 0, 0, 0, 0};
+    put_be32(header, width);
+    put_be32(header + 4, height);
     pos += put_chunk(file + pos, "IHDR", header, 13);
     size_t stream = deflate_literals(wide, filtered, raw, file + pos + 8);
     free(filtered);

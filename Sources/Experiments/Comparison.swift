@@ -7,12 +7,16 @@ import PipelineKit
 /// macro-F1, time and cache hits, as a table, as JSON, and as `compare.html` (accuracy against each
 /// varied parameter, the training curves overlaid, the per-class F1 side by side).
 public struct Comparison {
-    public var experiments: [Experiment]
+    public let experiments: [Experiment]
     /// `stage.key` names whose values differ between the experiments or from the file, in pipeline order.
     public var keys: [String]
+    /// The experiments with runs that made the very same outputs folded into one (`fold`): the
+    /// page's rows, curves and dots.
+    public let folded: [(experiment: Experiment, also: [Int])]
 
     public init(_ experiments: [Experiment], stageOrder: [String]) {
         self.experiments = experiments
+        folded = Self.fold(experiments)
         var varying = Set(experiments.flatMap(\.changes.keys))
         for key in Set(experiments.flatMap(\.params.keys)) where Set(experiments.map { $0.params[key] ?? "" }).count > 1 {
             varying.insert(key)
@@ -68,7 +72,7 @@ public struct Comparison {
 
     /// Experiments that made the very same outputs (every stage's fingerprint alike: a sweep run
     /// twice, a run repeated), folded into one entry: the first, and the ids of the others.
-    public var folded: [(experiment: Experiment, also: [Int])] {
+    static func fold(_ experiments: [Experiment]) -> [(experiment: Experiment, also: [Int])] {
         var groups: [(experiment: Experiment, also: [Int])] = [], index: [String: Int] = [:]
         for experiment in experiments {
             let key = experiment.stages.isEmpty ? "id \(experiment.id)" : experiment.stages.map(\.fingerprint).joined(separator: ",")

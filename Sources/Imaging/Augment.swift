@@ -89,9 +89,8 @@ public enum Augment {
         let cosine = exact(cos(angle)), sine = exact(sin(angle))
         var out = [UInt8](repeating: 0, count: pixels.count)
         pixels.withUnsafeBufferPointer { source in
-            func at(_ x: Int, _ y: Int, _ channel: Int) -> Double {
-                Double(source[(min(max(y, 0), height - 1) * width + min(max(x, 0), width - 1)) * channels + channel])
-            }
+            // A pixel's offset, its indices clamped to the image (edges extended).
+            func offset(_ x: Int, _ y: Int) -> Int { (min(max(y, 0), height - 1) * width + min(max(x, 0), width - 1)) * channels }
             for y in 0 ..< height {
                 for x in 0 ..< width {
                     // Undo the translation, the rotation, the scale, the mirror.
@@ -103,9 +102,12 @@ public enum Augment {
                     let u = px - 0.5, v = py - 0.5
                     let x0 = Int(u.rounded(.down)), y0 = Int(v.rounded(.down))
                     let fx = u - Double(x0), fy = v - Double(y0)
+                    // The four neighbours' offsets, once for every channel.
+                    let topLeft = offset(x0, y0), topRight = offset(x0 + 1, y0), bottomLeft = offset(x0, y0 + 1), bottomRight = offset(x0 + 1, y0 + 1)
                     for channel in 0 ..< channels {
-                        let sampled = (at(x0, y0, channel) * (1 - fx) + at(x0 + 1, y0, channel) * fx) * (1 - fy)
-                            + (at(x0, y0 + 1, channel) * (1 - fx) + at(x0 + 1, y0 + 1, channel) * fx) * fy
+                        func at(_ corner: Int) -> Double { Double(source[corner + channel]) }
+                        let sampled = (at(topLeft) * (1 - fx) + at(topRight) * fx) * (1 - fy)
+                            + (at(bottomLeft) * (1 - fx) + at(bottomRight) * fx) * fy
                         let value = (sampled - 127.5) * transform.contrast + 127.5 + transform.brightness * 255
                         out[(y * width + x) * channels + channel] = UInt8(min(max(value.rounded(.toNearestOrEven), 0), 255))
                     }

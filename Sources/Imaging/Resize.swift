@@ -1,4 +1,5 @@
 import CKernels
+import Numerical
 /// Bilinear resizing with the semantics of TensorFlow's `tf.image.resize(method="bilinear")`:
 /// half-pixel centres, no antialiasing, float32 arithmetic in TensorFlow's order, so that results
 /// agree to float rounding.
@@ -29,8 +30,9 @@ public struct BilinearResize: Sendable {
         }
     }
 
-    /// Whether the AVX2 passes run (x86-64 CPUs with AVX2): the same bits as the plain loops.
-    public static let wideByDefault = st_isa_best() >= Int32(ST_ISA_AVX2)
+    /// Whether the AVX2 passes run (x86-64 CPUs with AVX2, as `ProductISA` finds them): the same bits
+    /// as the plain loops. The PNG writer's AVX2 filter follows the same choice.
+    public static let wideByDefault = ProductISA.best >= .avx2
 
     public init(from input: (width: Int, height: Int), to output: (width: Int, height: Int)) {
         inputWidth = input.width

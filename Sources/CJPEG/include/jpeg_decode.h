@@ -18,12 +18,12 @@ int st_jpeg_header(const unsigned char *data, size_t size, st_jpeg_info *info, c
 /// fast one, as TensorFlow's decode_jpeg uses by default; else the accurate one) and fancy
 /// upsampling, as TensorFlow decodes. A corrupt or truncated file (any libjpeg warning) is an error:
 /// -1 with a message in `error`; 0 on success.
+int st_jpeg_decode(const unsigned char *data, size_t size, int channels, int fast_dct,
+                   unsigned char *out, size_t out_size, char *error, size_t error_size);
+
 /// Reads the whole file's entropy-coded data (every DCT coefficient) without the inverse DCT, colour
 /// conversion or upsampling: what ingest's validation needs (a truncated or corrupt file fails here
 /// as in a decode, with libjpeg's warnings counted as errors) at a fraction of a decode's time.
 int st_jpeg_check(const unsigned char *data, size_t size, char *error, size_t error_size);
-
-int st_jpeg_decode(const unsigned char *data, size_t size, int channels, int fast_dct,
-                   unsigned char *out, size_t out_size, char *error, size_t error_size);
 
 #endif
