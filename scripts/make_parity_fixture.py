@@ -27,6 +27,8 @@ order) and element i of it (C order), with seed s:
     gamma                  0.5 + u / 65536
     beta, moving_mean      c / 65536 / 8
     moving_variance        0.5 + 1.5 u / 65536
+    depthwise_kernel (kh,kw,C,1)  c / 65536 * 2^(1 - e), e = bit_length(kh*kw*2) // 2   (MobileNetV2, EfficientNetB0)
+    mean, variance         as moving_mean, moving_variance (EfficientNet's Normalization layer)
 Every value is k / 2^m with few significant bits, so float64 -> float32 is exact in both languages;
 BatchNorm statistics and conv biases are non-trivial, so a fold that ignores any of them fails.
 
@@ -77,13 +79,17 @@ def generated(seed, tensor, kind, shape):
         kh, kw, cin, cout = shape
         e = (kh * kw * (cin + cout)).bit_length() // 2
         values = c / 65536 * 2.0 ** (1 - e)
+    elif kind == "depthwise_kernel":
+        kh, kw, _, _ = shape
+        e = (kh * kw * 2).bit_length() // 2
+        values = c / 65536 * 2.0 ** (1 - e)
     elif kind == "bias":
         values = c / 65536 / 16
     elif kind == "gamma":
         values = 0.5 + u / 65536
-    elif kind in ("beta", "moving_mean"):
+    elif kind in ("beta", "moving_mean", "mean"):
         values = c / 65536 / 8
-    elif kind == "moving_variance":
+    elif kind in ("moving_variance", "variance"):
         values = 0.5 + 1.5 * u / 65536
     else:
         raise SystemExit(f"unexpected weight kind {kind}")

@@ -61,11 +61,12 @@ public struct BackboneNode: Sendable {
 /// A backbone's ImageNet weights as Keras publishes them (the notop file).
 public struct PublishedWeights: Sendable {
     public let fileName: String
-    public let md5: String
+    /// The MD5 Keras checks the download against, or nil where Keras publishes none.
+    public let md5: String?
     /// Where Keras publishes them, the folder the file name is appended to.
     public let folder: String
 
-    public init(fileName: String, md5: String, folder: String) {
+    public init(fileName: String, md5: String?, folder: String) {
         self.fileName = fileName
         self.md5 = md5
         self.folder = folder
@@ -89,8 +90,13 @@ public struct FineTunablePart: Sendable {
 
 /// How 8-bit RGB becomes a backbone's input floats, exactly as Keras's `preprocess_input` for it.
 public enum InputPreprocessing: String, Sendable {
-    /// Keras "caffe" mode: channels reordered to BGR, then the ImageNet means subtracted, no scaling.
+    /// Keras "caffe" mode (ResNet50): channels reordered to BGR, then the ImageNet means subtracted, no scaling.
     case caffe
+    /// Keras "tf" mode (MobileNetV2): each value divided by 127.5, less 1, so in [-1, 1].
+    case tf
+    /// None outside the model (EfficientNet): the pixels as floats, 0-255; the network's own
+    /// rescaling and normalization layers do the rest.
+    case none
 
     /// Caffe's per-channel means, in BGR order.
     public static let caffeMeans: [Float] = [103.939, 116.779, 123.68]
@@ -98,6 +104,8 @@ public enum InputPreprocessing: String, Sendable {
     public var description: String {
         switch self {
         case .caffe: "caffe: RGB to BGR, minus [103.939, 116.779, 123.68], no scaling"
+        case .tf: "tf: x / 127.5 - 1"
+        case .none: "none: pixels 0-255; the model rescales and normalizes"
         }
     }
 
@@ -111,6 +119,11 @@ public enum InputPreprocessing: String, Sendable {
                 input[pixel * 3 + 1] = Float(rgb[pixel * 3 + 1]) - means[1]
                 input[pixel * 3 + 2] = Float(rgb[pixel * 3]) - means[2]
             }
+        case .tf:
+            // NumPy's `x /= 127.5; x -= 1.0` in float32: a division, then a subtraction.
+            for index in 0 ..< rgb.count { input[index] = Float(rgb[index]) / 127.5 - 1 }
+        case .none:
+            for index in 0 ..< rgb.count { input[index] = Float(rgb[index]) }
         }
     }
 }
@@ -140,7 +153,7 @@ public protocol NetworkWorkspace: AnyObject {
 /// Every backbone this tool has. Adding one: a file in `Sources/Backbone` that describes it as an
 /// `Architecture`, and its line here.
 public enum Backbones {
-    public static let all: [Architecture] = [ResNet50.architecture]
+    public static let all: [Architecture] = [ResNet50.architecture, MobileNetV2.architecture, EfficientNetB0.architecture]
     public static let defaultName = "resnet50"
     public static var names: [String] { all.map(\.name) }
     public static var standard: Architecture { all[0] }

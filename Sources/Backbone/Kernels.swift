@@ -39,6 +39,13 @@ enum Kernels {
     /// `[size*size*in, out]`.
     static func im2col(_ input: UnsafePointer<Float>, _ shape: Shape, size: Int, stride: Int, pad: Int,
                        output: Shape, rows: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
+        im2col(input, shape, size: size, stride: stride, top: pad, left: pad, output: output, rows: rows, into: columns)
+    }
+
+    /// The same with `top` rows and `left` columns of padding before the image, and as many after it
+    /// as `output` needs (TensorFlow's "same" padding puts the odd one after).
+    static func im2col(_ input: UnsafePointer<Float>, _ shape: Shape, size: Int, stride: Int, top: Int, left: Int,
+                       output: Shape, rows: Range<Int>, into columns: UnsafeMutablePointer<Float>) {
         let channels = shape.channels
         let rowLength = size * size * channels
         for row in rows {
@@ -46,9 +53,9 @@ enum Kernels {
             let oy = (row / output.width) % output.height
             let ox = row % output.width
             var destination = columns + (row - rows.lowerBound) * rowLength
-            let x0 = ox * stride - pad
+            let x0 = ox * stride - left
             for ky in 0 ..< size {
-                let iy = oy * stride - pad + ky
+                let iy = oy * stride - top + ky
                 // A row of the patch wholly inside the image is one run of size*channels floats (the
                 // stem's 21, where one copy per pixel would be 3).
                 if iy >= 0, iy < shape.height, x0 >= 0, x0 + size <= shape.width {
@@ -57,7 +64,7 @@ enum Kernels {
                     continue
                 }
                 for kx in 0 ..< size {
-                    let ix = ox * stride - pad + kx
+                    let ix = x0 + kx
                     if iy >= 0, iy < shape.height, ix >= 0, ix < shape.width {
                         destination.update(from: input + ((n * shape.height + iy) * shape.width + ix) * channels, count: channels)
                     } else {

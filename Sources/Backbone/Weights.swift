@@ -32,6 +32,21 @@ public protocol BackboneWeights {
     /// Conv layer `name` with a `size x size x input x output` kernel.
     func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights
     func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights
+    /// Depthwise layer `name` with a `size x size x channels x 1` kernel (Keras's `depthwise_kernel`).
+    func depthwise(_ name: String, size: Int, channels: Int) throws -> ConvWeights
+    /// Keras's Normalization layer `name`: its per-channel `mean` and `variance`.
+    func normalization(_ name: String, channels: Int) throws -> (mean: [Float], variance: [Float])
+}
+
+extension BackboneWeights {
+    /// ResNet50 has neither, so weights made for it alone need not say so.
+    public func depthwise(_ name: String, size: Int, channels: Int) throws -> ConvWeights {
+        throw WeightsError("\(type(of: self)) has no depthwise layer '\(name)'")
+    }
+
+    public func normalization(_ name: String, channels: Int) throws -> (mean: [Float], variance: [Float]) {
+        throw WeightsError("\(type(of: self)) has no normalization layer '\(name)'")
+    }
 }
 
 /// Weights from a Keras HDF5 weights file, in the Keras 2 layout (fixed-length byte-string
@@ -85,6 +100,21 @@ public final class KerasWeightsFile: BackboneWeights {
         return ConvWeights(kernel: kernel, bias: bias)
     }
 
+    public func depthwise(_ name: String, size: Int, channels: Int) throws -> ConvWeights {
+        let weights = try self.weights(of: name)
+        // Keras 2 (the published files) calls it `depthwise_kernel`, Keras 3 `kernel`.
+        let key = weights["depthwise_kernel"] == nil && weights["kernel"] != nil ? "kernel" : "depthwise_kernel"
+        let kernel = try take(weights, key, layer: name, shape: [size, size, channels, 1])
+        let bias = weights["bias"] == nil ? [Float](repeating: 0, count: channels)
+            : try take(weights, "bias", layer: name, shape: [channels])
+        return ConvWeights(kernel: kernel, bias: bias)
+    }
+
+    public func normalization(_ name: String, channels: Int) throws -> (mean: [Float], variance: [Float]) {
+        let weights = try self.weights(of: name)
+        return (try take(weights, "mean", layer: name, shape: [channels]), try take(weights, "variance", layer: name, shape: [channels]))
+    }
+
     public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights {
         let weights = try self.weights(of: name)
         return BatchNormWeights(gamma: try take(weights, "gamma", layer: name, shape: [channels]),
@@ -108,19 +138,38 @@ public struct RandomWeights: BackboneWeights {
     public let inputLayer: String
     /// Whether a BatchNorm ends a residual branch (its gamma 0.2).
     public let branchEnd: @Sendable (String) -> Bool
+    /// The spread of the input pixels: 64 for caffe's (0-255 less the means), 1 for inputs in [-1, 1].
+    public let inputSpread: Double
 
-    public init(seed: UInt64, inputLayer: String, branchEnd: @escaping @Sendable (String) -> Bool) {
+    public init(seed: UInt64, inputLayer: String, inputSpread: Double = 64, branchEnd: @escaping @Sendable (String) -> Bool) {
         self.seed = seed
         self.inputLayer = inputLayer
+        self.inputSpread = inputSpread
         self.branchEnd = branchEnd
     }
 
     public func conv(_ name: String, size: Int, input: Int, output: Int) throws -> ConvWeights {
         // One stream per layer, keyed by its name, so that layers do not depend on each other's order.
         var generator = SplitMix64(seed: seed ^ fnv1a(name))
-        let deviation = (2.0 / Double(size * size * input)).squareRoot() / (name == inputLayer ? 64 : 1)
+        let deviation = (2.0 / Double(size * size * input)).squareRoot() / (name == inputLayer ? inputSpread : 1)
         let kernel = (0 ..< size * size * input * output).map { _ in Float(generator.nextNormal() * deviation) }
         return ConvWeights(kernel: kernel, bias: [Float](repeating: 0, count: output))
+    }
+
+    public func depthwise(_ name: String, size: Int, channels: Int) throws -> ConvWeights {
+        // Each channel has its own size x size filter: its fan-in is size * size.
+        var generator = SplitMix64(seed: seed ^ fnv1a(name))
+        let deviation = (2.0 / Double(size * size)).squareRoot()
+        let kernel = (0 ..< size * size * channels).map { _ in Float(generator.nextNormal() * deviation) }
+        return ConvWeights(kernel: kernel, bias: [Float](repeating: 0, count: channels))
+    }
+
+    /// ImageNet's statistics as EfficientNet's published weights store them (the standard deviation
+    /// in the variance's place, which Keras's model corrects), so that a random backbone sees inputs
+    /// of the same spread as the real one.
+    public func normalization(_ name: String, channels: Int) throws -> (mean: [Float], variance: [Float]) {
+        guard channels == 3 else { throw WeightsError("random weights: normalization '\(name)' of \(channels) channels, expected 3") }
+        return ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
     }
 
     public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights {
@@ -153,4 +202,8 @@ public struct ReplacedWeights: BackboneWeights {
     }
 
     public func batchNorm(_ name: String, channels: Int) throws -> BatchNormWeights { try base.batchNorm(name, channels: channels) }
+    public func depthwise(_ name: String, size: Int, channels: Int) throws -> ConvWeights { try base.depthwise(name, size: size, channels: channels) }
+    public func normalization(_ name: String, channels: Int) throws -> (mean: [Float], variance: [Float]) {
+        try base.normalization(name, channels: channels)
+    }
 }

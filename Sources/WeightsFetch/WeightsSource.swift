@@ -85,7 +85,9 @@ extension WeightsSpec {
         case .imagenet:
             let published = ImageNetWeights(architecture)
             let url = try published.locate(showProgress: showProgress)
-            return ResolvedWeights(source: "imagenet", digest: Pending(published.md5), isRandom: false, provider: try KerasWeightsFile(url))
+            // Where Keras publishes no MD5 (MobileNetV2), the file's own is what provenance records.
+            let digest = published.md5.map { Pending($0) } ?? Pending { try cachedFileMD5(url) }
+            return ResolvedWeights(source: "imagenet", digest: digest, isRandom: false, provider: try KerasWeightsFile(url))
         }
     }
 }
@@ -134,7 +136,8 @@ public struct ImageNetWeights: Sendable {
     public init(_ published: PublishedWeights) { self.published = published }
 
     public var fileName: String { published.fileName }
-    public var md5: String { published.md5 }
+    /// Keras's MD5 of the file, or nil where Keras publishes none (MobileNetV2's).
+    public var md5: String? { published.md5 }
     /// Where Keras publishes them; SIGNTRANSFER_WEIGHTS_URL overrides it (a mirror, or a test server).
     public var url: URL {
         if let override = ProcessInfo.processInfo.environment["SIGNTRANSFER_WEIGHTS_URL"], let url = URL(string: override) { return url }
@@ -164,11 +167,15 @@ public struct ImageNetWeights: Sendable {
     public var isCached: Bool { cachedCopy != nil }
 
     /// A copy in Keras's cache or ours whose MD5 is right (remembered by path, size, mtime and inode,
-    /// so asking again costs a stat); a damaged copy does not count.
+    /// so asking again costs a stat); a damaged copy does not count. Without a published MD5, a copy
+    /// that opens as HDF5 counts (building the network then checks every layer and shape).
     public var cachedCopy: URL? {
         for folder in [Self.kerasCache, Self.cacheFolder] {
             let candidate = folder.appendingPathComponent(fileName)
-            if FileManager.default.fileExists(atPath: candidate.path), (try? cachedFileMD5(candidate)) == md5 {
+            guard FileManager.default.fileExists(atPath: candidate.path) else { continue }
+            if let md5 {
+                if (try? cachedFileMD5(candidate)) == md5 { return candidate }
+            } else if (try? KerasWeightsFile(candidate)) != nil {
                 return candidate
             }
         }
@@ -181,16 +188,22 @@ public struct ImageNetWeights: Sendable {
         let expectedMD5 = expectedMD5 ?? md5
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let destination = folder.appendingPathComponent(fileName)
-        let byHand = "Without a network, download \(url.absoluteString) by hand (MD5 \(md5)) and put it at \(destination.path) or in \(Self.kerasCache.path)/."
+        let byHand = "Without a network, download \(url.absoluteString) by hand\(md5.map { " (MD5 \($0))" } ?? "") and put it at \(destination.path) or in \(Self.kerasCache.path)/."
         return try AtomicOutput.write(to: destination) { temporary -> URL in
             do {
                 try Downloader(showProgress: showProgress).fetch(source, to: temporary)
             } catch {
                 throw WeightsError("could not download the ImageNet weights from \(source.absoluteString): \(error.userMessage). \(byHand)")
             }
-            let found = try fileMD5(temporary)
-            guard found == expectedMD5 else {
-                throw WeightsError("the ImageNet weights downloaded from \(source.absoluteString) have MD5 \(found), expected \(expectedMD5); the download was discarded. \(byHand)")
+            if let expectedMD5 {
+                let found = try fileMD5(temporary)
+                guard found == expectedMD5 else {
+                    throw WeightsError("the ImageNet weights downloaded from \(source.absoluteString) have MD5 \(found), expected \(expectedMD5); the download was discarded. \(byHand)")
+                }
+            } else {
+                do { _ = try KerasWeightsFile(temporary) } catch {
+                    throw WeightsError("the ImageNet weights downloaded from \(source.absoluteString) are not an HDF5 file (\(error.userMessage)); the download was discarded. \(byHand)")
+                }
             }
             return destination
         }

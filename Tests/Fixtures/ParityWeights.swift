@@ -13,6 +13,8 @@ public enum ParityWeights {
             public var name: String
             public var shape: [Int]
             public var tensor: Int
+            /// The generated values are multiplied by 2^gain (the mobile fixtures' calibrated BatchNorm variances).
+            public var gain: Int?
         }
 
         public var name: String
@@ -32,8 +34,10 @@ public enum ParityWeights {
 
     public static func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
 
-    public static func layout() throws -> [Layer] {
-        try JSONDecoder().decode([Layer].self, from: Data(contentsOf: file("layout.json")))
+    public static func layout() throws -> [Layer] { try layout(in: folder) }
+
+    public static func layout(in folder: URL) throws -> [Layer] {
+        try JSONDecoder().decode([Layer].self, from: Data(contentsOf: folder.appendingPathComponent("layout.json")))
     }
 
     public static func meta() throws -> Meta {
@@ -63,10 +67,14 @@ public enum ParityWeights {
             let fan = shape[0] * shape[1] * (shape[2] + shape[3])
             let exponent = (Int.bitWidth - fan.leadingZeroBitCount) / 2
             scale = 1.0 / 65536 * Double(sign: .plus, exponent: 1 - exponent, significand: 1)
+        case "depthwise_kernel":
+            let fan = shape[0] * shape[1] * 2
+            let exponent = (Int.bitWidth - fan.leadingZeroBitCount) / 2
+            scale = 1.0 / 65536 * Double(sign: .plus, exponent: 1 - exponent, significand: 1)
         case "bias": scale = 1.0 / 65536 / 16
-        case "beta", "moving_mean": scale = 1.0 / 65536 / 8
+        case "beta", "moving_mean", "mean": scale = 1.0 / 65536 / 8
         case "gamma": scale = 1.0 / 65536; offset = 0.5; centred = false
-        case "moving_variance": scale = 1.5 / 65536; offset = 0.5; centred = false
+        case "moving_variance", "variance": scale = 1.5 / 65536; offset = 0.5; centred = false
         default: preconditionFailure("layout.json names an unknown weight kind \(kind)")
         }
         result.withUnsafeMutableBufferPointer { out in
@@ -78,14 +86,21 @@ public enum ParityWeights {
         return result
     }
 
+    /// The values of `weight` as layout.json describes it, its gain applied (exactly: a power of two).
+    public static func values(seed: UInt64, weight: Layer.Weight) -> [Float] {
+        let values = Self.values(seed: seed, tensor: weight.tensor, kind: weight.name, shape: weight.shape)
+        guard let gain = weight.gain, gain != 0 else { return values }
+        let factor = Float(sign: .plus, exponent: gain, significand: 1)
+        return values.map { $0 * factor }
+    }
+
     /// SHA-256 of every generated tensor's float32 little-endian bytes, in order: meta.json's
     /// `weights_sha256` when Swift and NumPy agree bit for bit.
     public static func digest(seed: UInt64, layout: [Layer]) -> String {
         var hasher = ContentHasher()
         for layer in layout {
             for weight in layer.weights {
-                let values = Self.values(seed: seed, tensor: weight.tensor, kind: weight.name, shape: weight.shape)
-                values.withUnsafeBytes { hasher.update($0) }
+                Self.values(seed: seed, weight: weight).withUnsafeBytes { hasher.update($0) }
             }
         }
         return hasher.finalize()
@@ -101,6 +116,26 @@ public enum ParityWeights {
         try writeKeras2(url, seed: seed, layout: try layout())
         return url
     }
+
+    /// The weights behind another committed fixture made by the same generator (the mobile
+    /// backbones': `scripts/make_mobile_parity_fixture.py`), written once per process per folder.
+    public static func kerasFile(for fixture: URL, seed: UInt64) throws -> URL {
+        written.lock.lock()
+        defer { written.lock.unlock() }
+        if let url = written.files[fixture.path] { return url }
+        let folder = try Fixtures.temporaryFolder()
+        ParityCleanup.register(folder)
+        let url = folder.appendingPathComponent("parity-weights.h5")
+        try writeKeras2(url, seed: seed, layout: try layout(in: fixture))
+        written.files[fixture.path] = url
+        return url
+    }
+
+    private final class Written: @unchecked Sendable {
+        let lock = NSLock()
+        var files: [String: URL] = [:]
+    }
+    private static let written = Written()
 
     /// How a dataset is stored in the file (HDF5 converts on reading); weights are float32 unless
     /// `writeKeras2`'s `storage` says otherwise, as a damaged or foreign file might.
@@ -127,7 +162,7 @@ public enum ParityWeights {
             guard inner >= 0 else { throw FixtureError("\(url.path): cannot create group \(layer.name)/\(layer.name)") }
             H5Gclose(inner)
             for (name, weight) in zip(names, layer.weights) {
-                let values = Self.values(seed: seed, tensor: weight.tensor, kind: weight.name, shape: weight.shape)
+                let values = Self.values(seed: seed, weight: weight)
                 var dims = weight.shape.map { hsize_t($0) }
                 let space = H5Screate_simple(Int32(dims.count), &dims, nil)
                 defer { H5Sclose(space) }
