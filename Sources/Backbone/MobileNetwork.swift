@@ -105,13 +105,17 @@ public final class MobileNetwork: FeatureNetwork {
     final class Scratch {
         /// Three activations (input, expansion, depthwise output; the projection lands on a free one).
         let buffers: [UnsafeMutablePointer<Float>]
+        /// A band of expanded rows, and a band of depthwise output (`runBlock`).
+        let band: UnsafeMutablePointer<Float>, depthwiseBand: UnsafeMutablePointer<Float>
         let columns: UnsafeMutablePointer<Float>
         let normalized: UnsafeMutablePointer<Float>
         /// Squeeze-excitation's vectors: channel sums, pooled, squeezed, scale.
         let sums: UnsafeMutablePointer<Float>, pooled: UnsafeMutablePointer<Float>, squeezed: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>
 
-        init(activation: Int, columns: Int, input: Int, channels: Int) {
+        init(activation: Int, band: Int, depthwiseBand: Int, columns: Int, input: Int, channels: Int) {
             buffers = (0 ..< 3).map { _ in .allocate(capacity: activation) }
+            self.band = .allocate(capacity: band)
+            self.depthwiseBand = .allocate(capacity: depthwiseBand)
             self.columns = .allocate(capacity: columns)
             normalized = .allocate(capacity: input)
             sums = .allocate(capacity: channels)
@@ -122,7 +126,7 @@ public final class MobileNetwork: FeatureNetwork {
 
         deinit {
             buffers.forEach { $0.deallocate() }
-            [columns, normalized, sums, pooled, squeezed, scale].forEach { $0.deallocate() }
+            [band, depthwiseBand, columns, normalized, sums, pooled, squeezed, scale].forEach { $0.deallocate() }
         }
     }
 
@@ -135,29 +139,34 @@ public final class MobileNetwork: FeatureNetwork {
             self.count = count
             self.size = size
             input = .allocate(capacity: count * size * size * 3)
-            let (activation, columns, channels) = network.bufferSizes(size: size)
+            let sizes = network.bufferSizes(size: size)
             scratch = (0 ..< max(1, min(coreCount, count))).map { _ in
-                Scratch(activation: activation, columns: columns, input: size * size * 3, channels: channels)
+                Scratch(activation: sizes.activation, band: sizes.band, depthwiseBand: sizes.depthwiseBand, columns: sizes.columns,
+                        input: size * size * 3, channels: sizes.channels)
             }
         }
 
         deinit { input.deallocate() }
     }
 
-    /// For one image of side `size`: the largest activation, the stem's im2col, the widest layer, in floats.
-    func bufferSizes(size: Int) -> (activation: Int, columns: Int, channels: Int) {
+    /// For one image of side `size`, in floats: the largest activation, the largest band of expanded
+    /// rows and of depthwise output (`runBlock`), the stem's im2col, the widest layer.
+    func bufferSizes(size: Int) -> (activation: Int, band: Int, depthwiseBand: Int, columns: Int, channels: Int) {
         var side = MobilePlan.sameOutput(size, stride: plan.stem.stride)
         let columns = side * side * plan.stem.size * plan.stem.size * plan.stem.input
-        var largest = side * side * plan.stem.output, channels = plan.stem.output
+        var largest = side * side * plan.stem.output, channels = plan.stem.output, band = 1, depthwiseBand = 1
         for block in plan.blocks {
-            let expanded = block.expand?.output ?? block.input
-            largest = max(largest, side * side * expanded)
-            side = MobilePlan.sameOutput(side, stride: block.depthwise.stride)
-            largest = max(largest, side * side * max(expanded, block.output))
-            channels = max(channels, expanded)
+            let d = block.depthwise
+            let outSide = MobilePlan.sameOutput(side, stride: d.stride)
+            let rows = Self.bandRows(side: side, outSide: outSide, depthwise: d)
+            band = max(band, min(side, (rows - 1) * d.stride + d.size) * side * d.channels)
+            depthwiseBand = max(depthwiseBand, rows * outSide * d.channels)
+            largest = max(largest, side * side * block.input, outSide * outSide * max(d.channels, block.output))
+            channels = max(channels, d.channels)
+            side = outSide
         }
         largest = max(largest, side * side * plan.top.output)
-        return (largest, columns, max(channels, plan.top.output))
+        return (largest, band, depthwiseBand, columns, max(channels, plan.top.output))
     }
 
     public func makeWorkspace(count: Int, size: Int) -> any NetworkWorkspace {
@@ -220,43 +229,89 @@ public final class MobileNetwork: FeatureNetwork {
         side = out
         var current = 0
         for (index, block) in blocks.enumerated() where index <= deepest {
-            // Each block on three buffers (s the depthwise stride):
-            //   input      [side, side, c]               buffers[current]
-            //   expanded   [side, side, e]               1x1 + bias + activation        another (the input when e = c, no expansion)
-            //   depthwise  [side/s, side/s, e]           kxk/s + bias + activation       the third; squeeze-excitation scales it in place
-            //   output     [side/s, side/s, c']          1x1 + bias (+ input)            over the input when residual, else a free one
-            let pixels = side * side
-            var expanded = current
-            if let expand = block.expand {
-                expanded = (current + 1) % 3
-                pointwise(expand, buffers[current], rows: pixels, into: buffers[expanded], residual: nil, isa: isa)
-            }
-            let d = block.depthwise.spec
-            let dwOut = MobilePlan.sameOutput(side, stride: d.stride)
-            let dwPad = MobilePlan.samePadding(side, size: d.size, stride: d.stride)
-            let depthwise = (0 ..< 3).first { $0 != current && $0 != expanded }!
-            if block.squeeze != nil { scratch.sums.update(repeating: 0, count: d.channels) }
-            block.depthwise.kernel.withUnsafeBufferPointer { w in
-                block.depthwise.bias.withUnsafeBufferPointer { b in
-                    st_depthwise(isa, buffers[expanded], Int32(side), Int32(side), Int32(d.channels), w.baseAddress!, b.baseAddress!, Int32(d.size),
-                                 Int32(d.stride), Int32(dwPad), Int32(dwPad), Int32(dwOut), Int32(dwOut), d.activation.rawValue,
-                                 buffers[depthwise], block.squeeze == nil ? nil : scratch.sums)
-                }
-            }
-            if let squeeze = block.squeeze {
-                excite(squeeze, buffers[depthwise], pixels: dwOut * dwOut, scratch: scratch, isa: isa)
-            }
-            let target = block.residual ? current : (0 ..< 3).first { $0 != depthwise && $0 != current }!
-            pointwise(block.project, buffers[depthwise], rows: dwOut * dwOut, into: buffers[target],
-                      residual: block.residual ? UnsafePointer(buffers[current]) : nil, isa: isa)
+            let target = runBlock(block, input: current, side: side, scratch: scratch, isa: isa)
             current = target
-            side = dwOut
+            side = MobilePlan.sameOutput(side, stride: block.depthwise.spec.stride)
             emit(index, buffers[current], side)
         }
         guard deepest == blocks.count else { return }
         let output = (current + 1) % 3
         pointwise(top, buffers[current], rows: side * side, into: buffers[output], residual: nil, isa: isa)
         emit(blocks.count, buffers[output], side)
+    }
+
+    /// Output rows per band of a block: about 512 KB of expanded rows (the input rows the band's
+    /// depthwise taps read), so that the expansion's output is read back from cache.
+    static func bandRows(side: Int, outSide: Int, depthwise d: DepthwiseSpec) -> Int {
+        let rows = (1 << 17) / max(1, side * d.channels)
+        return max(1, min(outSide, (rows - (d.size - d.stride)) / d.stride))
+    }
+
+    /// One block on `scratch.buffers[input]` (`side x side`); returns the buffer its output is in.
+    ///
+    /// The depthwise output is made a band of rows at a time: the expansion runs on just the rows
+    /// the band's taps read (into `scratch.band`; the rows the next band shares are moved to the
+    /// front, not computed again), then the depthwise on them. Without squeeze-excitation the band
+    /// goes straight on to the projection (`scratch.depthwiseBand`), so that only the block's input
+    /// and output, its narrow ends, ever leave the cache; with it, the whole depthwise output is
+    /// needed first (its mean scales every pixel), so it goes to the third buffer. The rows and the
+    /// order of every sum are those of the whole image at once: the same bits.
+    ///   input      [side, side, c]          buffers[input]
+    ///   expanded   [rows, side, e]          1x1 + bias + activation        scratch.band (rows of the band)
+    ///   depthwise  [R, side/s, e]           kxk/s + bias + activation      scratch.depthwiseBand, or the third buffer
+    ///   output     [side/s, side/s, c']     1x1 + bias (+ input)           over the input when residual, else a free buffer
+    func runBlock(_ block: Block, input: Int, side: Int, scratch: Scratch, isa: Int32) -> Int {
+        let buffers = scratch.buffers
+        let d = block.depthwise.spec
+        let outSide = MobilePlan.sameOutput(side, stride: d.stride)
+        let pad = MobilePlan.samePadding(side, size: d.size, stride: d.stride)
+        let third = (input + 1) % 3
+        let target = block.residual ? input : (input + 2) % 3
+        let whole = block.squeeze != nil
+        let bandRows = Self.bandRows(side: side, outSide: outSide, depthwise: d)
+        if whole { scratch.sums.update(repeating: 0, count: d.channels) }
+        // Rows [bandFirst, bandEnd) of the expansion are in scratch.band.
+        var bandFirst = 0, bandEnd = 0
+        var first = 0
+        while first < outSide {
+            let rows = min(bandRows, outSide - first)
+            let needFirst = max(0, first * d.stride - pad), needEnd = min(side, (first + rows - 1) * d.stride - pad + d.size)
+            let source: UnsafeMutablePointer<Float>, sourceFirst: Int, sourceRows: Int
+            if let expand = block.expand {
+                // Keep what this band shares with the last, compute the rest.
+                let kept = max(0, bandEnd - max(needFirst, bandFirst))
+                if kept > 0 { scratch.band.update(from: scratch.band + (bandEnd - kept - bandFirst) * side * d.channels, count: kept * side * d.channels) }
+                let fresh = max(needFirst, bandEnd)
+                if needEnd > fresh {
+                    pointwise(expand, buffers[input] + fresh * side * expand.weights.k, rows: (needEnd - fresh) * side,
+                              into: scratch.band + kept * side * d.channels, residual: nil, isa: isa)
+                }
+                (bandFirst, bandEnd) = (needFirst, needEnd)
+                (source, sourceFirst, sourceRows) = (scratch.band, needFirst, needEnd - needFirst)
+            } else {
+                (source, sourceFirst, sourceRows) = (buffers[input], 0, side)
+            }
+            let output = whole ? buffers[third] + first * outSide * d.channels : scratch.depthwiseBand
+            block.depthwise.kernel.withUnsafeBufferPointer { w in
+                block.depthwise.bias.withUnsafeBufferPointer { b in
+                    st_depthwise(isa, source, Int32(sourceRows), Int32(side), Int32(d.channels), w.baseAddress!, b.baseAddress!, Int32(d.size),
+                                 Int32(d.stride), Int32(pad + sourceFirst - first * d.stride), Int32(pad), Int32(rows), Int32(outSide),
+                                 d.activation.rawValue, output, whole ? scratch.sums : nil)
+                }
+            }
+            if !whole {
+                let at = first * outSide * block.project.weights.n
+                pointwise(block.project, output, rows: rows * outSide, into: buffers[target] + at,
+                          residual: block.residual ? UnsafePointer(buffers[input] + at) : nil, isa: isa)
+            }
+            first += rows
+        }
+        if let squeeze = block.squeeze {
+            excite(squeeze, buffers[third], pixels: outSide * outSide, scratch: scratch, isa: isa)
+            pointwise(block.project, buffers[third], rows: outSide * outSide, into: buffers[target],
+                      residual: block.residual ? UnsafePointer(buffers[input]) : nil, isa: isa)
+        }
+        return target
     }
 
     /// `c[rows x n] = act(a[rows x k] * W + bias (+ residual))`, a chunk of about 128 KB of output at a

@@ -48,12 +48,13 @@ static inline float activate_plain(float v, int activation) {
     }
 }
 
-static void depthwise_plain(const float *x, int height, int width, int channels, const float *w, const float *bias, int size, int stride,
-                            int top, int left, int out_height, int out_width, int activation, float *y, float *sums) {
+static void depthwise_plain_channels(const float *x, int height, int width, int channels, const float *w, const float *bias, int size,
+                                     int stride, int top, int left, int out_height, int out_width, int activation, float *y, float *sums,
+                                     int first, int end) {
     for (int oy = 0; oy < out_height; oy++) {
         int iy0 = oy * stride - top;
         int ky_lo = iy0 < 0 ? -iy0 : 0, ky_hi = height - iy0 < size ? height - iy0 : size;
-        for (int c = 0; c < channels; c++) {
+        for (int c = first; c < end; c++) {
             float row_sum = 0.0f;
             for (int ox = 0; ox < out_width; ox++) {
                 int ix0 = ox * stride - left;
@@ -71,6 +72,11 @@ static void depthwise_plain(const float *x, int height, int width, int channels,
             if (sums) sums[c] = sums[c] + row_sum;
         }
     }
+}
+
+static void depthwise_plain(const float *x, int height, int width, int channels, const float *w, const float *bias, int size, int stride,
+                            int top, int left, int out_height, int out_width, int activation, float *y, float *sums) {
+    depthwise_plain_channels(x, height, width, channels, w, bias, size, stride, top, left, out_height, out_width, activation, y, sums, 0, channels);
 }
 
 static void dense_plain(const float *x, int inputs, const float *w, const float *bias, int outputs, int activation, float *y) {
@@ -111,30 +117,98 @@ AVX512 static inline __m512 activate16(__m512 v, int activation) {
     }
 }
 
-AVX512 static void depthwise_avx512(const float *x, int height, int width, int channels, const float *w, const float *bias, int size, int stride,
-                                    int top, int left, int out_height, int out_width, int activation, float *y, float *sums) {
+// One block of 16 channels over the whole image, its K x K taps held in registers. Output columns
+// whose taps all fall inside the image (most of them) run the taps unrolled and unchecked; the few at
+// the borders check each tap. Both skip the taps outside the image, as the plain loop does, in its
+// order (ky, then kx), so the bits are the plain loop's. K and the activation are constants after
+// inlining: one specialised loop per use.
+AVX512 static inline __attribute__((always_inline)) void depthwise16(const int K, const int activation, const float *x, int height, int width,
+                                                                     int channels, const float *w, const float *bias, int stride, int top,
+                                                                     int left, int out_height, int out_width, float *y, float *sums, int c) {
+    __mmask16 mask = channels - c >= 16 ? 0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
+    __m512 taps[25];
+    for (int i = 0; i < K * K; i++) taps[i] = _mm512_maskz_loadu_ps(mask, w + (size_t)i * channels + c);
+    const __m512 b = _mm512_maskz_loadu_ps(mask, bias + c);
+    // Columns [inner_lo, inner_hi) have every tap inside: ox * stride >= left, ox * stride - left + K <= width.
+    int inner_lo = (left + stride - 1) / stride;
+    int inner_hi = width - K + left < 0 ? 0 : (width - K + left) / stride + 1;
+    if (inner_hi > out_width) inner_hi = out_width;
+    if (inner_lo > inner_hi) inner_lo = inner_hi;
+    __m512 total = _mm512_maskz_loadu_ps(mask, sums ? sums + c : bias + c);
     for (int oy = 0; oy < out_height; oy++) {
         int iy0 = oy * stride - top;
-        int ky_lo = iy0 < 0 ? -iy0 : 0, ky_hi = height - iy0 < size ? height - iy0 : size;
-        for (int c = 0; c < channels; c += 16) {
-            __mmask16 mask = channels - c >= 16 ? 0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
-            __m512 b = _mm512_maskz_loadu_ps(mask, bias + c), row_sum = _mm512_setzero_ps();
-            for (int ox = 0; ox < out_width; ox++) {
-                int ix0 = ox * stride - left;
-                int kx_lo = ix0 < 0 ? -ix0 : 0, kx_hi = width - ix0 < size ? width - ix0 : size;
-                __m512 acc = b;
+        int ky_lo = iy0 < 0 ? -iy0 : 0, ky_hi = height - iy0 < K ? height - iy0 : K;
+        __m512 row_sum = _mm512_setzero_ps();
+        float *out = y + (size_t)oy * out_width * channels + c;
+        for (int ox = 0; ox < out_width; ox++) {
+            int ix0 = ox * stride - left;
+            __m512 acc = b;
+            if (ox >= inner_lo && ox + 4 <= inner_hi) {
+                // Four columns at once: four independent chains of fused multiply-adds, each in the
+                // plain loop's order (one chain alone waits on the latency of every step).
+                __m512 acc1 = b, acc2 = b, acc3 = b;
+                const size_t step = (size_t)stride * channels;
                 for (int ky = ky_lo; ky < ky_hi; ky++) {
                     const float *row = x + ((size_t)(iy0 + ky) * width + ix0) * channels + c;
-                    const float *taps = w + (size_t)ky * size * channels + c;
-                    for (int kx = kx_lo; kx < kx_hi; kx++)
-                        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, row + (size_t)kx * channels),
-                                              _mm512_maskz_loadu_ps(mask, taps + (size_t)kx * channels), acc);
+                    for (int kx = 0; kx < K; kx++) {
+                        const float *at = row + (size_t)kx * channels;
+                        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, at), taps[ky * K + kx], acc);
+                        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, at + step), taps[ky * K + kx], acc1);
+                        acc2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, at + 2 * step), taps[ky * K + kx], acc2);
+                        acc3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, at + 3 * step), taps[ky * K + kx], acc3);
+                    }
                 }
                 acc = activate16(acc, activation);
-                _mm512_mask_storeu_ps(y + ((size_t)oy * out_width + ox) * channels + c, mask, acc);
-                row_sum = _mm512_add_ps(row_sum, acc);
+                acc1 = activate16(acc1, activation);
+                acc2 = activate16(acc2, activation);
+                acc3 = activate16(acc3, activation);
+                _mm512_mask_storeu_ps(out + (size_t)ox * channels, mask, acc);
+                _mm512_mask_storeu_ps(out + (size_t)(ox + 1) * channels, mask, acc1);
+                _mm512_mask_storeu_ps(out + (size_t)(ox + 2) * channels, mask, acc2);
+                _mm512_mask_storeu_ps(out + (size_t)(ox + 3) * channels, mask, acc3);
+                row_sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(row_sum, acc), acc1), acc2), acc3);
+                ox += 3;
+                continue;
             }
-            if (sums) _mm512_mask_storeu_ps(sums + c, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, sums + c), row_sum));
+            if (ox >= inner_lo && ox < inner_hi) {
+                for (int ky = ky_lo; ky < ky_hi; ky++) {
+                    const float *row = x + ((size_t)(iy0 + ky) * width + ix0) * channels + c;
+                    for (int kx = 0; kx < K; kx++) acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, row + (size_t)kx * channels), taps[ky * K + kx], acc);
+                }
+            } else {
+                int kx_lo = ix0 < 0 ? -ix0 : 0, kx_hi = width - ix0 < K ? width - ix0 : K;
+                for (int ky = ky_lo; ky < ky_hi; ky++) {
+                    const float *row = x + ((size_t)(iy0 + ky) * width + ix0) * channels + c;
+                    for (int kx = kx_lo; kx < kx_hi; kx++)
+                        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, row + (size_t)kx * channels), taps[ky * K + kx], acc);
+                }
+            }
+            acc = activate16(acc, activation);
+            _mm512_mask_storeu_ps(out + (size_t)ox * channels, mask, acc);
+            row_sum = _mm512_add_ps(row_sum, acc);
+        }
+        total = _mm512_add_ps(total, row_sum);
+    }
+    if (sums) _mm512_mask_storeu_ps(sums + c, mask, total);
+}
+
+#define DEPTHWISE16(K, A) depthwise16(K, A, x, height, width, channels, w, bias, stride, top, left, out_height, out_width, y, sums, c)
+
+AVX512 static void depthwise_avx512(const float *x, int height, int width, int channels, const float *w, const float *bias, int size, int stride,
+                                    int top, int left, int out_height, int out_width, int activation, float *y, float *sums) {
+    for (int c = 0; c < channels; c += 16) {
+        switch (size * 4 + activation) {
+        case 3 * 4 + ST_ACT_NONE: DEPTHWISE16(3, ST_ACT_NONE); break;
+        case 3 * 4 + ST_ACT_RELU6: DEPTHWISE16(3, ST_ACT_RELU6); break;
+        case 3 * 4 + ST_ACT_SWISH: DEPTHWISE16(3, ST_ACT_SWISH); break;
+        case 5 * 4 + ST_ACT_NONE: DEPTHWISE16(5, ST_ACT_NONE); break;
+        case 5 * 4 + ST_ACT_RELU6: DEPTHWISE16(5, ST_ACT_RELU6); break;
+        case 5 * 4 + ST_ACT_SWISH: DEPTHWISE16(5, ST_ACT_SWISH); break;
+        default: {
+            // Sizes other than 3 and 5 (no backbone here has one): the plain loop, a block of channels at a time.
+            int block = channels - c < 16 ? channels - c : 16;
+            depthwise_plain_channels(x, height, width, channels, w, bias, size, stride, top, left, out_height, out_width, activation, y, sums, c, c + block);
+        }
         }
     }
 }
