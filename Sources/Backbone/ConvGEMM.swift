@@ -161,19 +161,28 @@ final class WeightMatrix: @unchecked Sendable {
     /// The same on the calling thread alone (for GEMMs run several at a time, or on per-core chunks).
     func multiplyOneThread(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil, residual: UnsafePointer<Float>? = nil,
                            into c: UnsafeMutablePointer<Float>, relu: Bool = false) {
+        multiplyOneThread(m: m, a: a, bias: bias, residual: residual, into: c, activation: relu ? .relu : Activation.none)
+    }
+
+    /// The same with any of the activations (ReLU6 and swish for the mobile backbones), applied in the
+    /// tiles' epilogue on our kernels, in a pass after OpenBLAS.
+    func multiplyOneThread(m: Int, a: UnsafePointer<Float>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+                           into c: UnsafeMutablePointer<Float>, activation: Activation) {
         guard m > 0 else { return }
+        let code = activation.rawValue
         switch kernel {
         case .avx512:
-            st_gemm(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, residual, c, Int32(n), relu ? 1 : 0)
+            st_gemm(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, residual, c, Int32(n), code)
         case .avx2:
-            st_gemm_avx2(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, residual, c, Int32(n), relu ? 1 : 0)
+            st_gemm_avx2(Int32(m), Int32(n), Int32(k), a, Int32(k), storage, bias, residual, c, Int32(n), code)
         case .avx512bf16:
-            st_gemm_bf16(Int32(m), Int32(n), Int32(k), a, Int32(k), words!, bias, residual, c, Int32(n), relu ? 1 : 0)
+            st_gemm_bf16(Int32(m), Int32(n), Int32(k), a, Int32(k), words!, bias, residual, c, Int32(n), code)
         case .blas:
             if let residual, residual != UnsafePointer(c) { c.update(from: residual, count: m * n) }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), storage, Int32(n),
                         residual == nil ? 0 : 1, c, Int32(n))
-            Self.epilogue(c, rows: m, channels: n, bias: bias, relu: relu)
+            Self.epilogue(c, rows: m, channels: n, bias: bias, relu: activation == .relu)
+            if activation != .relu { st_activate(kernel.isa, c, m * n, code) }
         }
     }
 

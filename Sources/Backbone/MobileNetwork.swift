@@ -314,19 +314,19 @@ public final class MobileNetwork: FeatureNetwork {
         return target
     }
 
-    /// `c[rows x n] = act(a[rows x k] * W + bias (+ residual))`, a chunk of about 128 KB of output at a
-    /// time, so that the activation's pass reads it from cache.
+    /// `c[rows x n] = act(a[rows x k] * W + bias (+ residual))`: one GEMM, the activation in its
+    /// tiles' epilogue (on OpenBLAS, a chunk of about 128 KB of output at a time, so that the
+    /// activation's pass reads it from cache).
     func pointwise(_ layer: Pointwise, _ a: UnsafePointer<Float>, rows: Int, into c: UnsafeMutablePointer<Float>,
                    residual: UnsafePointer<Float>?, isa: Int32) {
         let k = layer.weights.k, n = layer.weights.n
-        let chunk = max(16, (1 << 15) / n)
+        let chunk = kernel == .blas ? max(16, (1 << 15) / n) : rows
         layer.bias.withUnsafeBufferPointer { bias in
             var start = 0
             while start < rows {
                 let m = min(chunk, rows - start)
                 layer.weights.multiplyOneThread(m: m, a: a + start * k, bias: bias.baseAddress, residual: residual.map { $0 + start * n },
-                                                into: c + start * n, relu: false)
-                st_activate(isa, c + start * n, m * n, layer.activation.rawValue)
+                                                into: c + start * n, activation: layer.activation)
                 start += m
             }
         }

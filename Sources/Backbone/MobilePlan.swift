@@ -2,7 +2,7 @@ import CKernels
 
 /// The activations of the mobile backbones, as the C kernels take them (`ST_ACT_*`).
 public enum Activation: Int32, Sendable {
-    case none = 0, relu6 = 1, swish = 2, sigmoid = 3
+    case none = 0, relu = 1, relu6 = 2, swish = 3, sigmoid = 4
 }
 
 /// A convolution and the BatchNorm after it, by Keras's layer names: `size x size`, `stride`,

@@ -100,7 +100,7 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, int tra
                         // The first block starts from the residual (or zero), the others from the partial sums.
                         const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
                         tileRows(rows, packA, kc, strip, lda, packed + (size_t)column * k + (size_t)k0 * NR, source,
-                                 c + m0 * ldc + column, ldc, left, right, last && bias ? bias + column : 0, last && relu);
+                                 c + m0 * ldc + column, ldc, left, right, last && bias ? bias + column : 0, last ? relu : 0);
                     }
                 }
             }

@@ -108,7 +108,7 @@ AVX2 static void gemm(int m, int n, int k, const float *a, size_t lda, int trans
                         const float *strip = packA ? packedBlock + (size_t)(m0 - g0) * KC : a + m0 * lda + k0;
                         const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
                         tileRows(rows, packA, kc, strip, lda, sliver, source, c + m0 * ldc + column, ldc, width,
-                                 last && bias ? bias + column : 0, last && relu);
+                                 last && bias ? bias + column : 0, last ? relu : 0);
                     }
                 }
             }

@@ -221,7 +221,7 @@ BF16 static void gemm(int m, int n, int k, const float *a, size_t lda, int trans
                     ST_TILE_MASKS(width, left, right)
                     const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
                     tileRows(rows, stride / 2, strip, stride, packed + ((size_t)column * pairs + (size_t)(k0 / 2) * NR) * 2, source,
-                             c + m0 * ldc + column, ldc, left, right, last && bias ? bias + column : 0, last && relu);
+                             c + m0 * ldc + column, ldc, left, right, last && bias ? bias + column : 0, last ? relu : 0);
                 }
             }
         }

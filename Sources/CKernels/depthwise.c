@@ -6,47 +6,13 @@
 #pragma STDC FP_CONTRACT OFF
 #include "depthwise.h"
 #include "gemm_general.h"
+#include "activation.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-// exp(t) = 2^n * p(r), n = round(t / ln 2), r = t - n ln 2 (two steps, ln 2 split so that n * HI is
-// exact), p the degree-7 Taylor polynomial (|r| <= 0.35: truncation below 1e-8). t is clipped to
-// [-87, 88] so that 2^n is a normal float: exp(-x) for the sigmoid then never overflows.
-#define EXP_LOW -87.0f
-#define EXP_HIGH 88.0f
-#define LOG2E 1.44269504088896341f
-#define LN2_HI 0.693359375f
-#define LN2_LO -2.12194440e-4f
-static const float taylor[8] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 1.0f / 2, 1.0f, 1.0f};
-// taylor[0] is 1/7!: the Horner chain starts there and folds in 1/6! ... 1/0!.
-static const float taylor7 = 1.0f / 40320;
-
-static inline float exp_plain(float t) {
-    t = t < EXP_LOW ? EXP_LOW : t;
-    t = t > EXP_HIGH ? EXP_HIGH : t;
-    float n = nearbyintf(t * LOG2E);
-    float r = fmaf(-n, LN2_HI, t);
-    r = fmaf(-n, LN2_LO, r);
-    float p = taylor7;
-    for (int i = 0; i < 8; i++) p = fmaf(p, r, taylor[i]);
-    union { uint32_t bits; float value; } scale = {.bits = (uint32_t)((int32_t)n + 127) << 23};
-    return p * scale.value;
-}
-
-float st_exp(float x) { return exp_plain(x); }
-
-static inline float activate_plain(float v, int activation) {
-    switch (activation) {
-    case ST_ACT_RELU6:
-        v = v > 0.0f ? v : 0.0f;
-        return v < 6.0f ? v : 6.0f;
-    case ST_ACT_SWISH: return v / (1.0f + exp_plain(-v));
-    case ST_ACT_SIGMOID: return 1.0f / (1.0f + exp_plain(-v));
-    default: return v;
-    }
-}
+float st_exp(float x) { return st_exp_plain(x); }
 
 static void depthwise_plain_channels(const float *x, int height, int width, int channels, const float *w, const float *bias, int size,
                                      int stride, int top, int left, int out_height, int out_width, int activation, float *y, float *sums,
@@ -65,7 +31,7 @@ static void depthwise_plain_channels(const float *x, int height, int width, int 
                     const float *taps = w + (size_t)ky * size * channels + c;
                     for (int kx = kx_lo; kx < kx_hi; kx++) acc = fmaf(row[(size_t)kx * channels], taps[(size_t)kx * channels], acc);
                 }
-                acc = activate_plain(acc, activation);
+                acc = st_activate_plain(acc, activation);
                 y[((size_t)oy * out_width + ox) * channels + c] = acc;
                 row_sum = row_sum + acc;
             }
@@ -83,7 +49,7 @@ static void dense_plain(const float *x, int inputs, const float *w, const float 
     for (int j = 0; j < outputs; j++) y[j] = bias ? bias[j] : 0.0f;
     for (int i = 0; i < inputs; i++)
         for (int j = 0; j < outputs; j++) y[j] = fmaf(x[i], w[(size_t)i * outputs + j], y[j]);
-    for (int j = 0; j < outputs; j++) y[j] = activate_plain(y[j], activation);
+    for (int j = 0; j < outputs; j++) y[j] = st_activate_plain(y[j], activation);
 }
 
 #if defined(__x86_64__) && !defined(SIGNTRANSFER_NO_X86_KERNELS)
@@ -92,30 +58,6 @@ static void dense_plain(const float *x, int inputs, const float *w, const float 
 #define AVX512 __attribute__((target("avx512f,avx2,fma")))
 
 // ---- AVX-512: 16 channels a vector, masked at the end of a row of channels.
-
-AVX512 static inline __m512 exp16(__m512 t) {
-    t = _mm512_max_ps(t, _mm512_set1_ps(EXP_LOW));
-    t = _mm512_min_ps(t, _mm512_set1_ps(EXP_HIGH));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_setzero_ps(), n), _mm512_set1_ps(LN2_HI), t);
-    r = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_setzero_ps(), n), _mm512_set1_ps(LN2_LO), r);
-    __m512 p = _mm512_set1_ps(taylor7);
-    for (int i = 0; i < 8; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(taylor[i]));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-}
-
-// max(v, 0) is 0 for a NaN v, as `v > 0 ? v : 0` is: maxps returns its second operand when either is NaN.
-AVX512 static inline __m512 activate16(__m512 v, int activation) {
-    switch (activation) {
-    case ST_ACT_RELU6: return _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
-    case ST_ACT_SWISH:
-        return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-    case ST_ACT_SIGMOID:
-        return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-    default: return v;
-    }
-}
 
 // One block of 16 channels over the whole image, its K x K taps held in registers. Output columns
 // whose taps all fall inside the image (most of them) run the taps unrolled and unchecked; the few at
@@ -158,10 +100,10 @@ AVX512 static inline __attribute__((always_inline)) void depthwise16(const int K
                         acc3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, at + 3 * step), taps[ky * K + kx], acc3);
                     }
                 }
-                acc = activate16(acc, activation);
-                acc1 = activate16(acc1, activation);
-                acc2 = activate16(acc2, activation);
-                acc3 = activate16(acc3, activation);
+                acc = st_activate16(acc, activation);
+                acc1 = st_activate16(acc1, activation);
+                acc2 = st_activate16(acc2, activation);
+                acc3 = st_activate16(acc3, activation);
                 _mm512_mask_storeu_ps(out + (size_t)ox * channels, mask, acc);
                 _mm512_mask_storeu_ps(out + (size_t)(ox + 1) * channels, mask, acc1);
                 _mm512_mask_storeu_ps(out + (size_t)(ox + 2) * channels, mask, acc2);
@@ -183,7 +125,7 @@ AVX512 static inline __attribute__((always_inline)) void depthwise16(const int K
                         acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, row + (size_t)kx * channels), taps[ky * K + kx], acc);
                 }
             }
-            acc = activate16(acc, activation);
+            acc = st_activate16(acc, activation);
             _mm512_mask_storeu_ps(out + (size_t)ox * channels, mask, acc);
             row_sum = _mm512_add_ps(row_sum, acc);
         }
@@ -215,10 +157,10 @@ AVX512 static void depthwise_avx512(const float *x, int height, int width, int c
 
 AVX512 static void activate_avx512(float *x, size_t count, int activation) {
     size_t i = 0;
-    for (; i + 16 <= count; i += 16) _mm512_storeu_ps(x + i, activate16(_mm512_loadu_ps(x + i), activation));
+    for (; i + 16 <= count; i += 16) _mm512_storeu_ps(x + i, st_activate16(_mm512_loadu_ps(x + i), activation));
     if (i < count) {
         __mmask16 mask = (__mmask16)((1u << (count - i)) - 1);
-        _mm512_mask_storeu_ps(x + i, mask, activate16(_mm512_maskz_loadu_ps(mask, x + i), activation));
+        _mm512_mask_storeu_ps(x + i, mask, st_activate16(_mm512_maskz_loadu_ps(mask, x + i), activation));
     }
 }
 
@@ -238,34 +180,11 @@ AVX512 static void dense_avx512(const float *x, int inputs, const float *w, cons
         __m512 acc = bias ? _mm512_maskz_loadu_ps(mask, bias + j) : _mm512_setzero_ps();
         for (int i = 0; i < inputs; i++)
             acc = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_maskz_loadu_ps(mask, w + (size_t)i * outputs + j), acc);
-        _mm512_mask_storeu_ps(y + j, mask, activate16(acc, activation));
+        _mm512_mask_storeu_ps(y + j, mask, st_activate16(acc, activation));
     }
 }
 
 // ---- AVX2: 8 channels a vector; a row of channels that is not a multiple of 8 ends in masked loads.
-
-AVX2 static inline __m256 exp8(__m256 t) {
-    t = _mm256_max_ps(t, _mm256_set1_ps(EXP_LOW));
-    t = _mm256_min_ps(t, _mm256_set1_ps(EXP_HIGH));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(LOG2E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_setzero_ps(), n), _mm256_set1_ps(LN2_HI), t);
-    r = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_setzero_ps(), n), _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(taylor7);
-    for (int i = 0; i < 8; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(taylor[i]));
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
-
-AVX2 static inline __m256 activate8(__m256 v, int activation) {
-    switch (activation) {
-    case ST_ACT_RELU6: return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0f));
-    case ST_ACT_SWISH:
-        return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-    case ST_ACT_SIGMOID:
-        return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-    default: return v;
-    }
-}
 
 AVX2 static inline __m256i mask8(int remaining) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(remaining < 8 ? remaining : 8), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -289,7 +208,7 @@ AVX2 static void depthwise_avx2(const float *x, int height, int width, int chann
                     for (int kx = kx_lo; kx < kx_hi; kx++)
                         acc = _mm256_fmadd_ps(_mm256_maskload_ps(row + (size_t)kx * channels, mask), _mm256_maskload_ps(taps + (size_t)kx * channels, mask), acc);
                 }
-                acc = activate8(acc, activation);
+                acc = st_activate8(acc, activation);
                 _mm256_maskstore_ps(y + ((size_t)oy * out_width + ox) * channels + c, mask, acc);
                 row_sum = _mm256_add_ps(row_sum, acc);
             }
@@ -300,10 +219,10 @@ AVX2 static void depthwise_avx2(const float *x, int height, int width, int chann
 
 AVX2 static void activate_avx2(float *x, size_t count, int activation) {
     size_t i = 0;
-    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(x + i, activate8(_mm256_loadu_ps(x + i), activation));
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(x + i, st_activate8(_mm256_loadu_ps(x + i), activation));
     if (i < count) {
         __m256i mask = mask8((int)(count - i));
-        _mm256_maskstore_ps(x + i, mask, activate8(_mm256_maskload_ps(x + i, mask), activation));
+        _mm256_maskstore_ps(x + i, mask, st_activate8(_mm256_maskload_ps(x + i, mask), activation));
     }
 }
 
@@ -323,7 +242,7 @@ AVX2 static void dense_avx2(const float *x, int inputs, const float *w, const fl
         __m256 acc = bias ? _mm256_maskload_ps(bias + j, mask) : _mm256_setzero_ps();
         for (int i = 0; i < inputs; i++)
             acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i]), _mm256_maskload_ps(w + (size_t)i * outputs + j, mask), acc);
-        _mm256_maskstore_ps(y + j, mask, activate8(acc, activation));
+        _mm256_maskstore_ps(y + j, mask, st_activate8(acc, activation));
     }
 }
 #define HAVE_X86 1
@@ -361,7 +280,7 @@ void st_activate(int isa, float *x, size_t count, int activation) {
     }
 #endif
     (void)isa;
-    for (size_t i = 0; i < count; i++) x[i] = activate_plain(x[i], activation);
+    for (size_t i = 0; i < count; i++) x[i] = st_activate_plain(x[i], activation);
 }
 
 void st_scale_channels(int isa, float *x, int pixels, int channels, const float *scale) {

@@ -73,6 +73,7 @@ static inline void st_pack_panels(int panel, const float *b, size_t rowStride, s
 #if ST_X86
 #include <cpuid.h>
 #include <immintrin.h>
+#include "activation.h"
 #include <stddef.h>
 
 // Whether the CPU and the OS run AVX-512F: OSXSAVE, then XMM, YMM, opmask and all of ZMM saved, then AVX512F.
@@ -120,11 +121,17 @@ ST_TILE_INLINE void st_tile_end(const int rows, __m512 *x0, __m512 *x1, float *c
             x1[r] = _mm512_add_ps(x1[r], bias1);
         }
     }
-    if (relu) {
+    if (relu == ST_ACT_RELU) {
         __m512 zero = _mm512_setzero_ps();
         _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
             x0[r] = _mm512_max_ps(x0[r], zero);
             x1[r] = _mm512_max_ps(x1[r], zero);
+        }
+    } else if (relu) {
+        // The mobile backbones' activations (ReLU6, swish), as the depthwise kernel applies them.
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
+            x0[r] = st_activate16(x0[r], relu);
+            x1[r] = st_activate16(x1[r], relu);
         }
     }
     _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
@@ -175,12 +182,17 @@ ST_TILE2_INLINE void st_tile2_end(const int rows, __m256 *x0, __m256 *x1, float 
             x1[r] = _mm256_add_ps(x1[r], bias1);
         }
     }
-    if (relu) {
+    if (relu == ST_ACT_RELU) {
         // max(x, 0) with x first, as _mm512_max_ps in the AVX-512 tile: the same value for every input.
         __m256 zero = _mm256_setzero_ps();
         _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
             x0[r] = _mm256_max_ps(x0[r], zero);
             x1[r] = _mm256_max_ps(x1[r], zero);
+        }
+    } else if (relu) {
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
+            x0[r] = st_activate8(x0[r], relu);
+            x1[r] = st_activate8(x1[r], relu);
         }
     }
     if (width >= 16) {

@@ -16,7 +16,7 @@ void st_gemm_pack(const float *b, int ldb, int k, int n, float *packed);
 /// The same from `B` given transposed, `bt[n x k]` (row stride `ldbt`): B[i][j] = bt[j][i].
 void st_gemm_pack_transposed(const float *bt, int ldbt, int k, int n, float *packed);
 
-/// `c[m x n] = relu?(a[m x k] * B + bias + residual)` with `B` packed by `st_gemm_pack`, row-major `a`
+/// `c[m x n] = act(a[m x k] * B + bias + residual)` (`relu`: an ST_ACT_* of depthwise.h; 1, ReLU, as it always was) with `B` packed by `st_gemm_pack`, row-major `a`
 /// (row stride `lda`) read in place, `bias` and `residual` optional (NULL; `residual` has `c`'s row
 /// stride and may be `c` itself), on the calling thread. The bias, the residual and the ReLU are
 /// applied as each tile leaves the registers: no extra pass.

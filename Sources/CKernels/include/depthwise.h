@@ -9,8 +9,9 @@
 /// fused multiply-add per tap, the same exp), so all give the same bits and the plain loop is the
 /// reference (`isa`: ST_ISA_PORTABLE, ST_ISA_AVX2 or ST_ISA_AVX512, at most `st_isa_best()`).
 
-/// Applied to values as a kernel writes them.
-enum { ST_ACT_NONE = 0, ST_ACT_RELU6 = 1, ST_ACT_SWISH = 2, ST_ACT_SIGMOID = 3 };
+/// Applied to values as a kernel writes them; the GEMMs' `relu` argument takes these too (1 is the
+/// ReLU it always took).
+enum { ST_ACT_NONE = 0, ST_ACT_RELU = 1, ST_ACT_RELU6 = 2, ST_ACT_SWISH = 3, ST_ACT_SIGMOID = 4 };
 
 /// One image's depthwise convolution:
 ///   x[height x width x channels]          NHWC, one image
