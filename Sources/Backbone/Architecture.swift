@@ -166,6 +166,11 @@ public enum Backbones {
         return found
     }
 
+    /// What the node names are, backbone by backbone: "conv2_block1_out ... conv5_block3_out (resnet50), ...".
+    public static var nodeSummary: String {
+        all.map { "\($0.nodeNames.first ?? "") ... \($0.nodeNames.last ?? "") (\($0.name))" }.joined(separator: ", ")
+    }
+
     /// Every node name of every backbone, once: what a `layers` value may name before the backbone is known.
     public static var allNodeNames: [String] {
         var seen = Set<String>()

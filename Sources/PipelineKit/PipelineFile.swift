@@ -14,7 +14,8 @@ public enum ParameterKind: Sendable {
     case integerList(ClosedRange<Int>)
     /// Comma-separated (or a YAML list of) words from the list, each once, between `count` of them;
     /// canonically in the list's order, whatever order they were given in.
-    case choiceList([String], count: ClosedRange<Int>)
+    /// `summary` says what the names are where the list's ends alone would not (several backbones' nodes).
+    case choiceList([String], count: ClosedRange<Int>, summary: String? = nil)
     /// Free text that `check` accepts (it returns what is wrong, or nil): checked with the rest of the
     /// file, before any stage runs.
     case checkedText(@Sendable (String) -> String?)
@@ -312,14 +313,14 @@ extension ParameterSpec {
                 return number
             }
             return numbers.map(String.init).joined(separator: ",")
-        case let .choiceList(words, count):
+        case let .choiceList(words, count, summary):
             // "" is no names (keep's default); "a,,b" keeps its empty name, which is refused below.
             let items = (list ?? (text.isEmpty ? [] : text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)))
                 .map { $0.trimmingCharacters(in: .whitespaces) }
             var chosen: [Int] = []
             for item in items {
                 guard let index = words.firstIndex(of: item) else {
-                    throw fail("'\(excerpt(item))' is not one of \(words.first ?? "") ... \(words.last ?? "") (\(words.count) names)")
+                    throw fail("'\(excerpt(item))' is not one of " + (summary ?? "\(words.first ?? "") ... \(words.last ?? "") (\(words.count) names)"))
                 }
                 guard !chosen.contains(index) else { throw fail("'\(excerpt(item))' is named twice") }
                 chosen.append(index)

@@ -24,7 +24,7 @@ public enum TrainStage {
         ParameterSpec("validation", .number(0 ... 0.9), default: "0.1", help: "Fraction of each class's training images held out for validation."),
         ParameterSpec("patience", .integer(0 ... 100_000), default: "5", help: "Epochs without a better validation loss before stopping; 0 never stops early."),
         ParameterSpec("seed", .integer(0 ... Int.max), default: "0", help: "Seed for the initial weights, the validation split, shuffling and dropout."),
-        ParameterSpec("layers", .choiceList(Backbones.allNodeNames, count: 0 ... Backbones.allNodeNames.count), default: "",
+        ParameterSpec("layers", .choiceList(Backbones.allNodeNames, count: 0 ... Backbones.allNodeNames.count, summary: Backbones.nodeSummary), default: "",
                       help: "The block outputs whose pooled vectors the head is trained on, concatenated (each dimension standardized); extract must have stored them (its --layers). Empty: the backbone's end."),
         ParameterSpec("fine_tune", .choice(["none"] + Backbones.all.compactMap(\.fineTunable?.name)), default: "none",
                       help: "none trains the head alone on frozen features; conv5 (resnet50) then trains conv5's three blocks with it (Keras's recipe: the head first, then both at a low rate), on the conv4_block6_out maps extract kept (--keep conv4_block6_out), BatchNorm frozen."),
@@ -101,8 +101,9 @@ public enum TrainStage {
         sideOutputs: [Train.metricsName, Train.reportName],
         reads: ["features.sqlite"],
         check: { parameters in
-            // The head's own size, before the data is known (rows decide the rest, at run time), for
-            // the widest backbone that has these layers.
+            // The head's own size, before the data is known (rows decide the rest, at run time), on
+            // the narrowest features any backbone with these layers gives: refused only if too big
+            // for every backbone (run time checks the real width).
             let params: Params
             do { params = try Params(parameters) } catch { return error.userMessage }
             let dimensions = Backbones.all.compactMap { architecture in
@@ -112,6 +113,7 @@ public enum TrainStage {
                 return "layers: \(params.layers.joined(separator: ",")) are not the block outputs of any one backbone"
             }
             return params.training.memoryProblem(dimension: dimension, classes: 2, batchRows: 0)
+                .map { "\($0) (counted on \(dimension) inputs, the fewest any backbone's features have)" }
         },
         run: { context in
             let report = try Train.run(.init(input: context.input!, output: context.output, params: try Params(context.parameters),
