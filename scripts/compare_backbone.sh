@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Backbone throughput against ONNX Runtime and Keras on the same machine, in one run: our `extract`
-# (whole process, weights loading included) over N images, and ../shared/bench/keras_throughput.py
-# (Keras ResNet50, then ONNX Runtime on the same graph via tf2onnx) over the same number of images.
-# Needs: a release build (make build), python3 with tensorflow-cpu, onnxruntime, tf2onnx, numpy.
-# Usage: scripts/compare_backbone.sh [--precision fp32|bf16|both] [SIZE BATCH N]   (defaults: fp32, 224 32 256)
+# (whole process, weights loading included) over N images, and scripts/backbone_throughput.py (the
+# Keras model, then ONNX Runtime on the same graph via tf2onnx) over the same number of images.
+# Needs: a release build (make build), python3 with tensorflow-cpu, onnxruntime, tf2onnx, numpy, h5py.
+# Usage: scripts/compare_backbone.sh [--backbone resnet50|mobilenetv2|efficientnetb0] [--precision fp32|bf16|both] [SIZE BATCH N]
+#        (defaults: resnet50, fp32, 224 32 256)
 # With both, our float and bf16 runs alternate (f, b, f, b, f, b), and their ratio is printed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 precision=fp32
-if [ "${1:-}" = "--precision" ]; then precision=$2; shift 2; fi
+backbone=resnet50
+while [ "${1:-}" = "--precision" ] || [ "${1:-}" = "--backbone" ]; do
+  case $1 in --precision) precision=$2;; --backbone) backbone=$2;; esac
+  shift 2
+done
 case $precision in fp32|bf16|both) ;; *) echo "compare_backbone.sh: --precision fp32, bf16 or both, not $precision" >&2; exit 2;; esac
+case $backbone in resnet50|mobilenetv2|efficientnetb0) ;; *) echo "compare_backbone.sh: --backbone resnet50, mobilenetv2 or efficientnetb0, not $backbone" >&2; exit 2;; esac
 size=${1:-224}; batch=${2:-32}; n=${3:-256}
-shared=${SIGNTRANSFER_SHARED:-../shared}
-[ -f "$shared/bench/keras_throughput.py" ] || {
-  echo "compare_backbone.sh: needs the peers' measuring script $shared/bench/keras_throughput.py (the project's shared folder beside the repository, or SIGNTRANSFER_SHARED)" >&2
-  exit 2
-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # N images tiled from the sample's real rows, through our own ingest and preprocess.
@@ -24,7 +25,13 @@ python3 scripts/tile_csv.py pipelines/data/sign-mnist-sample/train.csv "$work/tr
 .build/release/preprocess --input "$work/images.sqlite" --output "$work/preprocessed.sqlite" --size "$size" > /dev/null 2>&1
 # A real-sized Keras weights file (the parity fixture's, generated) unless SIGNTRANSFER_WEIGHTS names one.
 weights=${SIGNTRANSFER_WEIGHTS:-$work/weights.h5}
-[ -f "$weights" ] || python3 scripts/make_parity_fixture.py --weights "$weights" > /dev/null
+if [ ! -f "$weights" ]; then
+  if [ "$backbone" = resnet50 ]; then
+    python3 scripts/make_parity_fixture.py --weights "$weights" > /dev/null
+  else
+    python3 scripts/make_mobile_parity_fixture.py --weights "$backbone" "$weights" > /dev/null
+  fi
+fi
 # Three runs, the median reported: on this 2-core VM one run can be 20% off (a first run right after
 # preprocess was the slow one more than once). Each run starts from no output, so nothing is resumed.
 sync
@@ -35,7 +42,7 @@ for run in 1 2 3; do
     rm -f "$work/features.sqlite"
     start=$(date +%s.%N)
     /usr/bin/time -f "%M" -o "$work/memory" .build/release/extract --input "$work/preprocessed.sqlite" --output "$work/features.sqlite" \
-      --weights "$weights" --batch "$batch" --precision "$p" > /dev/null 2>&1
+      --backbone "$backbone" --weights "$weights" --batch "$batch" --precision "$p" > /dev/null 2>&1
     end=$(date +%s.%N)
     rates[$p]="${rates[$p]:-} $(python3 -c "print(f'{$n / ($end - $start):.2f}')")"
   done
@@ -43,10 +50,10 @@ done
 for p in $precisions; do
   median=$(printf '%s\n' ${rates[$p]} | sort -n | sed -n 2p)
   declare "ours_$p=$median"
-  echo "signtransfer extract size=$size batch=$batch precision=$p: $median img/s (median of${rates[$p]}; whole process with weights loading, $n images)"
+  echo "signtransfer extract $backbone size=$size batch=$batch precision=$p: $median img/s (median of${rates[$p]}; whole process with weights loading, $n images)"
 done
 ours=${ours_fp32:-${ours_bf16:-}}
-python3 "$shared/bench/keras_throughput.py" "$size" "$batch" "$n" 2>/dev/null | grep -E "img/s|skipped" | tee "$work/peers"
+python3 scripts/backbone_throughput.py "$backbone" "$size" "$batch" "$n" 2>/dev/null | grep -E "img/s|skipped" | tee "$work/peers"
 keras=$(grep "^keras" "$work/peers" | sed -E 's/.*: ([0-9.]+) img\/s/\1/')
 onnx=$(grep "^onnxruntime" "$work/peers" | sed -E 's/.*: ([0-9.]+) img\/s/\1/' || true)
 python3 -c "

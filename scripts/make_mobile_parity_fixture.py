@@ -20,7 +20,11 @@ Rescaling Keras adds after the Normalization layer for the published weights (th
 published file is swapped for the generated weights). S: 224, 64 and 45 (odd: TensorFlow's "same"
 padding then pads both sides of stride-2 layers, at even sides only after).
 
-Regenerate (TensorFlow CPU, Keras 3; a minute): python3 scripts/make_mobile_parity_fixture.py [SEED]
+Regenerate (TensorFlow CPU, Keras 3; two minutes): python3 scripts/make_mobile_parity_fixture.py [SEED]
+
+The full weights file of one backbone alone, in the published files' Keras 2 layout, from the committed
+layout.json (NumPy and h5py only; for benchmarks that need a real-sized file):
+  python3 scripts/make_mobile_parity_fixture.py --weights NAME OUT.h5
 """
 import hashlib
 import json
@@ -31,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_parity_fixture import ROOT, generated  # noqa: E402
+from make_parity_fixture import ROOT, generated, write_weights  # noqa: E402
 
 SIZES = [224, 64, 45]
 PHOTOS = ["pipelines/data/asl-colour-4/test/A/hand1_a_bot_seg_1_cropped.jpeg",
@@ -163,5 +167,21 @@ def main(seed):
               "spread across photos (largest std / largest value) per node", ["%.2g" % v for v in spread])
 
 
+def weights_only(name, path):
+    folder = os.path.join(ROOT, f"Tests/Fixtures/keras-parity-{name}")
+    with open(os.path.join(folder, "layout.json")) as f:
+        layout = json.load(f)
+    with open(os.path.join(folder, "meta.json")) as f:
+        seed = json.load(f)["seed"]
+    layers = [{"name": e["name"], "weights": [dict(w, values=(generated(seed, w["tensor"], w["name"], tuple(w["shape"])).astype("float64")
+                                                            * 2.0 ** w.get("gain", 0)).astype("float32")) for w in e["weights"]]}
+              for e in layout]
+    write_weights(path, layers, "keras2")
+    print(f"{path}: {name}, {sum(len(e['weights']) for e in layers)} tensors, seed {seed}")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
+    if sys.argv[1:2] == ["--weights"] and len(sys.argv) == 4:
+        weights_only(sys.argv[2], sys.argv[3])
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
