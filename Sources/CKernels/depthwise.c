@@ -64,8 +64,8 @@ static void dense_plain(const float *x, int inputs, const float *w, const float 
 // the borders check each tap. Both skip the taps outside the image, as the plain loop does, in its
 // order (ky, then kx), so the bits are the plain loop's. K and the activation are constants after
 // inlining: one specialised loop per use.
-AVX512 static inline __attribute__((always_inline)) void depthwise16(const int K, const int activation, const float *x, int height, int width,
-                                                                     int channels, const float *w, const float *bias, int stride, int top,
+AVX512 static inline __attribute__((always_inline)) void depthwise16(const int K, const int activation, const int stride, const float *x,
+                                                                     int height, int width, int channels, const float *w, const float *bias, int top,
                                                                      int left, int out_height, int out_width, float *y, float *sums, int c) {
     __mmask16 mask = channels - c >= 16 ? 0xFFFF : (__mmask16)((1u << (channels - c)) - 1);
     __m512 taps[25];
@@ -134,18 +134,22 @@ AVX512 static inline __attribute__((always_inline)) void depthwise16(const int K
     if (sums) _mm512_mask_storeu_ps(sums + c, mask, total);
 }
 
-#define DEPTHWISE16(K, A) depthwise16(K, A, x, height, width, channels, w, bias, stride, top, left, out_height, out_width, y, sums, c)
+#define DEPTHWISE16(K, A) \
+    (stride == 1 ? depthwise16(K, A, 1, x, height, width, channels, w, bias, top, left, out_height, out_width, y, sums, c) \
+                 : depthwise16(K, A, 2, x, height, width, channels, w, bias, top, left, out_height, out_width, y, sums, c))
 
 AVX512 static void depthwise_avx512(const float *x, int height, int width, int channels, const float *w, const float *bias, int size, int stride,
                                     int top, int left, int out_height, int out_width, int activation, float *y, float *sums) {
     for (int c = 0; c < channels; c += 16) {
-        switch (size * 4 + activation) {
-        case 3 * 4 + ST_ACT_NONE: DEPTHWISE16(3, ST_ACT_NONE); break;
-        case 3 * 4 + ST_ACT_RELU6: DEPTHWISE16(3, ST_ACT_RELU6); break;
-        case 3 * 4 + ST_ACT_SWISH: DEPTHWISE16(3, ST_ACT_SWISH); break;
-        case 5 * 4 + ST_ACT_NONE: DEPTHWISE16(5, ST_ACT_NONE); break;
-        case 5 * 4 + ST_ACT_RELU6: DEPTHWISE16(5, ST_ACT_RELU6); break;
-        case 5 * 4 + ST_ACT_SWISH: DEPTHWISE16(5, ST_ACT_SWISH); break;
+        // K, the activation and the stride as constants: with stride 1 the four columns' loads
+        // overlap and are made once.
+        switch (stride <= 2 ? size * 8 + activation : 0) {
+        case 3 * 8 + ST_ACT_NONE: DEPTHWISE16(3, ST_ACT_NONE); break;
+        case 3 * 8 + ST_ACT_RELU6: DEPTHWISE16(3, ST_ACT_RELU6); break;
+        case 3 * 8 + ST_ACT_SWISH: DEPTHWISE16(3, ST_ACT_SWISH); break;
+        case 5 * 8 + ST_ACT_NONE: DEPTHWISE16(5, ST_ACT_NONE); break;
+        case 5 * 8 + ST_ACT_RELU6: DEPTHWISE16(5, ST_ACT_RELU6); break;
+        case 5 * 8 + ST_ACT_SWISH: DEPTHWISE16(5, ST_ACT_SWISH); break;
         default: {
             // Sizes other than 3 and 5 (no backbone here has one): the plain loop, a block of channels at a time.
             int block = channels - c < 16 ? channels - c : 16;
