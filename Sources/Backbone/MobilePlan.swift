@@ -71,8 +71,8 @@ public struct MobilePlan: Sendable {
     }
 
     /// TensorFlow's "same": the output side, and the padding before the input (the odd one goes after).
-    static func sameOutput(_ side: Int, stride: Int) -> Int { (side + stride - 1) / stride }
-    static func samePadding(_ side: Int, size: Int, stride: Int) -> Int {
+    public static func sameOutput(_ side: Int, stride: Int) -> Int { (side + stride - 1) / stride }
+    public static func samePadding(_ side: Int, size: Int, stride: Int) -> Int {
         max((sameOutput(side, stride: stride) - 1) * stride + size - side, 0) / 2
     }
 }
