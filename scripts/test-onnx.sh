@@ -2,7 +2,8 @@
 # The exported ONNX model against predict, in ONNX Runtime (CI runs this after `make test`): on the
 # embedded sample at 32x32 with a seeded random backbone, a head cut at conv4_block6_out and a head
 # with conv5 fine-tuned are exported, and scripts/check_onnx.py compares ONNX Runtime's probabilities
-# with predict's for every train and test row (same top-1, within 1e-4); then a colour head on the
+# with predict's for every train and test row (same top-1, within 1e-4), and heads on MobileNetV2 and
+# EfficientNetB0 (each cut at an inner block and its end) likewise; then a colour head on the
 # folder sample (pipelines/data/asl-colour-4, 100 photos at 32x32), whose model takes the resized RGB
 # pixels: every photo as preprocess resized it (its --export PNGs) to both.
 # Needs a release build. Installs numpy, onnx and onnxruntime with pip; where pip cannot, says so and
@@ -31,6 +32,16 @@ for head in cut tuned; do
   $bin/export --model "$work/$head.sqlite" --output "$work/$head.onnx"
   for split in train test; do
     python3 scripts/check_onnx.py "$work/$head.onnx" "$work/$head.sqlite" $sample/$split.csv $bin/predict || status=1
+  done
+done
+# The mobile backbones, each cut at an inner block and at its end.
+for backbone in mobilenetv2:block_12_add,out_relu efficientnetb0:block5c_add,top_activation; do
+  name=${backbone%%:*}; layers=${backbone#*:}
+  $bin/extract --input "$work/preprocessed.sqlite" --output "$work/$name-features.sqlite" --backbone "$name" --weights random:3 --layers "$layers" > /dev/null 2>&1
+  $bin/train --input "$work/$name-features.sqlite" --output "$work/$name.sqlite" --layers "$layers" --epochs 5 > /dev/null
+  $bin/export --model "$work/$name.sqlite" --output "$work/$name.onnx"
+  for split in train test; do
+    python3 scripts/check_onnx.py "$work/$name.onnx" "$work/$name.sqlite" $sample/$split.csv $bin/predict || status=1
   done
 done
 photos=pipelines/data/asl-colour-4

@@ -42,13 +42,7 @@ public final class MobileNetwork: FeatureNetwork {
         let residual: Bool
     }
 
-    /// EfficientNet's input layers folded into one affine map per channel, in Keras's order:
-    /// `((x * (1/255)) - mean) / max(sqrt(variance), 1e-7) * rescale` (see `init`).
-    struct InputNormalization {
-        let mean: [Float], deviation: [Float], rescale: [Float]
-    }
-
-    let normalization: InputNormalization?
+    let normalization: FoldedMobile.InputNormalization?
     let stem: Pointwise
     let blocks: [Block]
     let top: Pointwise
@@ -58,48 +52,21 @@ public final class MobileNetwork: FeatureNetwork {
         self.architecture = architecture
         self.plan = plan
         self.kernel = kernel
-        let epsilon = plan.epsilon
-        func pointwise(_ spec: NormedConvSpec) throws -> Pointwise {
-            let raw = try weights.conv(spec.conv, size: spec.size, input: spec.input, output: spec.output)
-            let norm = FrozenBatchNorm(try weights.batchNorm(spec.norm, channels: spec.output), epsilon: epsilon)
-            let (folded, bias) = norm.fold(kernel: raw.kernel, bias: raw.bias)
-            return Pointwise(weights: WeightMatrix(folded[...], k: spec.size * spec.size * spec.input, n: spec.output, kernel: kernel),
-                             bias: bias, activation: spec.activation)
+        let folded = try FoldedMobile(plan: plan, weights: weights)
+        func pointwise(_ conv: FoldedMobile.Conv) -> Pointwise {
+            let spec = conv.spec
+            return Pointwise(weights: WeightMatrix(conv.kernel[...], k: spec.size * spec.size * spec.input, n: spec.output, kernel: kernel),
+                             bias: conv.bias, activation: spec.activation)
         }
-        if let layer = plan.normalization {
-            let (mean, variance) = try weights.normalization(layer, channels: 3)
-            // Keras's Normalization divides by max(sqrt(variance), epsilon) in float. The published
-            // ImageNet weights hold the standard deviations where the variances belong, so Keras
-            // (`EfficientNet(weights="imagenet")`) rescales by 1 / sqrt(stddev) after it: the input
-            // ends up divided by the deviation, as meant. The factors are Keras's, computed in double.
-            normalization = InputNormalization(
-                mean: mean, deviation: variance.map { max($0.squareRoot(), 1e-7) },
-                rescale: MobileNetwork.imagenetDeviation.map { Float(1 / $0.squareRoot()) })
-        } else {
-            normalization = nil
+        normalization = folded.normalization
+        stem = pointwise(folded.stem)
+        blocks = folded.blocks.map { block in
+            Block(expand: block.expand.map(pointwise), depthwise: Depthwise(kernel: block.depthwise.kernel, bias: block.depthwise.bias, spec: block.depthwise.spec),
+                  squeeze: block.squeeze.map { Squeeze(reduce: $0.reduce, reduceBias: $0.reduceBias, expand: $0.expand, expandBias: $0.expandBias, spec: $0.spec) },
+                  project: pointwise(block.project), residual: block.spec.residual)
         }
-        stem = try pointwise(plan.stem)
-        blocks = try plan.blocks.map { spec in
-            let depthwise: Depthwise = try {
-                let d = spec.depthwise
-                let raw = try weights.depthwise(d.conv, size: d.size, channels: d.channels)
-                let norm = FrozenBatchNorm(try weights.batchNorm(d.norm, channels: d.channels), epsilon: epsilon)
-                let (folded, bias) = norm.fold(kernel: raw.kernel, bias: raw.bias)
-                return Depthwise(kernel: folded, bias: bias, spec: d)
-            }()
-            let squeeze: Squeeze? = try spec.squeeze.map { s in
-                let reduce = try weights.conv(s.reduce, size: 1, input: s.channels, output: s.squeezed)
-                let expand = try weights.conv(s.expand, size: 1, input: s.squeezed, output: s.channels)
-                return Squeeze(reduce: reduce.kernel, reduceBias: reduce.bias, expand: expand.kernel, expandBias: expand.bias, spec: s)
-            }
-            return Block(expand: try spec.expand.map(pointwise), depthwise: depthwise, squeeze: squeeze,
-                         project: try pointwise(spec.project), residual: spec.residual)
-        }
-        top = try pointwise(plan.top)
+        top = pointwise(folded.top!)
     }
-
-    /// Keras's IMAGENET_STDDEV_RGB (efficientnet.py).
-    static let imagenetDeviation: [Double] = [0.229, 0.224, 0.225]
 
     /// One core's buffers for one image.
     final class Scratch {

@@ -20,10 +20,15 @@ import ONNXProto
 ///                                 resize reproduces tf.image.resize's rounding exactly)
 ///   Transpose      [N, 3, S, S]
 ///   Gather         channels 2, 1, 0: RGB to BGR, as Keras's caffe preprocessing does
-/// Then, for both:
-///   Sub            caffe means    [103.939, 116.779, 123.68] per channel (BGR)
-///   ResNet50       BatchNorm folded into every Conv, as far as the deepest layer the head reads
-///                  (ResNet-only: the graph is built of bottleneck blocks, `ResNet50.folded`)
+/// Then, for both, the backbone's preprocessing and the backbone, as far as the deepest layer the head reads:
+///   ResNet50       Sub caffe means [103.939, 116.779, 123.68] per channel (BGR; colour goes through
+///                  the Gather above), then BatchNorm folded into every Conv (`ResNet50.folded`)
+///   MobileNetV2    Div 127.5, Sub 1 (Keras's tf mode), then Conv (BatchNorm folded), Clip 0-6 for
+///                  ReLU6, depthwise Conv (group = channels), Add (`FoldedMobile`)
+///   EfficientNetB0 Mul 1/255, Sub mean, Div deviation, Mul rescale (the model's own input layers),
+///                  then Conv, x * Sigmoid(x) for swish, depthwise Conv, squeeze-excitation
+///                  (GlobalAveragePool, Conv, swish, Conv, Sigmoid, Mul), Add
+///                  (stride-2 layers padded as TensorFlow's "same": at an even side the odd row after)
 ///   GlobalAveragePool, Flatten per layer read; Concat in depth order
 ///   Sub, Div       the head's standardization (when it has one)
 ///   Gemm, Relu ... Gemm, Softmax
@@ -38,23 +43,26 @@ public struct ClassifierGraph {
         case resizedRGB
     }
 
+    /// The backbone's layers, folded, as far as the deepest layer the head reads.
+    public enum Layers {
+        /// ResNet50's stem and each block's convolutions: projection (if any), reduce, 3x3, expand.
+        case resnet(stem: FoldedConvolution, blocks: [[FoldedConvolution]])
+        case mobile(FoldedMobile)
+    }
+
     public var size: Int
     public var input: Input
-    public var stem: FoldedConvolution
-    /// Each block's convolutions through the deepest layer read: projection (if any), reduce, 3x3, expand.
-    public var blocks: [[FoldedConvolution]]
+    public var layers: Layers
     public var cut: Cut
     public var standardization: Standardization?
     public var network: DenseNetwork
     /// name -> value pairs for the model's metadata_props.
     public var metadata: [(String, String)]
 
-    public init(size: Int, input: Input, stem: FoldedConvolution, blocks: [[FoldedConvolution]], cut: Cut, standardization: Standardization?,
-                network: DenseNetwork, metadata: [(String, String)]) {
+    public init(size: Int, input: Input, layers: Layers, cut: Cut, standardization: Standardization?, network: DenseNetwork, metadata: [(String, String)]) {
         self.size = size
         self.input = input
-        self.stem = stem
-        self.blocks = blocks
+        self.layers = layers
         self.cut = cut
         self.standardization = standardization
         self.network = network
@@ -84,12 +92,15 @@ public struct ClassifierGraph {
 
     /// HWIO `[kh*kw*in x out]` to ONNX's OIHW.
     static func oihw(_ conv: FoldedConvolution) -> [Float] {
-        let (k, input, output) = (conv.spec.size, conv.spec.input, conv.spec.output)
-        var out = [Float](repeating: 0, count: conv.kernel.count)
+        oihw(conv.kernel, size: conv.spec.size, input: conv.spec.input, output: conv.spec.output)
+    }
+
+    static func oihw(_ kernel: [Float], size k: Int, input: Int, output: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: kernel.count)
         for y in 0 ..< k {
             for x in 0 ..< k {
                 for i in 0 ..< input {
-                    for o in 0 ..< output { out[((o * input + i) * k + y) * k + x] = conv.kernel[((y * k + x) * input + i) * output + o] }
+                    for o in 0 ..< output { out[((o * input + i) * k + y) * k + x] = kernel[((y * k + x) * input + i) * output + o] }
                 }
             }
         }
@@ -104,6 +115,125 @@ public struct ClassifierGraph {
                                                            Attribute.ints("strides", [spec.stride, spec.stride]),
                                                            Attribute.ints("pads", Array(repeating: spec.pad, count: 4))], name: spec.name)
         return relu ? graph.node("Relu", [out], name: spec.name + "_relu") : out
+    }
+
+    /// ResNet50 on `bgr` (the caffe means subtracted here); returns the pooled vectors of the layers read.
+    func resnet(_ graph: inout GraphBuilder, _ bgr: String, stem: FoldedConvolution, blocks: [[FoldedConvolution]]) -> [String] {
+        let caffe = graph.node("Sub", [bgr, graph.constant("caffe_means", InputPreprocessing.caffeMeans, dims: [1, 3, 1, 1])], name: "caffe")
+        var x = Self.conv(&graph, caffe, stem, relu: true)
+        x = graph.node("MaxPool", [x], [Attribute.ints("kernel_shape", [3, 3]), Attribute.ints("strides", [2, 2]),
+                                        Attribute.ints("pads", [1, 1, 1, 1])], name: "pool1")
+        var pooled: [String] = []
+        for (index, block) in blocks.enumerated() {
+            let convs = block.count == 4 ? Array(block[1...]) : block
+            let shortcut = block.count == 4 ? Self.conv(&graph, x, block[0], relu: false) : x
+            let reduced = Self.conv(&graph, x, convs[0], relu: true)
+            let spatial = Self.conv(&graph, reduced, convs[1], relu: true)
+            let expanded = Self.conv(&graph, spatial, convs[2], relu: false)
+            let name = cut.architecture.nodes[index].name
+            x = graph.node("Relu", [graph.node("Add", [expanded, shortcut], name: name + "_add")], name: name)
+            if cut.blocks.contains(index) {
+                pooled.append(graph.node("Flatten", [graph.node("GlobalAveragePool", [x], name: name + "_pool")], [Attribute.int("axis", 1)],
+                                         name: name + "_vector"))
+            }
+        }
+        return pooled
+    }
+
+    /// The activation after a node: ReLU6 as Clip, swish as x * Sigmoid(x).
+    static func activate(_ graph: inout GraphBuilder, _ x: String, _ activation: Activation, name: String) -> String {
+        switch activation {
+        case .none: return x
+        case .relu: return graph.node("Relu", [x], name: name)
+        case .relu6: return graph.node("Clip", [x, graph.constant("zero", [0], dims: []), graph.constant("six", [6], dims: [])], name: name)
+        case .sigmoid: return graph.node("Sigmoid", [x], name: name)
+        case .swish: return graph.node("Mul", [x, graph.node("Sigmoid", [x], name: name + "_sigmoid")], name: name)
+        }
+    }
+
+    /// A convolution in ONNX's layout (`oihw`) with TensorFlow's "same" padding for an input of side
+    /// `side` (ONNX's pads: top, left, bottom, right); `group` for a depthwise one.
+    static func sameConv(_ graph: inout GraphBuilder, _ x: String, name: String, oihw: [Float], bias: [Float], output: Int, input: Int, size: Int,
+                         stride: Int, side: Int, group: Int = 1) -> String {
+        let before = MobilePlan.samePadding(side, size: size, stride: stride)
+        let total = max((MobilePlan.sameOutput(side, stride: stride) - 1) * stride + size - side, 0)
+        let weights = graph.constant(name + "_W", oihw, dims: [output, input / group, size, size])
+        return graph.node("Conv", [x, weights, graph.constant(name + "_B", bias, dims: [output])],
+                          [Attribute.ints("kernel_shape", [size, size]), Attribute.ints("strides", [stride, stride]),
+                           Attribute.ints("pads", [before, before, total - before, total - before]), Attribute.int("group", group)], name: name)
+    }
+
+    static func conv(_ graph: inout GraphBuilder, _ x: String, _ conv: FoldedMobile.Conv, side: Int) -> String {
+        let spec = conv.spec
+        let out = sameConv(&graph, x, name: spec.conv, oihw: oihw(conv.kernel, size: spec.size, input: spec.input, output: spec.output), bias: conv.bias, output: spec.output, input: spec.input, size: spec.size,
+                           stride: spec.stride, side: side)
+        return activate(&graph, out, spec.activation, name: spec.conv + "_act")
+    }
+
+    /// MobileNetV2 or EfficientNetB0 on the RGB pixels (0-255); returns the pooled vectors of the layers read.
+    func mobile(_ graph: inout GraphBuilder, _ rgb: String, _ folded: FoldedMobile) -> [String] {
+        var x = rgb
+        if cut.architecture.preprocessing == .tf {
+            x = graph.node("Div", [x, graph.constant("tf_scale", [127.5], dims: [])], name: "tf_divide")
+            x = graph.node("Sub", [x, graph.constant("one", [1], dims: [])], name: "tf_mode")
+        }
+        if let n = folded.normalization {
+            x = graph.node("Mul", [x, graph.constant("rescaling", [Float(1.0 / 255.0)], dims: [])], name: "rescaling")
+            x = graph.node("Sub", [x, graph.constant("normalization_mean", n.mean, dims: [1, 3, 1, 1])], name: "normalization_centred")
+            x = graph.node("Div", [x, graph.constant("normalization_deviation", n.deviation, dims: [1, 3, 1, 1])], name: "normalization")
+            x = graph.node("Mul", [x, graph.constant("imagenet_rescaling", n.rescale, dims: [1, 3, 1, 1])], name: "imagenet_rescaling")
+        }
+        var side = size
+        x = Self.conv(&graph, x, folded.stem, side: side)
+        side = MobilePlan.sameOutput(side, stride: folded.stem.spec.stride)
+        var pooled: [String] = []
+        func tap(_ node: Int, _ value: String) {
+            guard cut.blocks.contains(node) else { return }
+            let name = cut.architecture.nodes[node].name
+            pooled.append(graph.node("Flatten", [graph.node("GlobalAveragePool", [value], name: name + "_pool")], [Attribute.int("axis", 1)],
+                                     name: name + "_vector"))
+        }
+        for (index, block) in folded.blocks.enumerated() {
+            let input = x
+            var y = block.expand.map { Self.conv(&graph, x, $0, side: side) } ?? x
+            let d = block.depthwise.spec
+            // Keras's [kh, kw, C, 1] to ONNX's [C, 1, kh, kw].
+            var depthwise = [Float](repeating: 0, count: block.depthwise.kernel.count)
+            for c in 0 ..< d.channels {
+                for tap in 0 ..< d.size * d.size { depthwise[c * d.size * d.size + tap] = block.depthwise.kernel[tap * d.channels + c] }
+            }
+            y = Self.sameConv(&graph, y, name: d.conv, oihw: depthwise, bias: block.depthwise.bias, output: d.channels, input: d.channels, size: d.size,
+                              stride: d.stride, side: side, group: d.channels)
+            y = Self.activate(&graph, y, d.activation, name: d.conv + "_act")
+            side = MobilePlan.sameOutput(side, stride: d.stride)
+            if let squeeze = block.squeeze {
+                // Keras's [1, 1, in, out] kernels to ONNX's [out, in, 1, 1].
+                let s = squeeze.spec
+                var reduce = [Float](repeating: 0, count: squeeze.reduce.count), expand = [Float](repeating: 0, count: squeeze.expand.count)
+                for c in 0 ..< s.channels {
+                    for j in 0 ..< s.squeezed {
+                        reduce[j * s.channels + c] = squeeze.reduce[c * s.squeezed + j]
+                        expand[c * s.squeezed + j] = squeeze.expand[j * s.channels + c]
+                    }
+                }
+                var e = graph.node("GlobalAveragePool", [y], name: s.reduce + "_squeeze")
+                e = graph.node("Conv", [e, graph.constant(s.reduce + "_W", reduce, dims: [s.squeezed, s.channels, 1, 1]),
+                                        graph.constant(s.reduce + "_B", squeeze.reduceBias, dims: [s.squeezed])], name: s.reduce)
+                e = Self.activate(&graph, e, s.activation, name: s.reduce + "_act")
+                e = graph.node("Conv", [e, graph.constant(s.expand + "_W", expand, dims: [s.channels, s.squeezed, 1, 1]),
+                                        graph.constant(s.expand + "_B", squeeze.expandBias, dims: [s.channels])], name: s.expand)
+                e = graph.node("Sigmoid", [e], name: s.expand + "_sigmoid")
+                y = graph.node("Mul", [y, e], name: s.expand + "_excite")
+            }
+            y = Self.conv(&graph, y, block.project, side: side)
+            x = block.spec.residual ? graph.node("Add", [y, input], name: block.spec.node) : y
+            tap(index, x)
+        }
+        if let top = folded.top {
+            x = Self.conv(&graph, x, top, side: side)
+            tap(folded.blocks.count, x)
+        }
+        return pooled
     }
 
     public func model() -> Onnx_ModelProto {
@@ -128,27 +258,15 @@ public struct ClassifierGraph {
             bgr = graph.node("Concat", [clipped, clipped, clipped], [Attribute.int("axis", 1)], name: "replicate")
         case .resizedRGB:
             // Keras's caffe mode reverses the channels (RGB to BGR) before subtracting the means.
-            bgr = graph.node("Gather", [nchw, graph.constant("bgr_order", int64: [2, 1, 0])], [Attribute.int("axis", 1)], name: "to_bgr")
+            bgr = cut.architecture.preprocessing == .caffe
+                ? graph.node("Gather", [nchw, graph.constant("bgr_order", int64: [2, 1, 0])], [Attribute.int("axis", 1)], name: "to_bgr") : nchw
         }
-        let caffe = graph.node("Sub", [bgr, graph.constant("caffe_means", InputPreprocessing.caffeMeans, dims: [1, 3, 1, 1])], name: "caffe")
+        let pooled: [String]
+        switch layers {
+        case let .resnet(stem, blocks): pooled = resnet(&graph, bgr, stem: stem, blocks: blocks)
+        case let .mobile(folded): pooled = mobile(&graph, bgr, folded)
+        }
 
-        var x = Self.conv(&graph, caffe, stem, relu: true)
-        x = graph.node("MaxPool", [x], [Attribute.ints("kernel_shape", [3, 3]), Attribute.ints("strides", [2, 2]),
-                                        Attribute.ints("pads", [1, 1, 1, 1])], name: "pool1")
-        var pooled: [String] = []
-        for (index, block) in blocks.enumerated() {
-            let convs = block.count == 4 ? Array(block[1...]) : block
-            let shortcut = block.count == 4 ? Self.conv(&graph, x, block[0], relu: false) : x
-            let reduced = Self.conv(&graph, x, convs[0], relu: true)
-            let spatial = Self.conv(&graph, reduced, convs[1], relu: true)
-            let expanded = Self.conv(&graph, spatial, convs[2], relu: false)
-            let name = cut.architecture.nodes[index].name
-            x = graph.node("Relu", [graph.node("Add", [expanded, shortcut], name: name + "_add")], name: name)
-            if cut.blocks.contains(index) {
-                pooled.append(graph.node("Flatten", [graph.node("GlobalAveragePool", [x], name: name + "_pool")], [Attribute.int("axis", 1)],
-                                         name: name + "_vector"))
-            }
-        }
         var features = pooled.count == 1 ? pooled[0] : graph.node("Concat", pooled, [Attribute.int("axis", 1)], name: "features")
         if let standardization {
             let d = standardization.dimension

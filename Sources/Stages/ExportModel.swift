@@ -22,10 +22,6 @@ public enum ExportModel {
     public static func run(head: URL, output: URL, weights: WeightsSpec? = nil) throws -> Report {
         let model = try HeadModel(head)
         let backbone = try model.backbone(file: head.path, weights: weights)
-        // The graph is ResNet50's bottleneck blocks (ClassifierGraph).
-        guard backbone.architecture.name == ResNet50.architecture.name else {
-            throw StageError("\(head.path): export writes ResNet50 graphs; this head's backbone is \(backbone.architecture.name)")
-        }
         // Square grey originals of one size (Sign MNIST) go in as they are and are resized in the
         // graph, as predict takes them; anything else (colour, photos of many sizes) goes in at the
         // network's size, resized as preprocess resizes, which is then the caller's part.
@@ -35,10 +31,18 @@ public enum ExportModel {
         } else {
             input = .resizedRGB
         }
-        let (stem, blocks) = try ResNet50.folded(backbone.weights, through: backbone.cut.deepest)
+        let layers: ClassifierGraph.Layers
+        if let plan = MobilePlan.byName[backbone.architecture.name] {
+            layers = .mobile(try FoldedMobile(plan: plan, weights: backbone.weights, through: backbone.cut.deepest))
+        } else if backbone.architecture.name == ResNet50.architecture.name {
+            let (stem, blocks) = try ResNet50.folded(backbone.weights, through: backbone.cut.deepest)
+            layers = .resnet(stem: stem, blocks: blocks)
+        } else {
+            throw StageError("\(head.path): export has no graph for the backbone \(backbone.architecture.name)")
+        }
         let classes = model.names
         let params = model.params
-        var graph = ClassifierGraph(size: backbone.size, input: input, stem: stem, blocks: blocks, cut: backbone.cut,
+        var graph = ClassifierGraph(size: backbone.size, input: input, layers: layers, cut: backbone.cut,
                                     standardization: model.classifier.standardization, network: model.network, metadata: [])
         graph.metadata = [
             ("classes", classes.joined(separator: ",")),
