@@ -44,7 +44,11 @@ public enum EfficientNetB0 {
         nodes: plan.nodes, minimumSize: 32, fineTunable: nil,
         build: { weights, kernel, _ in try MobileNetwork(architecture: architecture, plan: plan, weights: weights, kernel: kernel) },
         randomWeights: { seed in
-            // The normalized input has unit spread: the stem needs no scaling.
-            RandomWeights(seed: seed, inputLayer: "stem_conv", inputSpread: 1) { $0.hasSuffix("project_bn") }
+            // The normalized input has unit spread: the stem needs no scaling. Each excitation's bias
+            // is 3 (sigmoid 0.95), so that it passes the signal where zero would halve it at each of
+            // 16 blocks; the last BatchNorm of each branch added to its input is damped.
+            RandomWeights(seed: seed, inputLayer: "stem_conv", inputSpread: 1, bias: { $0.hasSuffix("se_expand") ? 3 : 0 }) { residualEnds.contains($0) }
         })
+
+    static let residualEnds = Set(plan.blocks.filter(\.residual).map(\.project.norm))
 }

@@ -140,11 +140,15 @@ public struct RandomWeights: BackboneWeights {
     public let branchEnd: @Sendable (String) -> Bool
     /// The spread of the input pixels: 64 for caffe's (0-255 less the means), 1 for inputs in [-1, 1].
     public let inputSpread: Double
+    /// A convolution's bias (0 but where a backbone says otherwise: EfficientNet's excitations).
+    public let bias: @Sendable (String) -> Float
 
-    public init(seed: UInt64, inputLayer: String, inputSpread: Double = 64, branchEnd: @escaping @Sendable (String) -> Bool) {
+    public init(seed: UInt64, inputLayer: String, inputSpread: Double = 64, bias: @escaping @Sendable (String) -> Float = { _ in 0 },
+                branchEnd: @escaping @Sendable (String) -> Bool) {
         self.seed = seed
         self.inputLayer = inputLayer
         self.inputSpread = inputSpread
+        self.bias = bias
         self.branchEnd = branchEnd
     }
 
@@ -153,7 +157,7 @@ public struct RandomWeights: BackboneWeights {
         var generator = SplitMix64(seed: seed ^ fnv1a(name))
         let deviation = (2.0 / Double(size * size * input)).squareRoot() / (name == inputLayer ? inputSpread : 1)
         let kernel = (0 ..< size * size * input * output).map { _ in Float(generator.nextNormal() * deviation) }
-        return ConvWeights(kernel: kernel, bias: [Float](repeating: 0, count: output))
+        return ConvWeights(kernel: kernel, bias: [Float](repeating: bias(name), count: output))
     }
 
     public func depthwise(_ name: String, size: Int, channels: Int) throws -> ConvWeights {
