@@ -18,13 +18,15 @@ public struct Architecture: Sendable, CustomStringConvertible {
     public let minimumSize: Int
     /// The top part `train --fine-tune` trains, or nil where the backbone offers none.
     public let fineTunable: FineTunablePart?
+    /// Whether `--precision bf16` pays for it (measured); the others refuse it, saying so.
+    public let bf16: Bool
     /// Builds the network from `weights` for the GEMM `kernel`, tuned for inputs of side `size`.
     public let build: @Sendable (_ weights: any BackboneWeights, _ kernel: GEMMKernel, _ size: Int) throws -> any FeatureNetwork
     /// A seeded random initialisation for runs without the ImageNet weights (`random:SEED`).
     public let randomWeights: @Sendable (_ seed: UInt64) -> any BackboneWeights
 
     public init(name: String, title: String, preprocessing: InputPreprocessing, weights: PublishedWeights, nodes: [BackboneNode],
-                minimumSize: Int, fineTunable: FineTunablePart?,
+                minimumSize: Int, fineTunable: FineTunablePart?, bf16: Bool,
                 build: @escaping @Sendable (any BackboneWeights, GEMMKernel, Int) throws -> any FeatureNetwork,
                 randomWeights: @escaping @Sendable (UInt64) -> any BackboneWeights) {
         self.name = name
@@ -34,6 +36,7 @@ public struct Architecture: Sendable, CustomStringConvertible {
         self.nodes = nodes
         self.minimumSize = minimumSize
         self.fineTunable = fineTunable
+        self.bf16 = bf16
         self.build = build
         self.randomWeights = randomWeights
     }

@@ -28,6 +28,7 @@ public final class ResNet50: FeatureNetwork {
         minimumSize: minimumSize,
         // conv5's three bottleneck blocks, on the maps of the block below them.
         fineTunable: FineTunablePart(name: "conv5", input: "conv4_block6_out"),
+        bf16: true,
         build: { weights, kernel, size in try ResNet50(weights: weights, kernel: kernel, size: size) },
         randomWeights: { randomWeights(seed: $0) })
 

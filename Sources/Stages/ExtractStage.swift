@@ -17,7 +17,7 @@ public enum ExtractStage {
         ParameterSpec("backbone", .choice(Backbones.names), default: Backbones.defaultName,
                       help: "The ImageNet network the features come from: \(Backbones.names.joined(separator: ", ")).", addedLater: true),
         ParameterSpec("layers", .choiceList(Backbones.allNodeNames, count: 0 ... Backbones.allNodeNames.count, summary: Backbones.nodeSummary), default: "",
-                      help: "Where to cut the backbone: block outputs by their Keras names (resnet50: \(Cut.choices(Backbones.standard))), comma-separated; each image gets one pooled vector per layer, and the network stops after the deepest. Empty: the backbone's end (resnet50: conv5_block3_out)."),
+                      help: "Where to cut the backbone: block outputs by their Keras layer names (\(Backbones.nodeSummary)), comma-separated; each image gets one pooled vector per layer, and the network stops after the deepest. Empty: the backbone's end (resnet50: conv5_block3_out)."),
         ParameterSpec("keep", .choiceList(Backbones.allNodeNames, count: 0 ... 1, summary: Backbones.nodeSummary), default: "",
                       help: "A block output whose whole feature maps are stored too (float16), for fine-tuning the blocks above it: conv4_block6_out for `train --fine-tune conv5` on resnet50. Empty for none.", value: "layer"),
         ParameterSpec("precision", .choice(["fp32", "bf16"]), default: "fp32",
@@ -59,6 +59,9 @@ public enum ExtractStage {
                 self.keep = index
             }
             bf16 = try parameters.text("precision", default: "fp32") == "bf16"
+            if bf16, !architecture.bf16 {
+                throw StageError("precision bf16: it does not pay for \(architecture.name) (measured slower than fp32: its products are too short for the conversion to bf16 to pay); use fp32")
+            }
         }
 
         /// The GEMM kernel they ask for: the preferred float one, or the bf16 one when this CPU has

@@ -40,6 +40,12 @@ import Testing
                                           "--fine-tune", "conv5"])
         #expect(tuned.status != 0)
         #expect(tuned.stderr.contains("\(backbone) offers no fine-tuning"), "\(tuned.stderr)")
+        let bf16 = try runTool("extract", ["--input", pipeline.artifacts.appendingPathComponent("preprocessed.sqlite").path, "--output",
+                                           pipeline.folder.appendingPathComponent("bf16.sqlite").path, "--backbone", backbone, "--weights", "random:1",
+                                           "--precision", "bf16"])
+        #expect(bf16.status != 0)
+        #expect(bf16.stderr.contains("precision bf16: it does not pay for \(backbone)"), "\(bf16.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: pipeline.folder.appendingPathComponent("bf16.sqlite").path))
     }
 
     /// A cut takes the backbone's own node names; another backbone's are refused with the choices.
