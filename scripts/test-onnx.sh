@@ -3,7 +3,8 @@
 # embedded sample at 32x32 with a seeded random backbone, a head cut at conv4_block6_out and a head
 # with conv5 fine-tuned are exported, and scripts/check_onnx.py compares ONNX Runtime's probabilities
 # with predict's for every train and test row (same top-1, within 1e-4), and heads on MobileNetV2 and
-# EfficientNetB0 (each cut at an inner block and its end) likewise; then a colour head on the
+# EfficientNetB0 (each cut at an inner block and its end) and a head at 48 (where the resize's weights are
+# not exact in float) likewise; then a colour head on the
 # folder sample (pipelines/data/asl-colour-4, 100 photos at 32x32), whose model takes the resized RGB
 # pixels: every photo as preprocess resized it (its --export PNGs) to both.
 # Needs a release build. Installs numpy, onnx and onnxruntime with pip; where pip cannot, says so and
@@ -34,6 +35,12 @@ for head in cut tuned; do
     python3 scripts/check_onnx.py "$work/$head.onnx" "$work/$head.sqlite" $sample/$split.csv $bin/predict || status=1
   done
 done
+# A size where the resize's weights are not exact in float (48): the graph repeats its operations.
+$bin/preprocess --input "$work/images.sqlite" --output "$work/preprocessed-48.sqlite" --size 48 > /dev/null 2>&1
+$bin/extract --input "$work/preprocessed-48.sqlite" --output "$work/features-48.sqlite" --weights random:3 --layers conv3_block4_out > /dev/null 2>&1
+$bin/train --input "$work/features-48.sqlite" --output "$work/at48.sqlite" --layers conv3_block4_out --epochs 5 > /dev/null
+$bin/export --model "$work/at48.sqlite" --output "$work/at48.onnx"
+python3 scripts/check_onnx.py "$work/at48.onnx" "$work/at48.sqlite" $sample/train.csv $bin/predict || status=1
 # The mobile backbones, each cut at an inner block and at its end.
 for backbone in mobilenetv2:block_12_add,out_relu efficientnetb0:block5c_add,top_activation; do
   name=${backbone%%:*}; layers=${backbone#*:}

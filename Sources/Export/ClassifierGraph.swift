@@ -9,9 +9,10 @@ import ONNXProto
 /// Square grey originals (Sign MNIST: 28x28), resized in the graph:
 ///   images         [N, 28, 28, 1] float32, grey levels 0-255 (the Kaggle CSV's pixels, NHWC)
 ///   Transpose      [N, 1, 28, 28]
-///   MatMul x2      [N, 1, S, S]   tf.image.resize's bilinear (half-pixel centres) as preprocess does
-///                                 it: image * columns^T, then rows * that, with preprocess's weights
-///   Round, Clip    0 ... 255, half to even (preprocess's rounding to 8 bits)
+///   Gather, Sub, Mul, Add x2      [N, 1, S, S]   tf.image.resize's bilinear (half-pixel centres) by
+///                                 preprocess's own operations: l + (r - l) * lerp across each row,
+///                                 then t + (b - t) * lerp down, with its taps
+///   Clip, Round    0 ... 255, half to even (preprocess's rounding to 8 bits)
 ///   Concat x3      [N, 3, S, S]   grey replicated; BGR = RGB for grey
 /// Colour (or grey of any other geometry), already at the network's size:
 ///   images         [N, S, S, 3] float32, RGB 0-255: decoded as TensorFlow's decode_image, resized
@@ -34,11 +35,13 @@ import ONNXProto
 ///   Gemm, Relu ... Gemm, Softmax
 ///   probabilities  [N, classes]
 public struct ClassifierGraph {
+    public typealias Taps = (lower: [Int], upper: [Int], lerp: [Float])
+
     /// What the model takes.
     public enum Input {
-        /// Square grey originals of `side` pixels, resized in the graph by the matrices of
-        /// `BilinearResize.matrices`: `rows[S x side]`, `columns[S x side]`.
-        case greyOriginals(side: Int, resize: (rows: [Float], columns: [Float]))
+        /// Square grey originals of `side` pixels, resized in the graph with the taps of
+        /// `BilinearResize.taps` (each output row's or column's two input coordinates and the upper's weight).
+        case greyOriginals(side: Int, rows: Taps, columns: Taps)
         /// RGB images already at the network's size, resized as preprocess resizes.
         case resizedRGB
     }
@@ -72,7 +75,7 @@ public struct ClassifierGraph {
     /// The input tensor's shape, N first (nil: any batch).
     public var inputDims: [Int?] {
         switch input {
-        case let .greyOriginals(side, _): [nil, side, side, 1]
+        case let .greyOriginals(side, _, _): [nil, side, side, 1]
         case .resizedRGB: [nil, size, size, 3]
         }
     }
@@ -80,7 +83,7 @@ public struct ClassifierGraph {
     /// The input in words, for the model's doc string and metadata.
     public var inputDescription: String {
         switch input {
-        case let .greyOriginals(side, _):
+        case let .greyOriginals(side, _, _):
             "images: float32 N x \(side) x \(side) x 1, grey levels 0-255 (the originals' pixels, row-major)"
         case .resizedRGB:
             "images: float32 N x \(size) x \(size) x 3, RGB 0-255, resized to \(size)x\(size) as tf.image.resize (bilinear) does and rounded to integers (preprocess's pixels)"
@@ -241,20 +244,25 @@ public struct ClassifierGraph {
         let nchw = graph.node("Transpose", [Self.inputName], [Attribute.ints("perm", [0, 3, 1, 2])], name: "to_nchw")
         let bgr: String
         switch input {
-        case let .greyOriginals(source, resize):
-            // Grey originals to the backbone's input, as preprocess and NetworkInput do it.
-            // Not ONNX's Resize: ONNX Runtime derives its coordinates from the scale S/28 (inexact in
-            // float), so at the many exact .5 values of this resize it rounds a few pixels an image the
-            // other way (measured: 1-3 pixels off by one level, probabilities off by up to 4e-3). Two
-            // products with preprocess's own weights are exact, in any runtime.
-            var columnsT = [Float](repeating: 0, count: source * size)
-            for x in 0 ..< size {
-                for j in 0 ..< source { columnsT[j * size + x] = resize.columns[x * source + j] }
+        case let .greyOriginals(source, rows, columns):
+            // Grey originals to the backbone's input, as preprocess and NetworkInput do it, by the
+            // very operations of its resize (each rounded to float as ONNX's elementwise operators
+            // round them), so the same floats at any size. Two products with its bilinear weights
+            // were exact only where every weight and product is (28 to 32, 64, 224): at 48 ONNX
+            // Runtime's sums rounded a few pixels the other way (probabilities off by 8e-4). ONNX's
+            // Resize was tried before that: it derives its coordinates from the scale S/28, inexact
+            // in float, and rounded 1-3 pixels an image the other way.
+            precondition(columns.lower.allSatisfy { $0 < source } && rows.lower.count == size && columns.lower.count == size)
+            func blend(_ x: String, axis: Int, _ taps: (lower: [Int], upper: [Int], lerp: [Float]), name: String) -> String {
+                let low = graph.node("Gather", [x, graph.constant(name + "_lower", int64: taps.lower)], [Attribute.int("axis", axis)], name: name + "_l")
+                let high = graph.node("Gather", [x, graph.constant(name + "_upper", int64: taps.upper)], [Attribute.int("axis", axis)], name: name + "_r")
+                let lerp = graph.constant(name + "_lerp", taps.lerp, dims: axis == 3 ? [taps.lerp.count] : [taps.lerp.count, 1])
+                let step = graph.node("Mul", [graph.node("Sub", [high, low], name: name + "_difference"), lerp], name: name + "_step")
+                return graph.node("Add", [low, step], name: name)
             }
-            let across = graph.node("MatMul", [nchw, graph.constant("resize_columns", columnsT, dims: [source, size])], name: "resize_x")
-            let resized = graph.node("MatMul", [graph.constant("resize_rows", resize.rows, dims: [size, source]), across], name: "resize")
-            let rounded = graph.node("Round", [resized])
-            let clipped = graph.node("Clip", [rounded, graph.constant("zero_f", [0], dims: []), graph.constant("max_f", [255], dims: [])])
+            let resized = blend(blend(nchw, axis: 3, columns, name: "resize_x"), axis: 2, rows, name: "resize")
+            let clipped = graph.node("Round", [graph.node("Clip", [resized, graph.constant("zero_f", [0], dims: []),
+                                                                   graph.constant("max_f", [255], dims: [])])], name: "rounded")
             bgr = graph.node("Concat", [clipped, clipped, clipped], [Attribute.int("axis", 1)], name: "replicate")
         case .resizedRGB:
             // Keras's caffe mode reverses the channels (RGB to BGR) before subtracting the means.

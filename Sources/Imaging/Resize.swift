@@ -56,21 +56,11 @@ public struct BilinearResize: Sendable {
         }
     }
 
-    /// The resize as two matrices, `output = rows * input * columns^T`: `rows[outputHeight x
-    /// inputHeight]` and `columns[outputWidth x inputWidth]`, each row the two taps' weights (1 - lerp,
-    /// lerp; summed where the taps coincide at the border). For an exporter: with the sizes used here
-    /// (28 to 32, 64, 224) every weight and product is exact in float32, so the products give this
-    /// resize's values bit for bit.
-    public var matrices: (rows: [Float], columns: [Float]) {
-        func matrix(_ taps: [Tap], input: Int) -> [Float] {
-            var weights = [Float](repeating: 0, count: taps.count * input)
-            for (index, tap) in taps.enumerated() {
-                weights[index * input + tap.lower] += 1 - tap.lerp
-                weights[index * input + tap.upper] += tap.lerp
-            }
-            return weights
-        }
-        return (matrix(yTaps, input: inputHeight), matrix(xTaps, input: inputWidth))
+    /// The taps of each output row and column (the two input coordinates blended, the upper's
+    /// weight): for an exporter that repeats `resize`'s own operations, `l + (r - l) * lerp` across,
+    /// then the same down, which gives its floats at any size.
+    public var taps: (rows: (lower: [Int], upper: [Int], lerp: [Float]), columns: (lower: [Int], upper: [Int], lerp: [Float])) {
+        ((yTaps.map(\.lower), yTaps.map(\.upper), yTaps.map(\.lerp)), (xTaps.map(\.lower), xTaps.map(\.upper), xTaps.map(\.lerp)))
     }
 
     /// Resizes one grey image (`inputHeight x inputWidth` bytes, row-major) to floats

@@ -27,7 +27,8 @@ public enum ExportModel {
         // network's size, resized as preprocess resizes, which is then the caller's part.
         let input: ClassifierGraph.Input
         if let geometry = model.sourceGeometry, geometry.channels == 1, geometry.width == geometry.height {
-            input = .greyOriginals(side: geometry.width, resize: BilinearResize(from: (geometry.width, geometry.width), to: (backbone.size, backbone.size)).matrices)
+            let taps = BilinearResize(from: (geometry.width, geometry.width), to: (backbone.size, backbone.size)).taps
+            input = .greyOriginals(side: geometry.width, rows: taps.rows, columns: taps.columns)
         } else {
             input = .resizedRGB
         }

@@ -39,7 +39,8 @@ import Testing
         #expect(graph.node.filter { $0.opType == "GlobalAveragePool" }.map(\.name) == ["conv3_block4_out_pool", "conv4_block6_out_pool"])
         #expect(shapes["mean"] == [1536] && shapes["deviation"] == [1536])
         #expect(shapes["dense0_W"] == [1536, 32] && shapes["dense1_W"] == [32, classes])
-        #expect(shapes["resize_rows"] == [32, 28] && shapes["resize_columns"] == [28, 32])
+        // The resize's taps: 32 output columns, then 32 rows, each two input coordinates and a weight.
+        #expect(shapes["resize_x_lower"] == [32] && shapes["resize_x_lerp"] == [32] && shapes["resize_lower"] == [32] && shapes["resize_lerp"] == [32, 1])
         // Every initializer holds as many floats as its shape says.
         for tensor in graph.initializer where tensor.dataType == 1 {
             #expect(tensor.rawData.count == 4 * tensor.dims.reduce(1, *), "\(tensor.name)")

@@ -30,33 +30,32 @@ import Testing
         #expect(worst <= 1e-3, "largest difference from tf.image.resize: \(worst)")
     }
 
-    /// The resize as two matrix products (what the ONNX export runs): in float32, in the order a
-    /// runtime's MatMul sums, the very floats the resize gives, at every size the project uses, on
-    /// every sample image.
-    @Test(arguments: [32, 64, 224])
-    func asMatricesTheSameFloats(size: Int) throws {
+    /// The resize by its taps, as the ONNX export runs it (gathers, then `l + (r - l) * lerp` across
+    /// and the same down, each operation rounded to float): the very floats the resize gives, at the
+    /// sizes where products with its weights would be exact (32, 64, 224) and where they are not (48, 96).
+    @Test(arguments: [32, 48, 64, 96, 224])
+    func byItsTapsTheSameFloats(size: Int) throws {
         let resize = BilinearResize(from: (28, 28), to: (size, size))
-        let (rows, columns) = resize.matrices
+        let (rows, columns) = resize.taps
         let csv = try String(contentsOf: Fixtures.sample.appendingPathComponent("train.csv"), encoding: .utf8)
         let images = csv.split(separator: "\n").dropFirst().prefix(60).map { line in line.split(separator: ",").dropFirst().map { UInt8($0)! } }
         for grey in images {
             var expected = [Float](repeating: 0, count: size * size)
             grey.withUnsafeBufferPointer { g in expected.withUnsafeMutableBufferPointer { resize.resize(g, into: $0) } }
-            // across[28 x S] = image * columns^T, then out[S x S] = rows * across, each sum in index order.
             var across = [Float](repeating: 0, count: 28 * size)
             for i in 0 ..< 28 {
                 for x in 0 ..< size {
-                    var sum: Float = 0
-                    for j in 0 ..< 28 { sum += Float(grey[i * 28 + j]) * columns[x * 28 + j] }
-                    across[i * size + x] = sum
+                    let l = Float(grey[i * 28 + columns.lower[x]]), r = Float(grey[i * 28 + columns.upper[x]])
+                    let step = (r - l) * columns.lerp[x]
+                    across[i * size + x] = l + step
                 }
             }
             var out = [Float](repeating: 0, count: size * size)
             for y in 0 ..< size {
                 for x in 0 ..< size {
-                    var sum: Float = 0
-                    for i in 0 ..< 28 { sum += rows[y * 28 + i] * across[i * size + x] }
-                    out[y * size + x] = sum
+                    let t = across[rows.lower[y] * size + x], b = across[rows.upper[y] * size + x]
+                    let step = (b - t) * rows.lerp[y]
+                    out[y * size + x] = t + step
                 }
             }
             #expect(out == expected, "size \(size)")
