@@ -46,7 +46,7 @@ let benchmarks: @Sendable () -> Void = {
         for (precision, kernel) in kernels {
         Benchmark("ResNet50 forward \(precision), batch \(count) at \(size)x\(size) (images/s = \(count) / time)") { benchmark in
             let network = try ResNet50(weights: ResNet50.randomWeights(seed: 0), kernel: kernel, size: size)
-            let workspace = network.makeWorkspace(count: count, size: size)
+            let workspace = network.makeResNetWorkspace(count: count, size: size)
             let rgb = (0 ..< count * size * size * 3).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
             rgb.withUnsafeBufferPointer { ResNet50.architecture.preprocessing.apply(rgb: $0, into: workspace.input) }
             var features = [Float](repeating: 0, count: count * 2048)
@@ -55,6 +55,26 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.stopMeasurement()
             blackHole(features)
         }
+        }
+    }
+
+    // The mobile backbones' steady state at 224, batch 32, on the float kernels (bf16 is refused for
+    // them: it does not pay).
+    for architecture in [MobileNetV2.architecture, EfficientNetB0.architecture] {
+        for kernel in GEMMKernel.availableFloat {
+            Benchmark("\(architecture.name) forward fp32 \(kernel.rawValue), batch 32 at 224x224 (images/s = 32 / time)") { benchmark in
+                let (count, size) = (32, 224)
+                let network = try architecture.build(architecture.randomWeights(0), kernel, size)
+                let workspace = network.makeWorkspace(count: count, size: size)
+                let rgb = (0 ..< count * size * size * 3).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
+                rgb.withUnsafeBufferPointer { architecture.preprocessing.apply(rgb: $0, into: workspace.input) }
+                let last = architecture.nodes.count - 1
+                var features = [Float](repeating: 0, count: count * architecture.nodes[last].channels)
+                benchmark.startMeasurement()
+                features.withUnsafeMutableBufferPointer { network.forward(workspace, count: count, taps: [last], into: [$0.baseAddress!], keep: nil) }
+                benchmark.stopMeasurement()
+                blackHole(features)
+            }
         }
     }
 
