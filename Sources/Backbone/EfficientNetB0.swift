@@ -48,8 +48,6 @@ public enum EfficientNetB0 {
             // The normalized input has unit spread: the stem needs no scaling. Each excitation's bias
             // is 3 (sigmoid 0.95), so that it passes the signal where zero would halve it at each of
             // 16 blocks; the last BatchNorm of each branch added to its input is damped.
-            RandomWeights(seed: seed, inputLayer: "stem_conv", inputSpread: 1, bias: { $0.hasSuffix("se_expand") ? 3 : 0 }) { residualEnds.contains($0) }
+            RandomWeights(seed: seed, inputLayer: "stem_conv", inputSpread: 1, bias: { $0.hasSuffix("se_expand") ? 3 : 0 }) { [ends = plan.residualEnds] in ends.contains($0) }
         })
-
-    static let residualEnds = Set(plan.blocks.filter(\.residual).map(\.project.norm))
 }

@@ -48,11 +48,8 @@ public enum MobileNetV2 {
         randomWeights: { seed in
             // Inputs in [-1, 1]: the stem needs no scaling; the last BatchNorm of each branch that is
             // added to its input damped (only those: damping every block's shrank the features to 1e-3).
-            RandomWeights(seed: seed, inputLayer: "Conv1", inputSpread: 1) { residualEnds.contains($0) }
+            RandomWeights(seed: seed, inputLayer: "Conv1", inputSpread: 1) { [ends = plan.residualEnds] in ends.contains($0) }
         })
-
-    /// The projections' BatchNorms of the blocks that add their input.
-    static let residualEnds = Set(plan.blocks.filter(\.residual).map(\.project.norm))
 }
 
 extension MobilePlan {

@@ -22,22 +22,11 @@ public final class MobileNetwork: FeatureNetwork {
         let activation: Activation
     }
 
-    struct Depthwise {
-        /// `[size x size x channels]`, BatchNorm folded.
-        let kernel: [Float], bias: [Float]
-        let spec: DepthwiseSpec
-    }
-
-    struct Squeeze {
-        /// `[channels x squeezed]` and `[squeezed x channels]`, as Keras stores the 1x1 kernels.
-        let reduce: [Float], reduceBias: [Float], expand: [Float], expandBias: [Float]
-        let spec: SqueezeSpec
-    }
-
+    /// A block: its 1x1 convolutions laid out for the GEMM, its depthwise and squeeze-excitation as folded.
     struct Block {
         let expand: Pointwise?
-        let depthwise: Depthwise
-        let squeeze: Squeeze?
+        let depthwise: FoldedMobile.Depthwise
+        let squeeze: FoldedMobile.Squeeze?
         let project: Pointwise
         let residual: Bool
     }
@@ -61,9 +50,8 @@ public final class MobileNetwork: FeatureNetwork {
         normalization = folded.normalization
         stem = pointwise(folded.stem)
         blocks = folded.blocks.map { block in
-            Block(expand: block.expand.map(pointwise), depthwise: Depthwise(kernel: block.depthwise.kernel, bias: block.depthwise.bias, spec: block.depthwise.spec),
-                  squeeze: block.squeeze.map { Squeeze(reduce: $0.reduce, reduceBias: $0.reduceBias, expand: $0.expand, expandBias: $0.expandBias, spec: $0.spec) },
-                  project: pointwise(block.project), residual: block.spec.residual)
+            Block(expand: block.expand.map(pointwise), depthwise: block.depthwise, squeeze: block.squeeze, project: pointwise(block.project),
+                  residual: block.spec.residual)
         }
         top = pointwise(folded.top!)
     }
@@ -300,7 +288,7 @@ public final class MobileNetwork: FeatureNetwork {
     }
 
     /// Squeeze-excitation on `x[pixels x channels]`, whose channel sums the depthwise kernel left in `scratch.sums`.
-    func excite(_ squeeze: Squeeze, _ x: UnsafeMutablePointer<Float>, pixels: Int, scratch: Scratch, isa: Int32) {
+    func excite(_ squeeze: FoldedMobile.Squeeze, _ x: UnsafeMutablePointer<Float>, pixels: Int, scratch: Scratch, isa: Int32) {
         let s = squeeze.spec
         // The mean as TensorFlow's reduce_mean takes it: the sum divided by the count.
         for c in 0 ..< s.channels { scratch.pooled[c] = scratch.sums[c] / Float(pixels) }

@@ -59,6 +59,10 @@ public struct MobilePlan: Sendable {
     /// Every BatchNorm's epsilon (Keras's default 1e-3 in both networks, ResNet50's is 1.001e-5).
     public let epsilon: Double
 
+    /// The BatchNorms that end a branch added to its input (the projections' of residual blocks):
+    /// what random weights damp.
+    public var residualEnds: Set<String> { Set(blocks.filter(\.residual).map(\.project.norm)) }
+
     /// The outputs a cut may take, in depth order.
     public var nodeNames: [String] { blocks.map(\.node) + [topNode] }
     public var nodeChannels: [Int] { blocks.map(\.output) + [top.output] }

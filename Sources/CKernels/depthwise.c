@@ -8,10 +8,6 @@
 #include "gemm_general.h"
 #include "activation.h"
 
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
 float st_exp(float x) { return st_exp_plain(x); }
 
 static void depthwise_plain_channels(const float *x, int height, int width, int channels, const float *w, const float *bias, int size,
