@@ -1,5 +1,6 @@
 // The separable resize's two passes (see resize.h). The plain loops are the reference; the AVX2
-// loops gather and blend 8 floats at a time with the same operations, sub then mul then add, each
+// loops gather and blend 8 floats at a time (AVX-512: 16, permuted from a window where they can)
+// with the same operations, sub then mul then add, each
 // rounded to float as the plain loop rounds it. No FMA: neither the pragma nor the target allows
 // contracting a multiply and an add into one rounding, which would change bits.
 #pragma STDC FP_CONTRACT OFF
@@ -50,6 +51,48 @@ AVX2 static void across_avx2(const uint8_t *row, int row_count, const int32_t *l
     }
 }
 
+// The same with AVX-512 and no gathers where it can: 16 outputs at a time read a window of the
+// converted row, and when every index of the 16 falls within 32 floats of the smallest (growing, or
+// shrinking by up to about 1.5x: 16 RGB outputs span about 3 (5.3 s + 1) floats at scale s), both
+// taps come from two registers by vpermt2ps; otherwise two gathers, as the AVX2 loop does. Gathers
+// cost about 10x a permute on Intel's cores since the Downfall microcode: they were 10% of
+// preprocess at 200 -> 224. The same sub, mul and add: the same bits.
+#define AVX512 __attribute__((target("avx512f")))
+
+AVX512 static void across_avx512(const uint8_t *row, int row_count, const int32_t *lower, const int32_t *upper, const float *lerp, int count,
+                                 float *scratch, float *out) {
+    int i = 0;
+    for (; i + 16 <= row_count; i += 16) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)(row + i));
+        _mm512_storeu_ps(scratch + i, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)));
+    }
+    for (; i < row_count; i++) scratch[i] = (float)row[i];
+    int j = 0;
+    for (; j + 16 <= count; j += 16) {
+        __m512i lo = _mm512_loadu_si512((const void *)(lower + j)), hi = _mm512_loadu_si512((const void *)(upper + j));
+        int base = _mm512_reduce_min_epi32(lo), top = _mm512_reduce_max_epi32(hi);
+        __m512 l, r;
+        if (top - base < 32) {
+            // The window's floats past the row's end are masked off (never read by the indices).
+            int left = row_count - base;
+            __mmask16 first = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+            __mmask16 second = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+            __m512 a = _mm512_maskz_loadu_ps(first, scratch + base), b = _mm512_maskz_loadu_ps(second, scratch + base + 16);
+            __m512i offset = _mm512_set1_epi32(base);
+            l = _mm512_permutex2var_ps(a, _mm512_sub_epi32(lo, offset), b);
+            r = _mm512_permutex2var_ps(a, _mm512_sub_epi32(hi, offset), b);
+        } else {
+            l = _mm512_i32gather_ps(lo, scratch, 4);
+            r = _mm512_i32gather_ps(hi, scratch, 4);
+        }
+        _mm512_storeu_ps(out + j, _mm512_add_ps(l, _mm512_mul_ps(_mm512_sub_ps(r, l), _mm512_loadu_ps(lerp + j))));
+    }
+    for (; j < count; j++) {
+        float l = scratch[lower[j]], r = scratch[upper[j]];
+        out[j] = l + (r - l) * lerp[j];
+    }
+}
+
 // cvtps2dq rounds by the current mode, half to even by default, as nearbyintf does.
 AVX2 static void down_avx2(const float *top, const float *bottom, float lerp, int count, uint8_t *out) {
     const __m256 weight = _mm256_set1_ps(lerp), zero = _mm256_setzero_ps(), top255 = _mm256_set1_ps(255);
@@ -72,27 +115,31 @@ AVX2 static void down_avx2(const float *top, const float *bottom, float lerp, in
 #define HAVE_AVX2 0
 #endif
 
-void st_resize_across(int wide, const uint8_t *row, int row_count, const int32_t *lower, const int32_t *upper, const float *lerp, int count,
+void st_resize_across(int isa, const uint8_t *row, int row_count, const int32_t *lower, const int32_t *upper, const float *lerp, int count,
                       float *scratch, float *out) {
 #if HAVE_AVX2
-    if (wide) {
+    if (isa >= ST_ISA_AVX512) {
+        across_avx512(row, row_count, lower, upper, lerp, count, scratch, out);
+        return;
+    }
+    if (isa == ST_ISA_AVX2) {
         across_avx2(row, row_count, lower, upper, lerp, count, scratch, out);
         return;
     }
 #endif
     (void)row_count;
     (void)scratch;
-    (void)wide;
+    (void)isa;
     across_plain(row, lower, upper, lerp, count, out);
 }
 
-void st_resize_down(int wide, const float *top, const float *bottom, float lerp, int count, uint8_t *out) {
+void st_resize_down(int isa, const float *top, const float *bottom, float lerp, int count, uint8_t *out) {
 #if HAVE_AVX2
-    if (wide) {
+    if (isa >= ST_ISA_AVX2) {
         down_avx2(top, bottom, lerp, count, out);
         return;
     }
 #endif
-    (void)wide;
+    (void)isa;
     down_plain(top, bottom, lerp, count, out);
 }

@@ -30,8 +30,8 @@ public struct BilinearResize: Sendable {
         }
     }
 
-    /// Whether the AVX2 passes run (x86-64 CPUs with AVX2, as `ProductISA` finds them): the same bits
-    /// as the plain loops. The PNG writer's AVX2 filter follows the same choice.
+    /// Whether the PNG writer's AVX2 filter and checksum run (x86-64 CPUs with AVX2, as `ProductISA`
+    /// finds them): the same bytes as the plain loops.
     public static let wideByDefault = ProductISA.best >= .avx2
 
     public init(from input: (width: Int, height: Int), to output: (width: Int, height: Int)) {
@@ -103,15 +103,15 @@ public struct BilinearResize: Sendable {
     /// that reads that input row), then each output row down (`upper + (lower - upper) * ylerp`). So
     /// the bits are `resize`'s, with a third of its work at 200 -> 224 (checked by the tests against
     /// TensorFlow's pixels and against `resize` itself, on both paths). The passes are CKernels'
-    /// `st_resize_across` and `st_resize_down`: AVX2 where the CPU has it (`wide`), plain loops
-    /// otherwise.
+    /// `st_resize_across` and `st_resize_down`: on `isa` (the best this CPU runs unless told), with
+    /// the plain loops on `.portable`.
     public func resizeToRGB(_ input: UnsafeBufferPointer<UInt8>, channels: Int, into output: UnsafeMutableBufferPointer<UInt8>,
-                            wide: Bool = BilinearResize.wideByDefault) {
+                            isa: ProductISA = .best) {
         precondition(channels == 1 || channels == 3)
         precondition(input.count == inputWidth * inputHeight * channels && output.count == outputWidth * outputHeight * 3)
         let rowFloats = outputWidth * channels, rowBytes = inputWidth * channels
         let across = channels == 3 ? acrossRGB : acrossGrey
-        let isa: Int32 = wide ? 1 : 0
+        let isa = isa.rawValue
         // rows[inputHeight][outputWidth x channels]: every input row blended across; then each output
         // row down, into `bytes` first when grey (then written three times).
         withUnsafeTemporaryAllocation(of: Float.self, capacity: inputHeight * rowFloats + rowBytes) { floats in

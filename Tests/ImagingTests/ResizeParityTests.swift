@@ -107,7 +107,7 @@ import Testing
 
 /// The separable colour path (`resizeToRGB`) is a faster order of the same float operations as the
 /// plain one (`resize`, then rounding): the same bytes for grey and for each channel of colour, at
-/// shrinking, growing and odd sizes, with its plain loops and with its AVX2 passes.
+/// shrinking, growing and odd sizes, with its plain loops and with its AVX2 and AVX-512 passes.
 @Suite struct SeparableResize {
     @Test(arguments: [(28, 28, 224), (200, 200, 224), (200, 120, 64), (37, 53, 32), (300, 301, 64)])
     func separableEqualsPlain(width: Int, height: Int, size: Int) {
@@ -115,12 +115,13 @@ import Testing
         let resize = BilinearResize(from: (width, height), to: (size, size))
         for channels in [1, 3] {
             let pixels = (0 ..< width * height * channels).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-            // The plain loops, and the AVX2 passes where the CPU has them.
-            var fast = [UInt8](repeating: 0, count: size * size * 3), wide = fast
-            pixels.withUnsafeBufferPointer { source in fast.withUnsafeMutableBufferPointer { resize.resizeToRGB(source, channels: channels, into: $0, wide: false) } }
-            if BilinearResize.wideByDefault {
-                pixels.withUnsafeBufferPointer { source in wide.withUnsafeMutableBufferPointer { resize.resizeToRGB(source, channels: channels, into: $0, wide: true) } }
-                #expect(wide == fast, "AVX2: \(width)x\(height)x\(channels) to \(size)")
+            // The plain loops, and the AVX2 and AVX-512 passes where the CPU has them.
+            var fast = [UInt8](repeating: 0, count: size * size * 3)
+            pixels.withUnsafeBufferPointer { source in fast.withUnsafeMutableBufferPointer { resize.resizeToRGB(source, channels: channels, into: $0, isa: .portable) } }
+            for isa in ProductISA.allCases where isa != .portable && isa <= ProductISA.best {
+                var wide = [UInt8](repeating: 0, count: size * size * 3)
+                pixels.withUnsafeBufferPointer { source in wide.withUnsafeMutableBufferPointer { resize.resizeToRGB(source, channels: channels, into: $0, isa: isa) } }
+                #expect(wide == fast, "\(isa): \(width)x\(height)x\(channels) to \(size)")
             }
             // The plain path, one channel at a time.
             var plain = [UInt8](repeating: 0, count: size * size * 3)
