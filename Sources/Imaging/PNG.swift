@@ -73,14 +73,14 @@ public enum PNG {
     /// against 2.1 ms for zlib's deflate alone at level 1 with the Up filter and the run-length
     /// strategy, which it replaced (4-6x), and its files 15% smaller; 1 or 3 channels. `encode`
     /// (libpng and zlib) is the plain reference.
-    public static func encodeFast(_ bitmap: Bitmap, wide: Bool = BilinearResize.wideByDefault) throws -> Data {
+    public static func encodeFast(_ bitmap: Bitmap, isa: ProductISA = .best) throws -> Data {
         guard bitmap.channels == 1 || bitmap.channels == 3 else {
             throw PNGError(description: "the fast PNG writer takes 1 or 3 channels, not \(bitmap.channels)")
         }
         var out: UnsafeMutablePointer<UInt8>?
         var size = 0
         let status = bitmap.pixels.withUnsafeBufferPointer { pixels in
-            st_png_encode_fast(wide ? 1 : 0, pixels.baseAddress, UInt32(bitmap.width), UInt32(bitmap.height), Int32(bitmap.channels), &out, &size)
+            st_png_encode_fast(isa.rawValue, pixels.baseAddress, UInt32(bitmap.width), UInt32(bitmap.height), Int32(bitmap.channels), &out, &size)
         }
         guard status == 0, let out else {
             throw PNGError(description: "PNG encoding failed for a \(bitmap.width)x\(bitmap.height)x\(bitmap.channels) image (too large, or out of memory)")
@@ -92,15 +92,15 @@ public enum PNG {
     /// An RGB bitmap by the fast writer, as a grey PNG when every pixel's three channels are equal
     /// (grey originals replicated, as Sign MNIST's are): a third of the bytes to filter and code, and
     /// read back with `decode(_:channels: 3)` it is the same RGB pixels (libpng replicates grey).
-    public static func encodeFast(rgb bitmap: Bitmap, wide: Bool = BilinearResize.wideByDefault) throws -> Data {
+    public static func encodeFast(rgb bitmap: Bitmap, isa: ProductISA = .best) throws -> Data {
         precondition(bitmap.channels == 3)
         let pixels = bitmap.pixels
         let isGrey = pixels.withUnsafeBufferPointer { rgb in
             stride(from: 0, to: rgb.count, by: 3).allSatisfy { rgb[$0] == rgb[$0 + 1] && rgb[$0] == rgb[$0 + 2] }
         }
-        guard isGrey else { return try encodeFast(bitmap, wide: wide) }
+        guard isGrey else { return try encodeFast(bitmap, isa: isa) }
         let grey = Bitmap(width: bitmap.width, height: bitmap.height, channels: 1, pixels: stride(from: 0, to: pixels.count, by: 3).map { pixels[$0] })
-        return try encodeFast(grey, wide: wide)
+        return try encodeFast(grey, isa: isa)
     }
 
     /// Decodes any PNG (grey or colour, 8 or 16 bit, palette, alpha) to 8-bit `channels` channels,

@@ -30,10 +30,6 @@ public struct BilinearResize: Sendable {
         }
     }
 
-    /// Whether the PNG writer's AVX2 filter and checksum run (x86-64 CPUs with AVX2, as `ProductISA`
-    /// finds them): the same bytes as the plain loops.
-    public static let wideByDefault = ProductISA.best >= .avx2
-
     public init(from input: (width: Int, height: Int), to output: (width: Int, height: Int)) {
         inputWidth = input.width
         inputHeight = input.height
@@ -98,11 +94,11 @@ public struct BilinearResize: Sendable {
     /// as tf.image.resize does) to RGB bytes `outputHeight x outputWidth x 3`, rounded half to even
     /// and clipped.
     ///
-    /// Separable, and the same float operations as `resize`: each input row is blended across once
-    /// (`upper = left + (right - left) * xlerp`, the very value `resize` computes for every output row
-    /// that reads that input row), then each output row down (`upper + (lower - upper) * ylerp`). So
+    /// Separable, and the same float operations as `resize`: each input row an output row reads is
+    /// blended across once (`upper = left + (right - left) * xlerp`, the very value `resize` computes
+    /// for every output row that reads that input row), then each output row down (`upper + (lower - upper) * ylerp`). So
     /// the bits are `resize`'s, with a third of its work at 200 -> 224 (checked by the tests against
-    /// TensorFlow's pixels and against `resize` itself, on both paths). The passes are CKernels'
+    /// TensorFlow's pixels and against `resize` itself, on every path). The passes are CKernels'
     /// `st_resize_across` and `st_resize_down`: on `isa` (the best this CPU runs unless told), with
     /// the plain loops on `.portable`.
     public func resizeToRGB(_ input: UnsafeBufferPointer<UInt8>, channels: Int, into output: UnsafeMutableBufferPointer<UInt8>,
@@ -112,31 +108,41 @@ public struct BilinearResize: Sendable {
         let rowFloats = outputWidth * channels, rowBytes = inputWidth * channels
         let across = channels == 3 ? acrossRGB : acrossGrey
         let isa = isa.rawValue
-        // rows[inputHeight][outputWidth x channels]: every input row blended across; then each output
-        // row down, into `bytes` first when grey (then written three times).
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: inputHeight * rowFloats + rowBytes) { floats in
-            let rows = floats.baseAddress!, scratch = rows + inputHeight * rowFloats
+        // Each output row down from two input rows blended across, made when first needed and kept
+        // in one of two slots while output rows still read them (the taps only move down): the
+        // blended rows stay in L1, where a buffer of every input row (537 KB at 200 -> 224) went
+        // to L2 and back, and a shrink blends only the rows its taps read. Grey goes into `bytes`
+        // first (then written three times).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * rowFloats + rowBytes) { floats in
+            let slots = [floats.baseAddress!, floats.baseAddress! + rowFloats], scratch = floats.baseAddress! + 2 * rowFloats
+            var held = [-1, -1]
             across.lower.withUnsafeBufferPointer { lower in
                 across.upper.withUnsafeBufferPointer { upper in
                     across.lerp.withUnsafeBufferPointer { lerp in
-                        for y in 0 ..< inputHeight {
+                        // Input row `y` blended, in the slot that does not hold `other` unless it is there already.
+                        func blended(_ y: Int, keeping other: Int) -> UnsafeMutablePointer<Float> {
+                            if let slot = held.firstIndex(of: y) { return slots[slot] }
+                            let slot = held[0] == other ? 1 : 0
                             st_resize_across(isa, input.baseAddress! + y * rowBytes, Int32(rowBytes), lower.baseAddress, upper.baseAddress, lerp.baseAddress,
-                                             Int32(rowFloats), scratch, rows + y * rowFloats)
+                                             Int32(rowFloats), scratch, slots[slot])
+                            held[slot] = y
+                            return slots[slot]
                         }
-                    }
-                }
-            }
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: rowFloats) { bytes in
-                let bytes = bytes.baseAddress!
-                for y in 0 ..< outputHeight {
-                    let tap = yTaps[y]
-                    let out = output.baseAddress! + y * outputWidth * 3
-                    st_resize_down(isa, rows + tap.lower * rowFloats, rows + tap.upper * rowFloats, tap.lerp, Int32(rowFloats), channels == 3 ? out : bytes)
-                    if channels == 1 {
-                        for index in 0 ..< rowFloats {
-                            out[index * 3] = bytes[index]
-                            out[index * 3 + 1] = bytes[index]
-                            out[index * 3 + 2] = bytes[index]
+                        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: rowFloats) { bytes in
+                            let bytes = bytes.baseAddress!
+                            for y in 0 ..< outputHeight {
+                                let tap = yTaps[y]
+                                let top = blended(tap.lower, keeping: tap.upper), bottom = blended(tap.upper, keeping: tap.lower)
+                                let out = output.baseAddress! + y * outputWidth * 3
+                                st_resize_down(isa, top, bottom, tap.lerp, Int32(rowFloats), channels == 3 ? out : bytes)
+                                if channels == 1 {
+                                    for index in 0 ..< rowFloats {
+                                        out[index * 3] = bytes[index]
+                                        out[index * 3 + 1] = bytes[index]
+                                        out[index * 3 + 2] = bytes[index]
+                                    }
+                                }
+                            }
                         }
                     }
                 }

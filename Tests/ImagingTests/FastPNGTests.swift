@@ -13,14 +13,15 @@ import Testing
     static let photos = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("pipelines/data/asl-colour-4/train/A")
 
-    /// The file libpng reads back to `bitmap`; the plain loops' file, which the AVX2 path (where the
-    /// CPU has it) must equal byte for byte.
+    /// The file libpng reads back to `bitmap`; the plain loops' file, which the AVX2 path (filter,
+    /// checksum, BMI2 coder) and the AVX-512 one (VBMI coder) must equal byte for byte where the CPU
+    /// has them.
     func roundTrips(_ bitmap: Bitmap, _ what: String) throws -> Data {
-        let file = try PNG.encodeFast(bitmap, wide: false)
+        let file = try PNG.encodeFast(bitmap, isa: .portable)
         let decoded = try PNG.decode(file, channels: bitmap.channels)
         #expect(decoded == bitmap, "\(what): \(bitmap.width)x\(bitmap.height)x\(bitmap.channels)")
-        if BilinearResize.wideByDefault {
-            #expect(try PNG.encodeFast(bitmap, wide: true) == file, "\(what): the AVX2 filter and checksum")
+        for isa in ProductISA.allCases where isa != .portable && isa <= ProductISA.best {
+            #expect(try PNG.encodeFast(bitmap, isa: isa) == file, "\(what): \(isa)")
         }
         return file
     }
