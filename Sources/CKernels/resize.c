@@ -51,44 +51,50 @@ AVX2 static void across_avx2(const uint8_t *row, int row_count, const int32_t *l
     }
 }
 
-// The same with AVX-512 and no gathers where it can: 16 outputs at a time read a window of the
-// converted row, and when every index of the 16 falls within 32 floats of the smallest (growing, or
-// shrinking by up to about 1.5x: 16 RGB outputs span about 3 (5.3 s + 1) floats at scale s), both
-// taps come from two registers by vpermt2ps; otherwise two gathers, as the AVX2 loop does. Gathers
-// cost about 10x a permute on Intel's cores since the Downfall microcode: they were 10% of
-// preprocess at 200 -> 224. The same sub, mul and add: the same bits.
-#define AVX512 __attribute__((target("avx512f")))
+// The same with AVX-512 and no gathers where it can: 16 outputs at a time read a window of 64 bytes
+// of the row, and when every index of the 16 falls within it (growing, or shrinking by up to about
+// 3.5x: 16 RGB outputs span about 3 (5.3 s + 1) bytes at scale s), both taps are picked from the
+// window's bytes by vpermb and only then made floats; otherwise the row is converted to floats once
+// and two gathers read it, as the AVX2 loop does. Gathers cost about 10x a permute on Intel's cores
+// since the Downfall microcode (they were 10% of preprocess at 200 -> 224), and reading floats just
+// stored to the scratch row stalled on store forwarding. The same sub, mul and add: the same bits.
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 
 AVX512 static void across_avx512(const uint8_t *row, int row_count, const int32_t *lower, const int32_t *upper, const float *lerp, int count,
                                  float *scratch, float *out) {
-    int i = 0;
-    for (; i + 16 <= row_count; i += 16) {
-        __m128i bytes = _mm_loadu_si128((const __m128i *)(row + i));
-        _mm512_storeu_ps(scratch + i, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)));
-    }
-    for (; i < row_count; i++) scratch[i] = (float)row[i];
+    int converted = 0; // the scratch row is made on the first block that needs it
     int j = 0;
     for (; j + 16 <= count; j += 16) {
         __m512i lo = _mm512_loadu_si512((const void *)(lower + j)), hi = _mm512_loadu_si512((const void *)(upper + j));
         int base = _mm512_reduce_min_epi32(lo), top = _mm512_reduce_max_epi32(hi);
         __m512 l, r;
-        if (top - base < 32) {
-            // The window's floats past the row's end are masked off (never read by the indices).
+        if (top - base < 64) {
+            // The window's bytes past the row's end are masked off (never picked by the indices).
             int left = row_count - base;
-            __mmask16 first = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
-            __mmask16 second = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
-            __m512 a = _mm512_maskz_loadu_ps(first, scratch + base), b = _mm512_maskz_loadu_ps(second, scratch + base + 16);
+            __mmask64 valid = left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+            __m512i window = _mm512_maskz_loadu_epi8(valid, row + base);
             __m512i offset = _mm512_set1_epi32(base);
-            l = _mm512_permutex2var_ps(a, _mm512_sub_epi32(lo, offset), b);
-            r = _mm512_permutex2var_ps(a, _mm512_sub_epi32(hi, offset), b);
+            __m128i left_bytes = _mm512_castsi512_si128(_mm512_permutexvar_epi8(_mm512_castsi128_si512(_mm512_cvtepi32_epi8(_mm512_sub_epi32(lo, offset))), window));
+            __m128i right_bytes = _mm512_castsi512_si128(_mm512_permutexvar_epi8(_mm512_castsi128_si512(_mm512_cvtepi32_epi8(_mm512_sub_epi32(hi, offset))), window));
+            l = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(left_bytes));
+            r = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(right_bytes));
         } else {
+            if (!converted) {
+                int i = 0;
+                for (; i + 16 <= row_count; i += 16) {
+                    __m128i bytes = _mm_loadu_si128((const __m128i *)(row + i));
+                    _mm512_storeu_ps(scratch + i, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)));
+                }
+                for (; i < row_count; i++) scratch[i] = (float)row[i];
+                converted = 1;
+            }
             l = _mm512_i32gather_ps(lo, scratch, 4);
             r = _mm512_i32gather_ps(hi, scratch, 4);
         }
         _mm512_storeu_ps(out + j, _mm512_add_ps(l, _mm512_mul_ps(_mm512_sub_ps(r, l), _mm512_loadu_ps(lerp + j))));
     }
     for (; j < count; j++) {
-        float l = scratch[lower[j]], r = scratch[upper[j]];
+        float l = (float)row[lower[j]], r = (float)row[upper[j]];
         out[j] = l + (r - l) * lerp[j];
     }
 }
@@ -118,11 +124,11 @@ AVX2 static void down_avx2(const float *top, const float *bottom, float lerp, in
 void st_resize_across(int isa, const uint8_t *row, int row_count, const int32_t *lower, const int32_t *upper, const float *lerp, int count,
                       float *scratch, float *out) {
 #if HAVE_AVX2
-    if (isa >= ST_ISA_AVX512) {
+    if (isa >= ST_ISA_AVX512 && __builtin_cpu_supports("avx512vbmi")) {
         across_avx512(row, row_count, lower, upper, lerp, count, scratch, out);
         return;
     }
-    if (isa == ST_ISA_AVX2) {
+    if (isa >= ST_ISA_AVX2) {
         across_avx2(row, row_count, lower, upper, lerp, count, scratch, out);
         return;
     }
