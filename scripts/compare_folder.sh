@@ -44,7 +44,8 @@ for images, labels in dataset:
 print(f"{time.perf_counter() - start:.2f}")
 PY
 )
-  ours=$(echo "$end - $start" | bc)
-  printf 'run %d: ours %.2f s (ingest %.2f, preprocess %.2f), Keras %s s, ratio Keras/ours %.2f\n' "$run" "$ours" \
-    "$(echo "$middle - $start" | bc)" "$(echo "$end - $middle" | bc)" "$keras" "$(echo "$keras / $ours" | bc -l)"
+  ours=$(echo "$end - $start" | bc) ingest=$(echo "$middle - $start" | bc) preprocess=$(echo "$end - $middle" | bc)
+  # The issue's bar is per stage: ingest, and preprocess, each at least as fast as Keras's iteration.
+  printf 'run %d: ours %.2f s (ingest %.2f, preprocess %.2f), Keras %s s; Keras/ingest %.2f, Keras/preprocess %.2f\n' "$run" "$ours" \
+    "$ingest" "$preprocess" "$keras" "$(echo "$keras / $ingest" | bc -l)" "$(echo "$keras / $preprocess" | bc -l)"
 done
