@@ -1,8 +1,8 @@
 // The separable resize's two passes (see resize.h). The plain loops are the reference; the AVX2
-// loops gather and blend 8 floats at a time (AVX-512: 16, permuted from a window where they can)
-// with the same operations, sub then mul then add, each
-// rounded to float as the plain loop rounds it. No FMA: neither the pragma nor the target allows
-// contracting a multiply and an add into one rounding, which would change bits.
+// loops gather and blend 8 floats at a time (AVX-512: 16, picked from a window where they can) with
+// the same operations, sub then mul then add, each rounded to float as the plain loop rounds it. No
+// FMA: neither the pragma nor the target allows contracting a multiply and an add into one rounding,
+// which would change bits.
 #pragma STDC FP_CONTRACT OFF
 #include "resize.h"
 #include "gemm_general.h"

@@ -425,7 +425,7 @@ VBMI static size_t code_literals_vbmi(const uint32_t *codes, const uint8_t *leng
 // VBMI (Ice Lake, Zen 4 on), BMI2's otherwise.
 static size_t code_literals(int isa, const uint32_t *codes, const uint8_t *lengths, const uint8_t *data, size_t size, bit_writer *w) {
 #if HAVE_AVX2
-    if (isa >= 2 && __builtin_cpu_supports("avx512vbmi")) return code_literals_vbmi(codes, lengths, data, size, w);
+    if (isa >= 2 && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2")) return code_literals_vbmi(codes, lengths, data, size, w);
     if (isa >= 1 && __builtin_cpu_supports("bmi2")) return code_literals_bmi2(codes, lengths, data, size, w);
 #endif
     (void)isa;
