@@ -98,9 +98,9 @@ public struct BilinearResize: Sendable {
     /// blended across once (`upper = left + (right - left) * xlerp`, the very value `resize` computes
     /// for every output row that reads that input row), then each output row down (`upper + (lower -
     /// upper) * ylerp`). So the bits are `resize`'s, with a third of its work at 200 -> 224 (checked by
-    /// the tests against TensorFlow's pixels and against `resize` itself, on every path). The passes are CKernels'
-    /// `st_resize_across` and `st_resize_down`: on `isa` (the best this CPU runs unless told), with
-    /// the plain loops on `.portable`.
+    /// the tests against TensorFlow's pixels and against `resize` itself, on every path). The passes
+    /// are CKernels' `st_resize_across` and `st_resize_down`: on `isa` (the best this CPU runs unless
+    /// told), with the plain loops on `.portable`.
     public func resizeToRGB(_ input: UnsafeBufferPointer<UInt8>, channels: Int, into output: UnsafeMutableBufferPointer<UInt8>,
                             isa: ProductISA = .best) {
         precondition(channels == 1 || channels == 3)
