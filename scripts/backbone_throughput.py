@@ -1,6 +1,6 @@
 """Keras and ONNX Runtime feature-extraction throughput for one of the backbones, on this machine:
 the frozen Keras model (include_top=False, average pooling) on its own preprocessing, then ONNX
-Runtime on the same graph converted by tf2onnx. The peers' side of scripts/compare_backbone.sh.
+Runtime on the same graph converted by tf2onnx; each the median of three passes after a warm-up batch. The peers' side of scripts/compare_backbone.sh.
 Usage: python3 scripts/backbone_throughput.py NAME SIZE BATCH N   (NAME: resnet50, mobilenetv2, efficientnetb0)"""
 import os
 import sys
@@ -20,10 +20,21 @@ build, preprocess = {
 }[name]
 model = build(include_top=False, weights=None, pooling="avg", input_shape=(size, size, 3))
 x = preprocess(np.random.default_rng(0).uniform(0, 255, (n, size, size, 3)).astype(np.float32))
+
+def median_rate(run):
+    """Three timed passes over the n images, as compare_backbone.sh runs ours three times: the median
+    rate, and all three (this VM's speed moves by a third between passes minutes apart)."""
+    rates = []
+    for _ in range(3):
+        t = time.perf_counter()
+        run()
+        rates.append(n / (time.perf_counter() - t))
+    return sorted(rates)[1], " ".join(f"{r:.2f}" for r in rates)
+
+
 model.predict(x[:batch], batch_size=batch, verbose=0)
-t = time.perf_counter()
-model.predict(x, batch_size=batch, verbose=0)
-print(f"keras {name} size={size} batch={batch}: {n / (time.perf_counter() - t):.2f} img/s")
+rate, rates = median_rate(lambda: model.predict(x, batch_size=batch, verbose=0))
+print(f"keras {name} size={size} batch={batch}: {rate:.2f} img/s (median of {rates})")
 try:
     import onnxruntime as ort
     import tf2onnx
@@ -33,9 +44,12 @@ try:
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     session.run(None, {input_name: x[:batch]})
-    t = time.perf_counter()
-    for i in range(0, n, batch):
-        session.run(None, {input_name: x[i:i + batch]})
-    print(f"onnxruntime {name} size={size} batch={batch}: {n / (time.perf_counter() - t):.2f} img/s")
+
+    def passes():
+        for i in range(0, n, batch):
+            session.run(None, {input_name: x[i:i + batch]})
+
+    rate, rates = median_rate(passes)
+    print(f"onnxruntime {name} size={size} batch={batch}: {rate:.2f} img/s (median of {rates})")
 except Exception as error:  # noqa: BLE001
     print("onnxruntime skipped:", error)

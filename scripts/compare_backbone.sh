@@ -54,8 +54,8 @@ for p in $precisions; do
 done
 ours=${ours_fp32:-${ours_bf16:-}}
 python3 scripts/backbone_throughput.py "$backbone" "$size" "$batch" "$n" 2>/dev/null | grep -E "img/s|skipped" | tee "$work/peers"
-keras=$(grep "^keras" "$work/peers" | sed -E 's/.*: ([0-9.]+) img\/s/\1/')
-onnx=$(grep "^onnxruntime" "$work/peers" | sed -E 's/.*: ([0-9.]+) img\/s/\1/' || true)
+keras=$(grep "^keras" "$work/peers" | sed -E 's/.*: ([0-9.]+) img\/s.*/\1/')
+onnx=$(grep "^onnxruntime" "$work/peers" | sed -E 's/.*: ([0-9.]+) img\/s.*/\1/' || true)
 python3 -c "
 keras, onnx, fp32, bf16 = $keras, '${onnx}', '${ours_fp32:-}', '${ours_bf16:-}'
 for name, ours in (('fp32', fp32), ('bf16', bf16)):
