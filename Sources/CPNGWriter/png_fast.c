@@ -262,11 +262,26 @@ AVX2 static uint32_t adler_avx2(uint32_t adler, const uint8_t *data, size_t size
 #define HAVE_AVX2 0
 #endif
 
-static uint32_t adler(int wide, const uint8_t *data, size_t size) {
+// The path one call takes, decided once from what it is allowed (`isa`) and what the CPU has: 2,
+// every AVX-512 loop (BW filter, VBMI coder, VBMI2 histogram), where the CPU has all three (Ice Lake,
+// Zen 4 on); 1, the AVX2 filter and checksum and the BMI2 coder; 0, the plain loops. Every level
+// writes the same bytes.
+static int usable_level(int isa) {
 #if HAVE_AVX2
-    if (wide) return adler_avx2(1, data, size);
+    if (isa >= 2 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2")
+        && __builtin_cpu_supports("bmi2"))
+        return 2;
+    if (isa >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2")) return 1;
 #endif
-    (void)wide;
+    (void)isa;
+    return 0;
+}
+
+static uint32_t adler(int level, const uint8_t *data, size_t size) {
+#if HAVE_AVX2
+    if (level >= 1) return adler_avx2(1, data, size);
+#endif
+    (void)level;
     return adler_plain(1, data, size);
 }
 
@@ -421,14 +436,13 @@ VBMI static size_t code_literals_vbmi(const uint32_t *codes, const uint8_t *leng
 }
 #endif
 
-// `isa`: the plain coder below ST_ISA_AVX2; BMI2's at AVX2; VBMI's at AVX-512 where the CPU has
-// VBMI (Ice Lake, Zen 4 on), BMI2's otherwise.
-static size_t code_literals(int isa, const uint32_t *codes, const uint8_t *lengths, const uint8_t *data, size_t size, bit_writer *w) {
+// The coder of `level` (usable_level).
+static size_t code_literals(int level, const uint32_t *codes, const uint8_t *lengths, const uint8_t *data, size_t size, bit_writer *w) {
 #if HAVE_AVX2
-    if (isa >= 2 && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("bmi2")) return code_literals_vbmi(codes, lengths, data, size, w);
-    if (isa >= 1 && __builtin_cpu_supports("bmi2")) return code_literals_bmi2(codes, lengths, data, size, w);
+    if (level == 2) return code_literals_vbmi(codes, lengths, data, size, w);
+    if (level == 1) return code_literals_bmi2(codes, lengths, data, size, w);
 #endif
-    (void)isa;
+    (void)level;
     return code_literals_plain(codes, lengths, data, size, w);
 }
 
@@ -483,14 +497,14 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt"))) static void histo
 }
 #endif
 
-static void histogram(int isa, const uint8_t *data, size_t size, uint32_t *freq) {
+static void histogram(int level, const uint8_t *data, size_t size, uint32_t *freq) {
 #if HAVE_AVX2
-    if (isa >= 2 && __builtin_cpu_supports("avx512vbmi2")) {
+    if (level == 2) {
         histogram_avx512(data, size, freq);
         return;
     }
 #endif
-    (void)isa;
+    (void)level;
     histogram_plain(data, size, freq);
 }
 
@@ -498,14 +512,14 @@ static void histogram(int isa, const uint8_t *data, size_t size, uint32_t *freq)
 
 // `size` bytes deflated into `out` as a zlib stream; its length. `out` has room for the stored form
 // (size + 5 bytes per 65,535 + 6) and 8 bytes more (the coder stores whole 64-bit words).
-static size_t deflate_literals(int isa, const uint8_t *data, size_t size, uint8_t *out) {
+static size_t deflate_literals(int level, const uint8_t *data, size_t size, uint8_t *out) {
     size_t pos = 0;
     out[pos++] = 0x78; // deflate, 32 KB window
     out[pos++] = 0x01; // no dictionary, fastest; (0x78 << 8 | 0x01) % 31 == 0
 
     // Literal/length alphabet: the 256 byte values and end-of-block (256); no lengths are used.
     uint32_t freq[257];
-    histogram(isa, data, size, freq);
+    histogram(level, data, size, freq);
     freq[256] = 1;
     uint8_t lengths[259]; // 257 literal/length code lengths, then 2 distance code lengths
     // At most 14 bits (deflate allows 15), so that four literals fit the coder's word; the cost of
@@ -559,13 +573,13 @@ static size_t deflate_literals(int isa, const uint8_t *data, size_t size, uint8_
             w.bits >>= 8;
             w.count -= 8;
         }
-        size_t i = code_literals(isa, codes, lengths, data, size, &w);
+        size_t i = code_literals(level, codes, lengths, data, size, &w);
         for (; i < size; i++) put_bits(&w, codes[data[i]], lengths[data[i]]);
         put_bits(&w, codes[256], lengths[256]);
         flush_bits(&w);
         pos = w.pos;
     }
-    put_be32(out + pos, adler(isa >= 1, data, size));
+    put_be32(out + pos, adler(level, data, size));
     return pos + 4;
 }
 
@@ -589,6 +603,7 @@ int st_png_encode_fast(int isa, const uint8_t *pixels, uint32_t width, uint32_t 
     *out = NULL;
     *out_size = 0;
     if ((channels != 1 && channels != 3) || width == 0 || height == 0 || width > (1u << 24) || height > (1u << 24)) return -1;
+    const int level = usable_level(isa);
     size_t stride = (size_t)width * (size_t)channels, rows = (size_t)stride + 1;
     size_t raw = rows * height;
     if (raw > 0x7fffffffu / 2) return -1; // one IDAT chunk, whose length field is 31 bits
@@ -618,8 +633,8 @@ int st_png_encode_fast(int isa, const uint8_t *pixels, uint32_t width, uint32_t 
         for (size_t x = 0; x < first; x++) residue[x] = (uint8_t)(row[x] - above[x]);
         size_t x = first;
 #if HAVE_AVX2
-        if (isa >= 2 && __builtin_cpu_supports("avx512bw")) x = paeth_avx512(row, above, first, stride, channels, residue);
-        if (isa >= 1) x = paeth_avx2(row, above, x, stride, channels, residue);
+        if (level == 2) x = paeth_avx512(row, above, first, stride, channels, residue);
+        if (level >= 1) x = paeth_avx2(row, above, x, stride, channels, residue);
 #endif
         for (; x < stride; x++) residue[x] = (uint8_t)(row[x] - paeth(row[x - channels], above[x], above[x - channels]));
     }
@@ -632,7 +647,7 @@ int st_png_encode_fast(int isa, const uint8_t *pixels, uint32_t width, uint32_t 
     put_be32(header, width);
     put_be32(header + 4, height);
     pos += put_chunk(file + pos, "IHDR", header, 13);
-    size_t stream = deflate_literals(isa, filtered, raw, file + pos + 8);
+    size_t stream = deflate_literals(level, filtered, raw, file + pos + 8);
     free(filtered);
     pos += put_chunk(file + pos, "IDAT", file + pos + 8, stream);
     pos += put_chunk(file + pos, "IEND", NULL, 0);

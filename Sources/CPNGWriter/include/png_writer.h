@@ -9,9 +9,9 @@ void st_png_free(uint8_t *buffer);
 /* The fast encoding for intermediate files (png_fast.c): 8-bit grey (channels 1) or RGB (3), the
    Paeth filter on every row, deflate with literals only under a code made for the image. 0 and a
    malloc'd file in *out (free with st_png_free); -1 for a shape it does not take or no memory.
-   `isa`: 0 for the plain loops; 1 to filter and checksum with AVX2 and code with BMI2; 2 to code
-   with AVX-512 VBMI as well (where the CPU has VBMI; BMI2 otherwise): at most what the CPU runs
-   (ProductISA.best). The same file on every path. */
+   `isa`: 0 for the plain loops; 1 to filter and checksum with AVX2 and code with BMI2; 2 for the
+   AVX-512 filter, histogram and VBMI coder where the CPU has BW, VBMI and VBMI2 (level 1 otherwise):
+   at most what the CPU runs (ProductISA.best). The same file on every path. */
 int st_png_encode_fast(int isa, const uint8_t *pixels, uint32_t width, uint32_t height, int channels, uint8_t **out, size_t *out_size);
 
 #endif
