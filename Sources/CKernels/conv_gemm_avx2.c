@@ -49,7 +49,10 @@ AVX2 static inline __attribute__((always_inline)) void tile(const int rows, cons
                                                             const float *bias, int relu) {
     __m256 x0[MR], x1[MR];
     st_tile2_begin(rows, x0, x1, source, ldc, width);
-    for (int i = 0; i < kc; i++) {
+    // Unrolled by four: the loop's own instructions (and the six row addresses of an A read in place)
+    // then share the front end with four steps of FMAs instead of one (1.10-1.14x this kernel's time
+    // over ResNet50's GEMMs at 224, two threads; by two: 1.04x; by eight: no better than four).
+    _Pragma("clang loop unroll_count(4)") for (int i = 0; i < kc; i++) {
         __m256 b0 = _mm256_loadu_ps(b + i * NR), b1 = _mm256_loadu_ps(b + i * NR + 8);
         _Pragma("clang loop unroll(full)") for (int r = 0; r < rows; r++) {
             __m256 v = _mm256_broadcast_ss(packedA ? a + i * MR + r : a + r * lda + i);
@@ -107,6 +110,16 @@ AVX2 static void gemm(int m, int n, int k, const float *a, size_t lda, int trans
                         int rows = g1 - m0 < MR ? g1 - m0 : MR;
                         const float *strip = packA ? packedBlock + (size_t)(m0 - g0) * KC : a + m0 * lda + k0;
                         const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
+                        if (m0 + MR < g1) {
+                            // The next strip's rows of C, and of its starting sums (the residual, which the
+                            // network's expansions read and overwrite in place), fetched while this tile
+                            // computes: its first FMAs wait on them otherwise (1.05x over ResNet50's GEMMs).
+                            const float *next = !first ? c + (m0 + MR) * ldc + column : residual ? residual + (m0 + MR) * ldc + column : 0;
+                            for (int r = 0; r < MR && m0 + MR + r < g1; r++) {
+                                if (next) _mm_prefetch((const char *)(next + r * ldc), _MM_HINT_T0);
+                                _mm_prefetch((const char *)(c + (m0 + MR + r) * ldc + column), _MM_HINT_T0);
+                            }
+                        }
                         tileRows(rows, packA, kc, strip, lda, sliver, source, c + m0 * ldc + column, ldc, width,
                                  last && bias ? bias + column : 0, last ? relu : 0);
                     }
