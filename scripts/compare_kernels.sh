@@ -7,6 +7,9 @@
 #                    what OpenBLAS runs on an AVX2 CPU without AVX-512
 #   avx512           our AVX-512 kernel, where the CPU has it
 #   blas             OpenBLAS with the kernel it picks for this CPU by itself
+# Each path's CPU time (user + system, all threads) is reported beside its rate: on a shared VM the
+# hypervisor can take 10-40% of a core away under load (vmstat's "st"), which moves wall-clock rates
+# from run to run but not the CPU time a path needs for the same work.
 # With --peers, ONNX Runtime and Keras on the same graph too (../shared/bench/keras_throughput.py).
 # Needs: a release build (make build), python3 with numpy and h5py (the weights file is generated).
 # Usage: scripts/compare_kernels.sh [--peers] [SIZE BATCH N]   (defaults: 224 32 128)
@@ -24,7 +27,7 @@ weights=${SIGNTRANSFER_WEIGHTS:-$work/weights.h5}
 [ -f "$weights" ] || python3 scripts/make_parity_fixture.py --weights "$weights" > /dev/null
 paths="avx2 blas-haswell"
 grep -q ' avx512f' /proc/cpuinfo && paths="$paths avx512 blas"
-declare -A rates
+declare -A rates cpus
 sync
 for run in 1 2 3; do
   for path in $paths; do
@@ -36,9 +39,11 @@ for run in 1 2 3; do
     esac
     rm -f "$work/features.sqlite"
     start=$(date +%s.%N)
-    env "${environment[@]}" .build/release/extract --input "$work/preprocessed.sqlite" --output "$work/features.sqlite" \
-      --weights "$weights" --batch "$batch" > /dev/null 2>&1
+    TIMEFORMAT='%U %S'
+    { time env "${environment[@]}" .build/release/extract --input "$work/preprocessed.sqlite" --output "$work/features.sqlite" \
+      --weights "$weights" --batch "$batch" > /dev/null 2>&1; } 2> "$work/cpu"
     end=$(date +%s.%N)
+    cpus[$path]="${cpus[$path]:-} $(awk '{printf "%.2f", $1 + $2}' "$work/cpu")"
     gemm=$(sqlite3 "$work/features.sqlite" "SELECT value FROM backbone WHERE key = 'gemm'" 2>/dev/null || echo "?")
     [ "$gemm" = "${path%-haswell}" ] || { echo "compare_kernels.sh: $path ran as gemm '$gemm'" >&2; exit 1; }
     rates[$path]="${rates[$path]:-} $(python3 -c "print(f'{$n / ($end - $start):.2f}')")"
@@ -46,10 +51,11 @@ for run in 1 2 3; do
 done
 for path in $paths; do
   median=$(printf '%s\n' ${rates[$path]} | sort -n | sed -n 2p)
-  declare "median_${path//-/_}=$median"
-  echo "extract size=$size batch=$batch $path: $median img/s (median of${rates[$path]}; whole process, $n images)"
+  cpu=$(printf '%s\n' ${cpus[$path]} | sort -n | sed -n 2p)
+  declare "median_${path//-/_}=$median" "cpu_${path//-/_}=$cpu"
+  echo "extract size=$size batch=$batch $path: $median img/s (median of${rates[$path]}; whole process, $n images); CPU $cpu s (median of${cpus[$path]})"
 done
-python3 -c "print(f'ratio: avx2 / OpenBLAS Haswell = {$median_avx2 / $median_blas_haswell:.2f}')"
+python3 -c "print(f'ratio: avx2 / OpenBLAS Haswell = {$median_avx2 / $median_blas_haswell:.2f} by rate, {$cpu_blas_haswell / $cpu_avx2:.2f} by CPU time')"
 if [ -n "${median_avx512:-}" ]; then
   python3 -c "print(f'ratio: avx512 / OpenBLAS (its own pick) = {$median_avx512 / $median_blas:.2f}, avx2 / avx512 = {$median_avx2 / $median_avx512:.2f}')"
 fi
