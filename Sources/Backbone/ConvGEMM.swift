@@ -111,7 +111,7 @@ final class WeightMatrix: @unchecked Sendable {
         case .blas: k * n
         case .avx512bf16: 0
         }
-        let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        let storage = allocateAligned(floats: count)
         var words: UnsafeMutablePointer<UInt16>?
         weights.withUnsafeBufferPointer { w in
             switch kernel {
@@ -129,7 +129,7 @@ final class WeightMatrix: @unchecked Sendable {
     }
 
     deinit {
-        storage.deallocate()
+        deallocateAligned(storage)
         words?.deallocate()
     }
 

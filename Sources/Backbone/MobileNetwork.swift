@@ -68,11 +68,11 @@ public final class MobileNetwork: FeatureNetwork {
         let sums: UnsafeMutablePointer<Float>, pooled: UnsafeMutablePointer<Float>, squeezed: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>
 
         init(activation: Int, band: Int, depthwiseBand: Int, columns: Int, input: Int, channels: Int) {
-            buffers = (0 ..< 3).map { _ in .allocate(capacity: activation) }
-            self.band = .allocate(capacity: band)
-            self.depthwiseBand = .allocate(capacity: depthwiseBand)
-            self.columns = .allocate(capacity: columns)
-            normalized = .allocate(capacity: input)
+            buffers = (0 ..< 3).map { _ in allocateAligned(floats: activation) }
+            self.band = allocateAligned(floats: band)
+            self.depthwiseBand = allocateAligned(floats: depthwiseBand)
+            self.columns = allocateAligned(floats: columns)
+            normalized = allocateAligned(floats: input)
             sums = .allocate(capacity: channels)
             pooled = .allocate(capacity: channels)
             squeezed = .allocate(capacity: channels)
@@ -80,8 +80,8 @@ public final class MobileNetwork: FeatureNetwork {
         }
 
         deinit {
-            buffers.forEach { $0.deallocate() }
-            [band, depthwiseBand, columns, normalized, sums, pooled, squeezed, scale].forEach { $0.deallocate() }
+            (buffers + [band, depthwiseBand, columns, normalized]).forEach(deallocateAligned)
+            [sums, pooled, squeezed, scale].forEach { $0.deallocate() }
         }
     }
 
@@ -93,7 +93,7 @@ public final class MobileNetwork: FeatureNetwork {
         init(network: MobileNetwork, count: Int, size: Int) {
             self.count = count
             self.size = size
-            input = .allocate(capacity: count * size * size * 3)
+            input = allocateAligned(floats: count * size * size * 3)
             let sizes = network.bufferSizes(size: size)
             scratch = (0 ..< max(1, min(coreCount, count))).map { _ in
                 Scratch(activation: sizes.activation, band: sizes.band, depthwiseBand: sizes.depthwiseBand, columns: sizes.columns,
@@ -101,7 +101,7 @@ public final class MobileNetwork: FeatureNetwork {
             }
         }
 
-        deinit { input.deallocate() }
+        deinit { deallocateAligned(input) }
     }
 
     /// For one image of side `size`, in floats: the largest activation, the largest band of expanded

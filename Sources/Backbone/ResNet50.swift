@@ -146,21 +146,18 @@ public final class ResNet50: FeatureNetwork {
         init(network: ResNet50, count: Int, size: Int) {
             self.count = count
             self.size = size
-            input = .allocate(capacity: count * size * size * 3)
+            input = allocateAligned(floats: count * size * size * 3)
             let perImage = network.bufferSizes(count: 1, size: size)
             step = max(1, min(count, ResNet50.earlyBudget / perImage.early))
             let early = network.bufferSizes(count: step, size: size), late = network.bufferSizes(count: count, size: size)
-            self.early = (0 ..< 4).map { _ in .allocate(capacity: early.early) }
-            self.late = [.allocate(capacity: late.handover)] + (1 ..< 4).map { _ in .allocate(capacity: late.late) }
-            columns = .allocate(capacity: max(early.columns, late.columns, early.winograd, late.winograd, 1))
-            products = .allocate(capacity: max(early.winograd, late.winograd, 1))
+            self.early = (0 ..< 4).map { _ in allocateAligned(floats: early.early) }
+            self.late = [allocateAligned(floats: late.handover)] + (1 ..< 4).map { _ in allocateAligned(floats: late.late) }
+            columns = allocateAligned(floats: max(early.columns, late.columns, early.winograd, late.winograd, 1))
+            products = allocateAligned(floats: max(early.winograd, late.winograd, 1))
         }
 
         deinit {
-            input.deallocate()
-            (early + late).forEach { $0.deallocate() }
-            columns.deallocate()
-            products.deallocate()
+            ([input, columns, products] + early + late).forEach(deallocateAligned)
         }
     }
 
