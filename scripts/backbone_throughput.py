@@ -1,6 +1,7 @@
 """Keras and ONNX Runtime feature-extraction throughput for one of the backbones, on this machine:
 the frozen Keras model (include_top=False, average pooling) on its own preprocessing, then ONNX
-Runtime on the same graph converted by tf2onnx; each the median of three passes after a warm-up batch. The peers' side of scripts/compare_backbone.sh.
+Runtime on the same graph converted by tf2onnx; each the median of three passes after a warm-up
+batch. The peers' side of scripts/compare_backbone.sh.
 Usage: python3 scripts/backbone_throughput.py NAME SIZE BATCH N   (NAME: resnet50, mobilenetv2, efficientnetb0)"""
 import os
 import sys

@@ -28,6 +28,7 @@ weights=${SIGNTRANSFER_WEIGHTS:-$work/weights.h5}
 paths="avx2 blas-haswell"
 grep -q ' avx512f' /proc/cpuinfo && paths="$paths avx512 blas"
 declare -A rates cpus
+TIMEFORMAT='%R %U %S'
 sync
 for run in 1 2 3; do
   for path in $paths; do
@@ -38,15 +39,12 @@ for run in 1 2 3; do
       blas) environment=(SIGNTRANSFER_GEMM=blas) ;;
     esac
     rm -f "$work/features.sqlite"
-    start=$(date +%s.%N)
-    TIMEFORMAT='%U %S'
     { time env "${environment[@]}" .build/release/extract --input "$work/preprocessed.sqlite" --output "$work/features.sqlite" \
-      --weights "$weights" --batch "$batch" > /dev/null 2>&1; } 2> "$work/cpu"
-    end=$(date +%s.%N)
-    cpus[$path]="${cpus[$path]:-} $(awk '{printf "%.2f", $1 + $2}' "$work/cpu")"
+      --weights "$weights" --batch "$batch" > /dev/null 2>&1; } 2> "$work/times"
+    rates[$path]="${rates[$path]:-} $(awk -v n="$n" '{printf "%.2f", n / $1}' "$work/times")"
+    cpus[$path]="${cpus[$path]:-} $(awk '{printf "%.2f", $2 + $3}' "$work/times")"
     gemm=$(sqlite3 "$work/features.sqlite" "SELECT value FROM backbone WHERE key = 'gemm'" 2>/dev/null || echo "?")
     [ "$gemm" = "${path%-haswell}" ] || { echo "compare_kernels.sh: $path ran as gemm '$gemm'" >&2; exit 1; }
-    rates[$path]="${rates[$path]:-} $(python3 -c "print(f'{$n / ($end - $start):.2f}')")"
   done
 done
 for path in $paths; do

@@ -73,16 +73,13 @@ public final class MobileNetwork: FeatureNetwork {
             self.depthwiseBand = allocateAligned(floats: depthwiseBand)
             self.columns = allocateAligned(floats: columns)
             normalized = allocateAligned(floats: input)
-            sums = .allocate(capacity: channels)
-            pooled = .allocate(capacity: channels)
-            squeezed = .allocate(capacity: channels)
-            scale = .allocate(capacity: channels)
+            sums = allocateAligned(floats: channels)
+            pooled = allocateAligned(floats: channels)
+            squeezed = allocateAligned(floats: channels)
+            scale = allocateAligned(floats: channels)
         }
 
-        deinit {
-            (buffers + [band, depthwiseBand, columns, normalized]).forEach(deallocateAligned)
-            [sums, pooled, squeezed, scale].forEach { $0.deallocate() }
-        }
+        deinit { (buffers + [band, depthwiseBand, columns, normalized, sums, pooled, squeezed, scale]).forEach(deallocateAligned) }
     }
 
     public final class Workspace: NetworkWorkspace {

@@ -99,22 +99,8 @@ AVX512 static void gemm(int m, int n, int k, const float *a, size_t lda, int tra
                         ST_TILE_MASKS(width, left, right)
                         // The first block starts from the residual (or zero), the others from the partial sums.
                         const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
-                        if (m0 + MR < g1 && kc >= 64) {
-                            // The next strip's rows of C, and of its starting sums (the residual, which
-                            // the network's expansions read and overwrite in place), fetched while this
-                            // tile computes: its first FMAs wait on them otherwise (1.08x on conv2's
-                            // expansions at 224). Not for short inner dimensions (MobileNetV2's 16-32):
-                            // there the prefetches cost more than the tile waits (1.05x without).
-                            const float *next = !first ? c + (m0 + MR) * ldc + column : residual ? residual + (m0 + MR) * ldc + column : 0;
-                            for (int r = 0; r < MR && m0 + MR + r < g1; r++) {
-                                if (next) {
-                                    _mm_prefetch((const char *)(next + r * ldc), _MM_HINT_T0);
-                                    _mm_prefetch((const char *)(next + r * ldc + 16), _MM_HINT_T0);
-                                }
-                                _mm_prefetch((const char *)(c + (m0 + MR + r) * ldc + column), _MM_HINT_T0);
-                                _mm_prefetch((const char *)(c + (m0 + MR + r) * ldc + column + 16), _MM_HINT_T0);
-                            }
-                        }
+                        if (m0 + MR < g1)
+                            st_prefetch_strip(kc, c, residual, first, m0 + MR, g1 - m0 - MR < MR ? g1 - m0 - MR : MR, ldc, column, 2);
                         tileRows(rows, packA, kc, strip, lda, packed + (size_t)column * k + (size_t)k0 * NR, source,
                                  c + m0 * ldc + column, ldc, left, right, last && bias ? bias + column : 0, last ? relu : 0);
                     }

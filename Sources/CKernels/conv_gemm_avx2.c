@@ -110,17 +110,8 @@ AVX2 static void gemm(int m, int n, int k, const float *a, size_t lda, int trans
                         int rows = g1 - m0 < MR ? g1 - m0 : MR;
                         const float *strip = packA ? packedBlock + (size_t)(m0 - g0) * KC : a + m0 * lda + k0;
                         const float *source = !first ? c + m0 * ldc + column : residual ? residual + m0 * ldc + column : 0;
-                        if (m0 + MR < g1 && kc >= 64) {
-                            // The next strip's rows of C, and of its starting sums (the residual, which the
-                            // network's expansions read and overwrite in place), fetched while this tile
-                            // computes: its first FMAs wait on them otherwise (1.05x over ResNet50's GEMMs).
-                            // Not for short inner dimensions, as in the AVX-512 kernel.
-                            const float *next = !first ? c + (m0 + MR) * ldc + column : residual ? residual + (m0 + MR) * ldc + column : 0;
-                            for (int r = 0; r < MR && m0 + MR + r < g1; r++) {
-                                if (next) _mm_prefetch((const char *)(next + r * ldc), _MM_HINT_T0);
-                                _mm_prefetch((const char *)(c + (m0 + MR + r) * ldc + column), _MM_HINT_T0);
-                            }
-                        }
+                        if (m0 + MR < g1)
+                            st_prefetch_strip(kc, c, residual, first, m0 + MR, g1 - m0 - MR < MR ? g1 - m0 - MR : MR, ldc, column, 1);
                         tileRows(rows, packA, kc, strip, lda, sliver, source, c + m0 * ldc + column, ldc, width,
                                  last && bias ? bias + column : 0, last ? relu : 0);
                     }
